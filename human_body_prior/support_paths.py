@@ -1,0 +1,59 @@
+"""Where the shipped open body models and the open VPoser live.
+
+The files are in the repository's top-level ``support_data/`` folder. Set the environment
+variable ``HUMAN_BODY_PRIOR_SUPPORT_DATA`` to use a copy elsewhere.
+"""
+
+import os
+from pathlib import Path
+
+_MODEL_DIRS = {"smplx": "smplx", "smplh": "smplh", "smpl": "smpl", "mano": "mano"}
+_GENDERS = ("neutral", "female", "male")
+_MANO_SIDES = ("left", "right")
+
+
+def support_data_dir() -> Path:
+    """The folder holding the shipped model files."""
+    env = os.environ.get("HUMAN_BODY_PRIOR_SUPPORT_DATA")
+    folder = Path(env) if env else Path(__file__).resolve().parent.parent / "support_data"
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"support data folder {folder} not found; install human_body_prior from a clone "
+            "(pip install -e .) or set HUMAN_BODY_PRIOR_SUPPORT_DATA"
+        )
+    return folder
+
+
+def default_body_model_path(model_type: str = "smplx", gender: str = "neutral") -> str:
+    """Path of the shipped open body model file.
+
+    model_type: 'smplx' | 'smplh' | 'smpl' | 'mano'; gender: 'neutral' | 'female' | 'male'
+    ('left' | 'right' for MANO, where 'neutral' means 'right').
+    """
+    model_type = model_type.lower()
+    gender = gender.lower()
+    if model_type not in _MODEL_DIRS:
+        raise ValueError(f"model_type must be one of {sorted(_MODEL_DIRS)}, got {model_type!r}")
+    if model_type == "mano":
+        side = "right" if gender == "neutral" else gender
+        if side not in _MANO_SIDES:
+            raise ValueError(f"for MANO, gender must be 'left' or 'right', got {gender!r}")
+        name = f"MANO_{side.upper()}.npz"
+    else:
+        if gender not in _GENDERS:
+            raise ValueError(f"gender must be one of {_GENDERS}, got {gender!r}")
+        name = f"{model_type.upper()}_{gender.upper()}.npz"
+    path = support_data_dir() / "body_models" / _MODEL_DIRS[model_type] / name
+    if not path.is_file():
+        raise FileNotFoundError(f"shipped body model {path} is missing; rebuild it with "
+                                "`python -m human_body_prior.open_model.build`")
+    return str(path)
+
+
+def default_vposer_dir() -> str:
+    """Experiment folder (2019 layout) of the shipped open VPoser."""
+    path = support_data_dir() / "vposer_v1_0_open"
+    if not path.is_dir():
+        raise FileNotFoundError(f"shipped VPoser folder {path} is missing; retrain it with "
+                                "`python -m human_body_prior.train.train_open_vposer`")
+    return str(path)
