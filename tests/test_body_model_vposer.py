@@ -137,13 +137,13 @@ def test_fitting_poZ_body_to_target_joints_lowers_loss(files):
     poser_before = {k: v.clone() for k, v in bm.poser_body_pt.state_dict().items()}
     opt = torch.optim.Adam([bm.poZ_body], lr=0.05)
     losses = []
-    for _ in range(60):
+    for _ in range(30):
         opt.zero_grad()
         loss = ((bm().Jtr - target) ** 2).sum(-1).mean()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.1 * losses[0]
+    assert losses[-1] < 0.25 * losses[0]
     assert all(torch.equal(v, bm.poser_body_pt.state_dict()[k]) for k, v in poser_before.items())
 
 
