@@ -1,9 +1,44 @@
-"""The 2019 import path of VPoser v1: ``from human_body_prior.train.vposer_smpl import VPoser``.
+"""The 2019 import path of VPoser v1 and its trainer.
 
-The network lives in :mod:`human_body_prior.priors.vposer`. The VPoser trainer
-(``VPoserTrainer``, ``run_vposer_trainer``) goes in this module too.
+``from human_body_prior.train.vposer_smpl import VPoser`` gives the network (it lives in
+:mod:`human_body_prior.priors.vposer`). Training::
+
+    python -m human_body_prior.train.vposer_smpl --config_path X.ini [--key value ...]
+    torchrun --nproc_per_node=4 -m human_body_prior.train.vposer_smpl --config_path X.ini
+
+X.ini overrides ``vposer_smpl_defaults.ini`` (same sections and keys); ``--key value`` pairs
+override both. See :mod:`human_body_prior.train.trainer` for the experiment folder it writes.
 """
 
-from human_body_prior.priors.vposer import VPoser
+import sys
 
-__all__ = ["VPoser"]
+from human_body_prior.priors.vposer import VPoser
+from human_body_prior.train.settings import load_settings, parse_cli_overrides
+from human_body_prior.train.trainer import VPoserTrainer
+
+__all__ = ["VPoser", "VPoserTrainer", "run_vposer_trainer"]
+
+
+def run_vposer_trainer(ps) -> dict:
+    """Train with the settings ps (a Configer or dict, merged over the defaults); returns a summary dict
+    (epochs, best_val_loss, best_snapshot, wall_time_s, work_dir)."""
+    ps = load_settings(strict=False, **{k: v for k, v in dict(ps).items() if k != "default_ps"})
+    trainer = VPoserTrainer(ps)
+    try:
+        return trainer.train()
+    finally:
+        trainer.close()
+
+
+def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return {}
+    args = parse_cli_overrides(argv)
+    config_path = args.pop("config_path", None)
+    return run_vposer_trainer(load_settings(config_path, **args))
+
+
+if __name__ == "__main__":
+    main()

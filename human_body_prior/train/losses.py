@@ -1,0 +1,105 @@
+"""The VPoser v1 training objective and the body surface it is measured on.
+
+Objective per batch (2019): ``kl_coef * KL(q(z|x) || N(0, I))`` (summed over the latent
+dimensions, averaged over the batch) ``+ (1 - kl_coef) * L1`` between the body-model vertices of
+the input pose and of its reconstruction (mean absolute coordinate difference, millimetres),
+plus, during the first epochs, ``(1 - kl_coef) * `` the mean squared difference of the rotation
+matrices (which steers the decoder toward the right rotations while the mesh term is still flat).
+"""
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from human_body_prior.body_model.lbs import KinematicTree, forward_kinematics, pose_features, skin_vertices
+
+NUM_BODY_JOINTS = 21
+M_TO_MM = 1000.0
+
+
+class BodySurface(nn.Module):
+    """Vertices and joints of a body model posed by body-joint rotations only (zero shape,
+    root and hands), optionally on a fixed vertex subset for speed.
+
+    bm_path: a model file BodyModel reads (SMPL, SMPL-H or SMPL-X: joints 1..21 are the body).
+    num_vertices: 0/None for all vertices, else a fixed random subset of that many (seed ``seed``).
+    forward(body_rotmats (B, 21, 3, 3)) -> (vertices (B, S, 3), joints (B, J, 3)) in the model's
+    units (metres).
+    """
+
+    def __init__(self, bm_path, num_vertices=None, seed: int = 0, dtype=torch.float32):
+        super().__init__()
+        from human_body_prior.body_model.body_model import BodyModel
+
+        bm = BodyModel(bm_path, dtype=torch.float64)
+        if bm.model_type not in ("smpl", "smplh", "smplx"):
+            raise ValueError(f"{bm_path}: the VPoser loss needs a body model (smpl/smplh/smplx), got {bm.model_type}")
+        V = bm.v_template.shape[0]
+        if num_vertices and 0 < int(num_vertices) < V:
+            rng = np.random.default_rng(seed)
+            ids = np.sort(rng.choice(V, size=int(num_vertices), replace=False))
+        else:
+            ids = np.arange(V)
+        ids_t = torch.as_tensor(ids)
+        self.model_type = bm.model_type
+        self.num_model_vertices = V
+        self.tree = KinematicTree(bm.parents)
+        self.register_buffer("vertex_ids", ids_t)
+        self.register_buffer("v_template", bm.v_template[ids_t].to(dtype))
+        self.register_buffer("weights", bm.weights[ids_t].to(dtype))
+        self.register_buffer("joints_rest", bm.J_template.to(dtype))
+        if bm.posedirs is not None:
+            P = bm.posedirs.shape[0]
+            pd = bm.posedirs.reshape(P, V, 3)[:, ids_t].reshape(P, -1)
+            self.register_buffer("posedirs", pd.to(dtype))
+        else:
+            self.posedirs = None
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.tree)
+
+    def forward(self, body_rotmats: torch.Tensor):
+        B = body_rotmats.shape[0]
+        body_rotmats = body_rotmats.reshape(B, NUM_BODY_JOINTS, 3, 3).to(self.v_template.dtype)
+        eye = torch.eye(3, dtype=body_rotmats.dtype, device=body_rotmats.device)
+        rot = eye.expand(B, self.num_joints, 3, 3).clone()
+        rot[:, 1:NUM_BODY_JOINTS + 1] = body_rotmats
+        verts = self.v_template.expand(B, -1, -1)
+        if self.posedirs is not None:
+            verts = verts + (pose_features(rot) @ self.posedirs).reshape(B, -1, 3)
+        joints, transforms = forward_kinematics(rot, self.joints_rest.expand(B, -1, -1), self.tree)
+        return skin_vertices(verts, self.weights, transforms), joints
+
+
+def kl_to_standard_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2) || N(0, 1)) summed over the last dim. (N, D) -> (N,)."""
+    var = std.pow(2)
+    return 0.5 * (var + mean.pow(2) - 1.0 - torch.log(var.clamp_min(1e-20))).sum(-1)
+
+
+def vposer_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface, kl_coef: float,
+                use_pose_term: bool) -> dict:
+    """The 2019 objective on one batch.
+
+    pose_matrot_in / pose_matrot_rec: (N, 1, 21, 9) or (N, 21, 3, 3) rotation matrices;
+    mean, std: (N, D) posterior parameters. Returns a dict of scalar tensors: 'loss' (to minimise),
+    'kl', 'mesh_l1_mm', 'pose_mse' and 'v2v_mm' (mean vertex distance, for logging).
+    """
+    N = pose_matrot_in.shape[0]
+    R_in = pose_matrot_in.reshape(N, NUM_BODY_JOINTS, 3, 3)
+    R_rec = pose_matrot_rec.reshape(N, NUM_BODY_JOINTS, 3, 3)
+    with torch.no_grad():
+        v_in, _ = surface(R_in)
+    v_rec, _ = surface(R_rec)
+    diff_mm = (v_rec - v_in.to(v_rec.dtype)) * M_TO_MM
+    mesh_l1 = diff_mm.abs().mean()
+    kl = kl_to_standard_normal(mean, std).mean()
+    pose_mse = (R_rec - R_in.to(R_rec.dtype)).pow(2).mean()
+    loss = kl_coef * kl + (1.0 - kl_coef) * mesh_l1
+    if use_pose_term:
+        loss = loss + (1.0 - kl_coef) * pose_mse
+    with torch.no_grad():
+        v2v = diff_mm.norm(dim=-1).mean()
+    return {"loss": loss, "kl": kl.detach(), "mesh_l1_mm": mesh_l1.detach(), "pose_mse": pose_mse.detach(),
+            "v2v_mm": v2v}

@@ -1,0 +1,361 @@
+"""VPoserTrainer: trains VPoser v1 into a 2019-layout experiment folder, on one process or many.
+
+Folder written (rank 0 only)::
+
+    <work_dir>/<expr_code>.log            one line per epoch (train and validation losses)
+    <work_dir>/TRxx_<expr_code>.ini        the run's settings (read back by load_vposer)
+    <work_dir>/vposer_smpl.py              the model code (documentation; never executed)
+    <work_dir>/snapshots/TRxx_Eyyy.pt      the model state_dict whenever validation improves
+    <work_dir>/training_state.pt           model + optimizer + schedule + epoch, for resuming
+    <work_dir>/pictures/*.png              reconstructions and samples, when rendering works
+
+Every file is written to a temporary name in its folder and then renamed, so an interrupted
+run never leaves a half-written snapshot. Randomness (initial weights, shuffling, dropout and the
+reparameterisation noise) comes from the ``seed`` setting through local generators: a run on CPU
+is reproducible and the global random state of numpy and torch is left untouched.
+"""
+
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from human_body_prior.priors.vposer import VPoser
+from human_body_prior.tools import model_loader
+from human_body_prior.train import distributed
+from human_body_prior.train.losses import BodySurface, vposer_loss
+from human_body_prior.train.pose_data import PoseBatches, load_pose_split
+
+TRAINING_STATE = "training_state.pt"
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class _VAEStep(nn.Module):
+    """encode -> z = mean + std * eps -> decode, as one forward (what DistributedDataParallel wraps).
+
+    pose_aa (N, 21, 3), eps (N, D) -> (mean, std, pose_matrot (N, 1, 21, 9)).
+    """
+
+    def __init__(self, vposer: VPoser):
+        super().__init__()
+        self.vposer = vposer
+
+    def forward(self, pose_aa, eps):
+        q_z = self.vposer.encode(pose_aa)
+        z = q_z.loc + q_z.scale * eps
+        return q_z.loc, q_z.scale, self.vposer.decode(z, output_type="matrot")
+
+
+def init_vposer_weights(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default Linear initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from a local generator."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.in_features)
+                for p in (m.weight, m.bias):
+                    if p is not None:
+                        p.copy_(torch.rand(p.shape, generator=generator, dtype=torch.float64) * 2 * bound - bound)
+            elif isinstance(m, nn.BatchNorm1d):
+                m.reset_parameters()
+
+
+def _step_seed(*keys) -> int:
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
+
+
+class _LocalRandom:
+    """Seeds torch's default generators of the given device for the duration of a step and restores
+    the previous state afterwards (dropout draws from them and takes no generator argument)."""
+
+    def __init__(self, seed: int, device: torch.device):
+        self.seed, self.device = seed, device
+
+    def __enter__(self):
+        self.cpu_state = torch.get_rng_state()
+        torch.default_generator.manual_seed(self.seed)
+        if self.device.type == "cuda":
+            self.cuda_state = torch.cuda.get_rng_state(self.device)
+            torch.cuda.default_generators[self.device.index or 0].manual_seed(self.seed)
+
+    def __exit__(self, *exc):
+        torch.set_rng_state(self.cpu_state)
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(self.cuda_state, self.device)
+        return False
+
+
+def _fmt(metrics: dict) -> str:
+    return " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+class VPoserTrainer:
+    """Train VPoser v1 with the 2019 objective.
+
+    ps: a Configer (see ``settings.load_settings``) with at least dataset_dir; everything else
+    has a default in ``vposer_smpl_defaults.ini``. Under ``torchrun`` each process trains on its
+    shard of every epoch with DistributedDataParallel; rank 0 writes the folder.
+    """
+
+    def __init__(self, ps):
+        self.ps = ps
+        if int(ps.get("num_threads", 0) or 0) > 0:
+            torch.set_num_threads(int(ps.num_threads))
+        self.dist = distributed.setup(ps.get("device", "auto"))
+        self.device = self.dist.device
+        dtype_name = str(ps.get("dtype", "float32"))
+        if dtype_name not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype_name!r}")
+        self.dtype = _DTYPES[dtype_name]
+        self.seed = int(ps.seed)
+        self.kl_coef = float(ps.kl_coef)
+
+        self.expr_code = str(ps.get("expr_code") or "vposer_run")
+        work_dir = ps.get("work_dir") or str(Path(ps.get("work_root") or ".") / self.expr_code)
+        self.work_dir = Path(work_dir)
+        ps.work_dir = str(self.work_dir)
+        self.try_num = int(ps.get("try_num", 0) or 0)
+        if self.dist.is_main:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.log_fname = self.work_dir / f"{self.expr_code}.log"
+
+        dataset_dir = ps.get("dataset_dir")
+        if not dataset_dir:
+            raise ValueError("setting dataset_dir is empty: point it at the folder with train/ and vald/ splits")
+        dataset_dir = Path(dataset_dir)
+        self.train_poses = load_pose_split(dataset_dir / "train", self.dtype)
+        self.vald_poses = load_pose_split(dataset_dir / "vald", self.dtype)
+        self.batches = PoseBatches(self.train_poses, int(ps.batch_size), rank=self.dist.rank,
+                                   world_size=self.dist.world_size, shuffle=True, seed=self.seed)
+
+        bm_path = ps.get("bm_path") or None
+        if bm_path is None:
+            from human_body_prior import default_body_model_path
+            bm_path = default_body_model_path("smplx", "neutral")
+        ps.bm_path = str(bm_path)
+        self.surface = BodySurface(bm_path, num_vertices=int(ps.get("num_loss_vertices", 0) or 0),
+                                   seed=int(ps.get("vertex_subset_seed", 0) or 0), dtype=self.dtype).to(self.device)
+
+        self.vposer = VPoser(num_neurons=int(ps.num_neurons), latentD=int(ps.latentD),
+                             data_shape=list(ps.data_shape), use_cont_repr=bool(ps.use_cont_repr))
+        init_vposer_weights(self.vposer, torch.Generator().manual_seed(_step_seed(self.seed, 0x1417)))
+        self.vposer.to(device=self.device, dtype=self.dtype)
+        step = _VAEStep(self.vposer)
+        if self.dist.is_distributed:
+            from torch.nn.parallel import DistributedDataParallel
+            step = DistributedDataParallel(step, device_ids=[self.device] if self.device.type == "cuda" else None)
+        self.step_module = step
+
+        self.optimizer = torch.optim.Adam(self.vposer.parameters(), lr=float(ps.base_lr),
+                                          weight_decay=float(ps.reg_coef))
+        self.scheduler = self._make_scheduler()
+        self.epoch = 0
+        self.best_val = math.inf
+        self.best_snapshot = None
+        self.epochs_since_best = 0
+
+        resume = ps.get("resume", False)
+        if resume:
+            self.resume(self.work_dir / TRAINING_STATE if resume is True else resume)
+
+    # ------------------------------------------------------------------------------ helpers
+    def _make_scheduler(self):
+        kind = str(self.ps.get("lr_schedule", "plateau")).lower()
+        if kind == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="min", factor=float(self.ps.lr_factor), patience=int(self.ps.lr_patience),
+                min_lr=float(self.ps.min_lr))
+        if kind == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=int(self.ps.lr_step_epochs),
+                                                   gamma=float(self.ps.lr_factor))
+        if kind == "none":
+            return None
+        raise ValueError(f"lr_schedule must be 'plateau', 'step' or 'none', got {kind!r}")
+
+    def log(self, msg: str) -> None:
+        if not self.dist.is_main:
+            return
+        print(msg, flush=True)
+        with open(self.log_fname, "a") as f:
+            f.write(msg + "\n")
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # ------------------------------------------------------------------------------ one epoch
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over this rank's shard; returns metrics averaged over batches and ranks."""
+        self.step_module.train()
+        self.batches.set_epoch(epoch)
+        use_pose_term = epoch <= int(self.ps.get("keep_extra_loss_terms_until_epoch", 0) or 0)
+        sums, n = {}, 0
+        bar = None
+        if self.dist.is_main and bool(self.ps.get("progress_bar", True)):
+            from tqdm import tqdm
+            bar = tqdm(total=len(self.batches), desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+        for b, pose_aa in enumerate(self.batches):
+            pose_aa = pose_aa.to(self.device)
+            seed = _step_seed(self.seed, epoch, b, self.dist.rank)
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+            eps = torch.randn(pose_aa.shape[0], self.vposer.latentD, generator=gen, device=self.device,
+                              dtype=self.dtype)
+            with _LocalRandom(seed, self.device):  # dropout masks
+                mean, std, rec = self.step_module(pose_aa, eps)
+            out = vposer_loss(VPoser.aa2matrot(pose_aa), rec, mean, std, self.surface, self.kl_coef, use_pose_term)
+            self.optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            self.optimizer.step()
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(out['loss']):.3f}", v2v=f"{float(out['v2v_mm']):.1f}")
+        if bar is not None:
+            bar.close()
+        metrics = {k: v / max(n, 1) for k, v in sums.items()}
+        return distributed.all_reduce_mean(metrics, self.dist)
+
+    @torch.no_grad()
+    def evaluate(self, poses: torch.Tensor, chunk: int = 2048) -> dict:
+        """Validation metrics of the posterior mean (eval mode, deterministic) on (N, 21, 3) poses;
+        the pose term is included as in the last epoch's objective."""
+        self.vposer.eval()
+        sums, total = {}, 0
+        use_pose_term = self.epoch <= int(self.ps.get("keep_extra_loss_terms_until_epoch", 0) or 0)
+        for s in range(0, len(poses), chunk):
+            p = poses[s:s + chunk].to(self.device)
+            q_z = self.vposer.encode(p)
+            rec = self.vposer.decode(q_z.loc, output_type="matrot")
+            out = vposer_loss(VPoser.aa2matrot(p), rec, q_z.loc, q_z.scale, self.surface, self.kl_coef,
+                              use_pose_term)
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(p)
+            total += len(p)
+        self.vposer.train()
+        return {k: v / total for k, v in sums.items()}
+
+    # ------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {"model": {k: v.detach().cpu() for k, v in self.vposer.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+                "epoch": int(self.epoch), "best_val": float(self.best_val),
+                "best_snapshot": str(self.best_snapshot or ""), "epochs_since_best": int(self.epochs_since_best),
+                "seed": self.seed}
+
+    def save_training_state(self) -> None:
+        if not self.dist.is_main:
+            return
+        state = self.state_dict()
+        model_loader._atomic_write(self.work_dir / TRAINING_STATE, lambda tmp: torch.save(state, tmp))
+
+    def resume(self, path) -> None:
+        """Continue from a training_state.pt (model, optimizer, schedule, epoch) or from a bare
+        snapshot TRxx_Eyyy.pt (weights; the epoch comes from the name, the optimizer starts fresh)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / TRAINING_STATE
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: {path} not found")
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state and "optimizer" in state:
+            model_loader.load_state_dict_checked(self.vposer, state["model"], source=f"training state {path}")
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state.get("scheduler"):
+                self.scheduler.load_state_dict(state["scheduler"])
+            self.epoch = int(state["epoch"])
+            self.best_val = float(state["best_val"])
+            self.best_snapshot = state.get("best_snapshot") or None
+            self.epochs_since_best = int(state.get("epochs_since_best", 0))
+        else:
+            m = re.match(r"^TR\d+_E(\d+)\.pt$", path.name)
+            if m is None:
+                raise ValueError(f"cannot resume from {path}: neither a training state nor a TRxx_Eyyy.pt snapshot")
+            model_loader.load_state_dict_checked(self.vposer, model_loader.read_state_dict(path),
+                                                 source=f"snapshot {path}")
+            self.epoch = int(m.group(1))
+        self.vposer.to(device=self.device, dtype=self.dtype)
+        self.log(f"resumed from {path} at epoch {self.epoch}")
+
+    def _settings_to_save(self) -> dict:
+        keep = {k: v for k, v in dict(self.ps).items() if k not in ("default_ps", "resume")}
+        keep["dataset_dir"] = str(keep.get("dataset_dir", ""))
+        return keep
+
+    # ------------------------------------------------------------------------------ the run
+    def train(self) -> dict:
+        """Train from self.epoch + 1 to num_epochs; returns a summary dict."""
+        num_epochs = int(self.ps.num_epochs)
+        patience = int(self.ps.get("early_stop_patience", 0) or 0)
+        if self.epoch == 0:
+            self.log(f"VPoser training {self.expr_code}: {len(self.train_poses)} train / {len(self.vald_poses)} vald "
+                     f"poses, {self.dist.world_size} process(es) on {self.device}, batch {self.batches.batch_size} "
+                     f"per process, {sum(p.numel() for p in self.vposer.parameters())} parameters, "
+                     f"{self.surface.v_template.shape[0]} of {self.surface.num_model_vertices} vertices in the loss")
+        t_start = time.time()
+        while self.epoch < num_epochs:
+            t0 = time.time()
+            epoch = self.epoch + 1
+            train_m = self.train_epoch(epoch)
+            self.epoch = epoch
+            vald_m = self.evaluate(self.vald_poses)
+            val_loss = vald_m["loss"]
+            if self.scheduler is not None:
+                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    self.scheduler.step(val_loss)
+                else:
+                    self.scheduler.step()
+            improved = val_loss < self.best_val
+            if improved:
+                self.best_val = val_loss
+                self.epochs_since_best = 0
+                if self.dist.is_main:
+                    self.best_snapshot = model_loader.write_vposer_experiment(
+                        self.work_dir, self.vposer, settings=self._settings_to_save(), epoch=epoch,
+                        try_num=self.try_num, expr_code=self.expr_code)
+            else:
+                self.epochs_since_best += 1
+            self.save_training_state()
+            self.log(f"epoch {epoch:3d}/{num_epochs} lr {self.lr:.2e} | train {_fmt(train_m)} | vald {_fmt(vald_m)} | "
+                     f"{time.time() - t0:.1f} s{' | saved ' + Path(self.best_snapshot).name if improved and self.best_snapshot else ''}")
+            distributed.barrier(self.dist)
+            if patience and self.epochs_since_best >= patience:
+                self.log(f"stopping early: no validation improvement for {patience} epochs")
+                break
+        summary = {"epochs": self.epoch, "best_val_loss": self.best_val, "best_snapshot": self.best_snapshot,
+                   "wall_time_s": time.time() - t_start, "work_dir": str(self.work_dir)}
+        if self.dist.is_main and bool(self.ps.get("render_pictures", False)) and self.best_snapshot:
+            self.render_pictures()
+        return summary
+
+    def render_pictures(self, num: int = 6) -> None:
+        """Reconstructions (top: input, bottom: reconstruction) of vald poses and random samples as PNGs."""
+        try:
+            from human_body_prior.body_model.body_model import BodyModel
+            from human_body_prior.tools.visualization_tools import imagearray2file, render_smpl_params
+
+            bm = BodyModel(self.ps.bm_path)
+            idx = torch.linspace(0, len(self.vald_poses) - 1, num).long()
+            p = self.vald_poses[idx].to(self.device)
+            self.vposer.eval()
+            with torch.no_grad():
+                rec = self.vposer.decode(self.vposer.encode(p).loc, output_type="aa")
+                samples = self.vposer.sample_poses(num, output_type="aa", seed=self.seed)
+            self.vposer.train()
+            pics = self.work_dir / "pictures"
+            rows = [render_smpl_params(bm, {"pose_body": x.reshape(num, -1).cpu().float()}, width=200, height=200)[0]
+                    for x in (p, rec)]
+            imagearray2file(np.stack(rows)[:, :, None], str(pics / f"TR{self.try_num:02d}_E{self.epoch:03d}_reconstructions.png"))
+            s_img = render_smpl_params(bm, {"pose_body": samples.reshape(num, -1).cpu().float()}, width=200, height=200)
+            imagearray2file(s_img[:, :, None], str(pics / f"TR{self.try_num:02d}_E{self.epoch:03d}_samples.png"))
+            self.log(f"pictures written to {pics}")
+        except Exception as e:  # rendering is optional (no OpenGL context, no display)
+            self.log(f"pictures skipped: rendering not available ({type(e).__name__}: {e})")
+
+    def close(self) -> None:
+        distributed.teardown(self.dist)
