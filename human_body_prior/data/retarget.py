@@ -1,0 +1,318 @@
+"""Retargeting BVH motion onto the SMPL-X joint tree of a body model.
+
+Method (batched over frames):
+
+1. Reference pose of the source: the hierarchy's zero pose, or the skeleton's tabulated T-pose.
+   The world axes are read off it: up = pelvis -> neck, left = right hip -> left hip (snapped to
+   the file's coordinate axes), giving the rotation ``C`` into the model frame (Y up, +Z forward,
+   +X left).
+2. Each mapped SMPL-X joint (or chain of joints sharing one source joint) gets a constant alignment
+   ``A`` taking the model's rest bone directions onto the source's reference bone directions: a
+   least-squares rotation where the bone has several mapped children (pelvis, upper spine), else
+   the parent's alignment followed by the smallest swing onto the one child direction (so twist is
+   inherited down the chain, never invented).
+3. Per frame, the source bone's rotation away from its reference, ``D = C G_t G_ref^T C^T``, gives
+   the model bone's world orientation ``D A``; for single-child bones a small swing then points the
+   bone exactly at the source child (intermediate source joints such as twist or neck bones move
+   children a little). Twist about the bone comes from the source orientation.
+4. Local rotations ``R_parent^T R``; a chain of k SMPL-X joints sharing one source joint gets
+   the k-th root of the chain's rotation at each joint. Unmapped joints keep the identity.
+5. Translation: the source hip centre scaled by model leg length / source leg length.
+
+All lengths of the output are metres in the model's frame; ``world_up='z'`` turns the world to the
+AMASS convention (Z up) by rotating the root.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, forward_kinematics, rest_pose
+from human_body_prior.data.skeleton_maps import REQUIRED_JOINTS, Skeleton, resolve_skeleton
+from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle,
+                                                   matrix_to_quaternion, quaternion_to_matrix)
+
+NUM_SMPLX_JOINTS = 55
+Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # rotation +90 deg about X: y -> z
+
+
+# --------------------------------------------------------------------------------------- model skeleton
+
+def model_rest_skeleton(bm_path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rest joints (55, 3) in metres (mean shape) and parents (55,) of an SMPL-X model file."""
+    from human_body_prior.body_model.model_io import load_model_file
+
+    data = load_model_file(bm_path)
+    J = np.asarray(data["J_regressor"], dtype=np.float64) @ np.asarray(data["v_template"], dtype=np.float64)
+    if J.shape != (NUM_SMPLX_JOINTS, 3):
+        raise ValueError(f"{bm_path}: retargeting needs an SMPL-X model (55 joints), got J_regressor giving {J.shape}")
+    return J, np.array(SMPLX_PARENTS)
+
+
+# --------------------------------------------------------------------------------------- small rotation helpers (numpy, (..., 3))
+
+def _unit(v, eps=1e-12):
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), eps)
+
+
+def swing_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking unit vectors a (..., 3) onto b (..., 3) -> (..., 3, 3)."""
+    a, b = _unit(a), _unit(b)
+    v = np.cross(a, b)
+    c = np.sum(a * b, axis=-1)
+    K = np.zeros(v.shape[:-1] + (3, 3))
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    # near-opposite vectors: rotate by pi about any axis orthogonal to a
+    opposite = c < -1 + 1e-9
+    coef = 1.0 / np.where(opposite, 1.0, 1.0 + c)
+    R = np.eye(3) + K + (K @ K) * coef[..., None, None]
+    if np.any(opposite):
+        ax = np.cross(a[opposite], np.array([1.0, 0, 0]))
+        bad = np.linalg.norm(ax, axis=-1) < 1e-6
+        ax[bad] = np.cross(a[opposite][bad], np.array([0, 1.0, 0]))
+        ax = _unit(ax)
+        R[opposite] = 2 * ax[..., :, None] * ax[..., None, :] - np.eye(3)
+    return R
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Rotation R (3, 3) minimising sum |R src_i - dst_i|^2 for vectors (n, 3)."""
+    H = src.T @ dst
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(Vt.T @ U.T))
+    return Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+
+
+def _quat_to_matrix_np(q) -> np.ndarray:
+    return quaternion_to_matrix(torch.as_tensor(np.asarray(q, dtype=np.float64))).numpy()
+
+
+# --------------------------------------------------------------------------------------- reference pose
+
+def reference_pose(bvh: BVH, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
+    """Source T-pose: world positions (J, 3) and orientations (J, 3, 3)."""
+    if not skeleton.reference_pose:
+        return rest_pose(bvh)
+    J = len(bvh.names)
+    local = np.broadcast_to(np.eye(3), (J, 3, 3)).copy()
+    anchor = None
+    for name, q in skeleton.reference_pose.items():
+        if name in bvh.names:
+            local[bvh.index(name)] = _quat_to_matrix_np(q)
+            if anchor is None:
+                anchor = bvh.index(name)
+    pos, rot = forward_kinematics(local[None], bvh.offsets[None], bvh.parents)
+    pos, rot = pos[0], rot[0]
+    if anchor is not None:
+        # the first tabulated joint's quaternion is its world orientation: re-anchor the pose there
+        fix = local[anchor] @ rot[anchor].T
+        pos = (pos - pos[anchor]) @ fix.T + pos[anchor]
+        rot = fix @ rot
+    return pos, rot
+
+
+def world_axes(ref_pos: np.ndarray, idx: dict[str, int]) -> np.ndarray:
+    """Rotation C (3, 3) from the file's world axes into the model's (X left, Y up, Z forward),
+    read off the reference pose and snapped to the coordinate axes."""
+    up = ref_pos[idx["neck"]] - ref_pos[idx["pelvis"]]
+    left = (ref_pos[idx["left_hip"]] - ref_pos[idx["right_hip"]]
+            + ref_pos[idx["left_shoulder"]] - ref_pos[idx["right_shoulder"]])
+    ua = int(np.argmax(np.abs(up)))
+    up_axis = np.zeros(3)
+    up_axis[ua] = np.sign(up[ua])
+    left = left.copy()
+    left[ua] = 0.0
+    la = int(np.argmax(np.abs(left)))
+    left_axis = np.zeros(3)
+    left_axis[la] = np.sign(left[la])
+    fwd_axis = np.cross(left_axis, up_axis)
+    return np.stack([left_axis, up_axis, fwd_axis])  # rows: file vector -> model coordinates
+
+
+# --------------------------------------------------------------------------------------- retargeting
+
+class Retargeter:
+    """Retargets BVH takes of one skeleton onto one SMPL-X rest skeleton.
+
+    rest_joints: (55, 3) model rest joints in metres (T-pose, Y up, facing +Z, left at +X);
+    parents: (55,).
+    """
+
+    def __init__(self, rest_joints: np.ndarray, parents=None):
+        self.J = np.asarray(rest_joints, dtype=np.float64)
+        self.parents = np.array(SMPLX_PARENTS if parents is None else parents)
+        if self.J.shape != (NUM_SMPLX_JOINTS, 3) or self.parents.shape != (NUM_SMPLX_JOINTS,):
+            raise ValueError(f"rest_joints must be (55, 3) and parents (55,), got {self.J.shape} and {self.parents.shape}")
+        self.names = list(SMPLX_JOINT_NAMES)
+
+    @classmethod
+    def from_model_file(cls, bm_path: str) -> "Retargeter":
+        J, parents = model_rest_skeleton(bm_path)
+        return cls(J, parents)
+
+    # ---- structure of a map on the model tree
+    def _groups(self, joint_map: dict[str, str]):
+        """Chains of model joints sharing a source joint -> list of (joint indices root-first, source name)."""
+        name_to_idx = {n: i for i, n in enumerate(self.names)}
+        unknown = [k for k in joint_map if k not in name_to_idx]
+        if unknown:
+            raise ValueError(f"joint map names unknown SMPL-X joints {unknown}; valid names: {', '.join(self.names)}")
+        groups = {}
+        for name, src in joint_map.items():
+            groups.setdefault(src, []).append(name_to_idx[name])
+        out = []
+        for src, idx in groups.items():
+            idx = sorted(idx)
+            for a, b in zip(idx[:-1], idx[1:]):
+                if self.parents[b] != a:
+                    raise ValueError(f"SMPL-X joints {[self.names[i] for i in idx]} share source joint {src!r} "
+                                     "but do not form a parent-child chain")
+            out.append((idx, src))
+        out.sort(key=lambda g: g[0][0])
+        return out
+
+    def retarget(self, bvh: BVH, skeleton="auto", world_up: str = "z") -> dict:
+        """Retarget a parsed BVH take.
+
+        Returns dict with 'pose' (F, 55, 3) axis-angle local rotations in SMPL-X order, 'trans' (F, 3) m,
+        'global_rot' (F, 55, 3, 3) model-frame world orientations (before ``world_up``), 'skeleton' name,
+        'scale' (model / source length), 'swing_deg' (F, 55) size of the per-frame swing corrections,
+        and the pieces the quality measure needs.
+        """
+        if world_up not in ("y", "z"):
+            raise ValueError(f"world_up must be 'y' or 'z', got {world_up!r}")
+        sk = resolve_skeleton(skeleton, bvh.names, bvh.source)
+        jm = sk.joint_map
+        missing = [j for j in REQUIRED_JOINTS if j not in jm]
+        if missing:
+            raise ValueError(f"{bvh.source}: joint map of skeleton {sk.name!r} lacks required SMPL-X joints {missing}")
+        groups = self._groups(jm)
+        src_idx = {src: bvh.index(src) for _, src in groups}
+        head_of = {}  # model joint -> group index (every member)
+        for g, (idx, _) in enumerate(groups):
+            for i in idx:
+                head_of[i] = g
+        first = {self.names[idx[0]]: src_idx[src] for idx, src in groups}  # model name -> source joint idx
+
+        P, G = bvh_forward_kinematics(bvh)  # (F, S, 3), (F, S, 3, 3)
+        P_ref, G_ref = reference_pose(bvh, sk)
+        C = world_axes(P_ref, first)
+        Jm = self.J
+
+        # model children of each group: first joints of groups whose head's parent is in this group
+        group_children = [[] for _ in groups]
+        group_parent = [-1] * len(groups)
+        for g, (idx, _) in enumerate(groups):
+            p = self.parents[idx[0]]
+            while p >= 0 and p not in head_of:
+                p = self.parents[p]
+            if p >= 0:
+                group_parent[g] = head_of[p]
+                group_children[head_of[p]].append(g)
+
+        # constant alignments A (model rest -> source reference, in the model frame)
+        A = [None] * len(groups)
+        for g, (idx, src) in enumerate(groups):  # groups are sorted root-first
+            A_par = A[group_parent[g]] if group_parent[g] >= 0 else np.eye(3)
+            vm, vs = self._alignment_vectors(idx[0], src, groups, group_children[g], P_ref, src_idx, C)
+            if len(vm) >= 2 and np.linalg.matrix_rank(_unit(vm), tol=1e-3) >= 2:
+                A[g] = kabsch(_unit(vm), _unit(vs))
+            elif len(vm) >= 1:
+                A[g] = swing_rotation(A_par @ vm[0], vs[0]) @ A_par
+            else:
+                A[g] = A_par
+
+        F = bvh.num_frames
+        # world orientation of each group's last joint
+        R_group = np.empty((len(groups), F, 3, 3))
+        swing_deg = np.zeros((F, NUM_SMPLX_JOINTS))
+        for g, (idx, src) in enumerate(groups):
+            s = src_idx[src]
+            D = C @ G[:, s] @ G_ref[s].T @ C.T
+            R = D @ A[g]
+            if len(group_children[g]) == 1:
+                c = group_children[g][0]
+                vm = Jm[groups[c][0][0]] - Jm[idx[0]]
+                target = (P[:, src_idx[groups[c][1]]] - P[:, s]) @ C.T
+                S = swing_rotation(R @ vm, target)
+                swing_deg[:, idx[-1]] = np.degrees(np.arccos(np.clip((np.trace(S, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
+                R = S @ R
+            R_group[g] = R
+
+        # local rotations, walking the model tree root-first
+        glob = np.broadcast_to(np.eye(3), (F, NUM_SMPLX_JOINTS, 3, 3)).copy()
+        local = glob.copy()
+        for j in range(NUM_SMPLX_JOINTS):
+            p = self.parents[j]
+            Rp = glob[:, p] if p >= 0 else np.broadcast_to(np.eye(3), (F, 3, 3))
+            if j in head_of:
+                g = head_of[j]
+                idx = groups[g][0]
+                if j == idx[0]:
+                    L = np.swapaxes(Rp, -1, -2) @ R_group[g]
+                    k = len(idx)
+                    if k == 1:
+                        Lk = L
+                    else:
+                        aa = matrix_to_axis_angle(torch.from_numpy(L)) / k
+                        Lk = axis_angle_to_matrix(aa).numpy()
+                    for i in idx:
+                        local[:, i] = Lk
+                # members after the head reuse the head's share
+                glob[:, j] = Rp @ local[:, j]
+            else:
+                glob[:, j] = Rp  # identity local
+        root_global = glob[:, 0].copy()
+
+        # translation: hip centre, scaled to the model's legs
+        scale = self._leg_length(Jm) / self._leg_length_src(P_ref, first)
+        hip_c_src = 0.5 * (P[:, first["left_hip"]] + P[:, first["right_hip"]]) @ C.T * scale
+        hip_c_model = 0.5 * (Jm[1] + Jm[2])
+        # posed pelvis = J0 + trans; posed hip centre = J0 + trans + R_root (hip_c_model - J0)
+        pelvis_world = hip_c_src - np.einsum("fab,b->fa", root_global, hip_c_model - Jm[0])
+        W = Y_UP_TO_Z_UP if world_up == "z" else np.eye(3)
+        local[:, 0] = W @ root_global
+        trans = pelvis_world @ W.T - Jm[0]
+        pose = matrix_to_axis_angle(torch.from_numpy(local)).numpy()
+        return {"pose": pose, "trans": trans, "global_rot": glob, "skeleton": sk.name, "scale": scale,
+                "swing_deg": swing_deg, "world_rotation": W, "C": C, "groups": groups,
+                "source_positions": P, "source_index": src_idx}
+
+    def _alignment_vectors(self, h, src, groups, children, P_ref, src_idx, C):
+        """Matching model-rest and source-reference vectors (n, 3) that fix a bone's orientation.
+
+        A left/right pair of children (hips, collars) contributes the vector between the two (the
+        hip or shoulder line) instead of the two vectors from the parent: where a skeleton puts its
+        pelvis or chest joint relative to the limbs differs between rigs, their side-to-side line
+        does not. Vectors of zero length in the source are dropped.
+        """
+        first = {groups[c][0][0]: groups[c][1] for c in children}
+        vm, vs = [], []
+        used = set()
+        for j, s_name in first.items():
+            name = self.names[j]
+            if name.startswith("left_"):
+                other = self.names.index("right_" + name[5:])
+                if other in first:
+                    used |= {j, other}
+                    vm.append(self.J[j] - self.J[other])
+                    vs.append(C @ (P_ref[src_idx[s_name]] - P_ref[src_idx[first[other]]]))
+        for j, s_name in first.items():
+            if j not in used:
+                vm.append(self.J[j] - self.J[h])
+                vs.append(C @ (P_ref[src_idx[s_name]] - P_ref[src_idx[src]]))
+        keep = [k for k in range(len(vs)) if np.linalg.norm(vs[k]) > 1e-6 and np.linalg.norm(vm[k]) > 1e-9]
+        return np.array([vm[k] for k in keep]).reshape(-1, 3), np.array([vs[k] for k in keep]).reshape(-1, 3)
+
+    @staticmethod
+    def _leg_length(J):
+        return 0.5 * (np.linalg.norm(J[4] - J[1]) + np.linalg.norm(J[7] - J[4])
+                      + np.linalg.norm(J[5] - J[2]) + np.linalg.norm(J[8] - J[5]))
+
+    @staticmethod
+    def _leg_length_src(P, first):
+        return 0.5 * sum(np.linalg.norm(P[first[f"{s}_{b}"]] - P[first[f"{s}_{a}"]])
+                         for s in ("left", "right") for a, b in (("hip", "knee"), ("knee", "ankle")))

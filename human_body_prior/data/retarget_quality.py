@@ -1,0 +1,117 @@
+"""How faithfully a retargeted take reproduces its BVH source.
+
+- Joint error: the body model's posed joints against the BVH joint positions with every bone's
+  length replaced by the model's (source bone directions, model bone lengths, chained from the
+  model's pelvis), on the mapped body joints, in millimetres.
+- Bend direction: share of frames in which a bent knee moves the shin backwards and a bent elbow
+  moves the forearm forwards in the parent bone's frame (the anatomical directions; both the hinge
+  and the twist of the upper bone must be right for this to hold).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BODY_JOINTS = 22
+_KNEES = ((4, 7), (5, 8))      # (joint, child) for left/right knee
+_ELBOWS = ((18, 20), (19, 21))  # (joint, child) for left/right elbow
+_LIMB_ROOTS = (1, 2, 13, 14)  # hips and collars: chained from the model's own joint
+
+
+def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+    """Mapped model joint index -> (F, 3) length-normalised source position, in the output world.
+
+    Each source bone keeps its direction and takes the model's bone length; positions are chained
+    along the spine from the model's pelvis and along each limb from the model's hip or collar (the
+    torso-to-limb offsets differ in rest between skeletons, so they are not compared as bones). The
+    left hip is placed from the right hip along the source's hip line, which checks the pelvis yaw.
+    Joints whose source bone has zero length (e.g. a spine joint sitting on the pelvis) are anchored
+    at the model's joint. model_joints: (F, 55, 3) posed model joints in metres.
+    """
+    groups, src_idx = result["groups"], result["source_index"]
+    P = result["source_positions"]
+    M = result["world_rotation"] @ result["C"]
+    head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
+    parents = np.asarray(_parents())
+    scale = result["scale"]
+
+    def direction(a, b):
+        d = (P[:, src_idx[b]] - P[:, src_idx[a]]) @ M.T
+        n = np.linalg.norm(d, axis=-1, keepdims=True)
+        return d / np.maximum(n, 1e-12), float(n.min()) * scale
+
+    root = groups[0][0][0]
+    anchors = {root: model_joints[:, root]}
+    measured = {}
+    for idx, src in groups[1:]:
+        c = idx[0]
+        p = parents[c]
+        while p not in head_of:
+            p = parents[p]
+        pidx, psrc = groups[head_of[p]]
+        ph = pidx[0]
+        d, length = direction(psrc, src)
+        if c in _LIMB_ROOTS or length < 1e-4:
+            anchors[c] = model_joints[:, c]
+            continue
+        anchors[c] = anchors[ph] + np.linalg.norm(rest_joints[c] - rest_joints[ph]) * d
+        measured[c] = anchors[c]
+    names = {n: i for i, n in enumerate(_names())}
+    lh, rh = names["left_hip"], names["right_hip"]
+    if lh in head_of and rh in head_of:
+        d, _ = direction(groups[head_of[rh]][1], groups[head_of[lh]][1])
+        measured[lh] = model_joints[:, rh] + np.linalg.norm(rest_joints[lh] - rest_joints[rh]) * d
+    return measured
+
+
+def _names():
+    from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
+    return SMPLX_JOINT_NAMES
+
+
+def _parents():
+    from human_body_prior.body_model.joint_names import SMPLX_PARENTS
+    return SMPLX_PARENTS
+
+
+def joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+    """Per mapped body joint (not the pelvis) the (F,) distance in mm between the model's posed joint
+    (model_joints (F, 55, 3), metres) and the length-normalised source joint."""
+    ref = normalised_source_joints(result, model_joints, rest_joints)
+    return {j: 1000 * np.linalg.norm(model_joints[:, j] - q, axis=-1)
+            for j, q in ref.items() if 0 < j < BODY_JOINTS}
+
+
+def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray, min_bend_deg: float = 20.0) -> dict[str, float]:
+    """Share of bent frames (bend > min_bend_deg) bending the anatomical way, for knees and elbows.
+
+    In the upper bone's frame the upper bone points along its rest direction u; the lower bone points
+    along d = R_local @ (its rest direction). The bend is the angle between u and d; a knee bends the
+    anatomical way when d - u points backwards (-Z), an elbow when it points forwards (+Z).
+    pose: (F, 55, 3) local axis-angle rotations. Returns {'knee': share, 'elbow': share,
+    'knee_bent_frames': n, 'elbow_bent_frames': n} (share is nan when nothing bends).
+    """
+    out = {}
+    parents = _parents()
+    for name, pairs, sign in (("knee", _KNEES, -1.0), ("elbow", _ELBOWS, 1.0)):
+        good = bent = 0
+        for j, c in pairs:
+            u = rest_joints[j] - rest_joints[parents[j]]
+            u = u / np.linalg.norm(u)
+            v = rest_joints[c] - rest_joints[j]
+            v = v / np.linalg.norm(v)
+            d = _rotate(pose[:, j], v)
+            ang = np.degrees(np.arccos(np.clip(d @ u, -1, 1)))
+            is_bent = ang > min_bend_deg
+            bent += int(is_bent.sum())
+            good += int((is_bent & (sign * (d[:, 2] - u[2]) > 0)).sum())
+        out[name] = good / bent if bent else float("nan")
+        out[f"{name}_bent_frames"] = bent
+    return out
+
+
+def _rotate(aa: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate the vector v (3,) by axis-angle rotations aa (F, 3) (Rodrigues)."""
+    th = np.linalg.norm(aa, axis=-1, keepdims=True)
+    k = aa / np.maximum(th, 1e-12)
+    return (v * np.cos(th) + np.cross(k, v) * np.sin(th) + k * (k @ v)[:, None] * (1 - np.cos(th)))
