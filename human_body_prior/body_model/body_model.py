@@ -121,8 +121,13 @@ class BodyModel(nn.Module):
         self.num_expressions = int(num_expressions) if self.model_type == "smplx" else 0
         self.num_dmpls = int(num_dmpls) if num_dmpls else 0
         dirs = [self._shape_columns(shapedirs, 0, self.num_betas, "betas")]
-        if self.num_expressions:
+        if self.model_type == "smplx":
             start = SMPLX_SHAPE_SPACE if shapedirs.shape[-1] > SMPLX_SHAPE_SPACE else SMPLX_SMALL_SHAPE_SPACE
+            if self.num_betas > start:
+                raise ValueError(f"{self.bm_path}: asked for {self.num_betas} betas, but this SMPL-X file has "
+                                 f"{shapedirs.shape[-1]} shape columns and its expressions start at column "
+                                 f"{start}; use num_betas <= {start}")
+        if self.num_expressions:
             dirs.append(self._shape_columns(shapedirs, start, self.num_expressions, "expression"))
         if self.num_dmpls:
             dirs.append(self._load_dmpls(path_dmpl, num_verts))

@@ -63,10 +63,11 @@ def synthetic_model_arrays(model_type: str, num_verts=None, num_shape_columns=No
     }
     if posedirs:
         arrays["posedirs"] = rng.normal(scale=0.003, size=(V, 3, 9 * (J - 1)))
-    if model_type == "smplx":
+    if model_type in ("smplh", "smplx"):
         for side in "lr":
             arrays[f"hands_components{side}"] = np.linalg.qr(rng.normal(size=(45, 45)))[0]
             arrays[f"hands_mean{side}"] = rng.normal(scale=0.1, size=45)
+    if model_type == "smplx":
         arrays["lmk_faces_idx"] = rng.integers(0, len(faces), size=51).astype(np.int64)
         arrays["lmk_bary_coords"] = rng.dirichlet(np.ones(3), size=51)
         arrays["dynamic_lmk_faces_idx"] = rng.integers(0, len(faces), size=(79, 17)).astype(np.int64)
