@@ -68,7 +68,7 @@ def all_reduce_mean(values: dict, info: DistInfo) -> dict:
     """Average a dict of float sums/means over ranks (each rank contributes equally)."""
     if not info.is_distributed:
         return dict(values)
-    keys = sorted(values)
+    keys = list(values)  # same insertion order on every rank
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64,
                      device=info.device if info.device.type == "cuda" else "cpu")
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
@@ -88,3 +88,16 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=info.device if info.device.type == "cuda" else "cpu")
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+@torch.no_grad()
+def average_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average floating buffers (batch-norm running statistics) over ranks so that every rank holds the
+    same model. (DDP broadcasts rank 0's buffers before each forward, so after the last step of an
+    epoch each rank still carries statistics of its own shard.)"""
+    if not info.is_distributed:
+        return
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            buf /= info.world_size

@@ -1,7 +1,8 @@
 """Pose splits for the trainer, held in memory, and their batches over one or many processes.
 
 A split folder is what ``prepare_vposer_datasets`` writes (read through ``VPoserDS``): items
-with ``pose_aa`` (1, 21, 3) axis-angle in radians. Poses are loaded once into a single (N, 21, 3)
+with ``pose_aa`` (1, 21, 3) axis-angle in radians. A folder holding a single ``pose_body.pt``
+tensor (N, 63) is read directly (handy for tests and for data from elsewhere). Poses are loaded once into a single (N, 21, 3)
 tensor; batches are drawn by index through a ``DistributedSampler`` (deterministic for a seed and
 epoch, disjoint shards per rank; with one process it is a plain seeded shuffle).
 """
@@ -19,11 +20,11 @@ def load_pose_split(split_dir, dtype=torch.float32) -> torch.Tensor:
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise FileNotFoundError(f"dataset split folder {split_dir} not found")
-    try:
+    if (split_dir / "pose_body.pt").is_file():  # a bare (N, 63) tensor file
+        ds = _TensorFolder(split_dir)
+    else:
         from human_body_prior.data.dataloader import VPoserDS
-    except ImportError:  # the package's dataset reader is not installed: read the tensors directly
-        VPoserDS = _TensorFolder
-    ds = VPoserDS(str(split_dir))
+        ds = VPoserDS(str(split_dir))
     n = len(ds)
     if n == 0:
         raise ValueError(f"dataset split {split_dir} holds no poses")
@@ -41,17 +42,14 @@ def load_pose_split(split_dir, dtype=torch.float32) -> torch.Tensor:
 
 
 class _TensorFolder:
-    """Minimal reader of a split folder: pose_body.pt (N, 63) or pose.pt (N, >= 66, root first)."""
+    """Minimal reader of a split folder holding pose_body.pt: (N, 63) axis-angle body poses."""
 
     def __init__(self, split_dir):
-        split_dir = Path(split_dir)
-        for name, start in (("pose_body.pt", 0), ("pose_aa.pt", 0), ("pose.pt", 3)):
-            f = split_dir / name
-            if f.is_file():
-                t = torch.load(str(f), map_location="cpu", weights_only=True)
-                self.pose = torch.as_tensor(t).reshape(len(t), -1)[:, start:start + 3 * NUM_BODY_JOINTS]
-                return
-        raise FileNotFoundError(f"{split_dir} holds none of pose_body.pt, pose_aa.pt, pose.pt")
+        f = Path(split_dir) / "pose_body.pt"
+        t = torch.load(str(f), map_location="cpu", weights_only=True)
+        if not torch.is_tensor(t) or t.dim() < 2:
+            raise ValueError(f"{f} must hold a (N, 63) tensor")
+        self.pose = t.reshape(len(t), -1)
 
     def __len__(self):
         return len(self.pose)

@@ -139,8 +139,9 @@ class VPoserTrainer:
         self.surface = BodySurface(bm_path, num_vertices=int(ps.get("num_loss_vertices", 0) or 0),
                                    seed=int(ps.get("vertex_subset_seed", 0) or 0), dtype=self.dtype).to(self.device)
 
-        self.vposer = VPoser(num_neurons=int(ps.num_neurons), latentD=int(ps.latentD),
-                             data_shape=list(ps.data_shape), use_cont_repr=bool(ps.use_cont_repr))
+        with torch.random.fork_rng(devices=[]):  # the layers' default init must not advance the global RNG
+            self.vposer = VPoser(num_neurons=int(ps.num_neurons), latentD=int(ps.latentD),
+                                 data_shape=list(ps.data_shape), use_cont_repr=bool(ps.use_cont_repr))
         init_vposer_weights(self.vposer, torch.Generator().manual_seed(_step_seed(self.seed, 0x1417)))
         self.vposer.to(device=self.device, dtype=self.dtype)
         step = _VAEStep(self.vposer)
@@ -217,6 +218,7 @@ class VPoserTrainer:
                 bar.set_postfix(loss=f"{float(out['loss']):.3f}", v2v=f"{float(out['v2v_mm']):.1f}")
         if bar is not None:
             bar.close()
+        distributed.average_buffers(self.vposer, self.dist)
         metrics = {k: v / max(n, 1) for k, v in sums.items()}
         return distributed.all_reduce_mean(metrics, self.dist)
 

@@ -1,0 +1,223 @@
+"""VPoser trainer: experiment folder, resume, determinism, atomic snapshots, two-process DDP."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from human_body_prior.body_model.body_model import BodyModel
+from human_body_prior.body_model.synthetic import write_synthetic_model
+from human_body_prior.tools.model_loader import expid2model, load_vposer
+from human_body_prior.train import losses
+from human_body_prior.train.settings import load_settings, parse_cli_overrides
+from human_body_prior.train.vposer_smpl import VPoser, VPoserTrainer, run_vposer_trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_split(folder: Path, n: int, rng) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    # plausible-ish poses: small rotations about random axes, knees (joints 4, 5 -> rows 3, 4) bent
+    pose = rng.normal(scale=0.25, size=(n, 21, 3))
+    pose[:, 3:5, 0] = np.abs(pose[:, 3:5, 0]) + 0.2
+    torch.save(torch.tensor(pose.reshape(n, 63), dtype=torch.float32), folder / "pose_body.pt")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_vposer")
+    rng = np.random.default_rng(3)
+    _write_split(root / "data" / "train", 96, rng)
+    _write_split(root / "data" / "vald", 24, rng)
+    bm_path = write_synthetic_model(root / "model.npz", "smplx", num_verts=300, num_shape_columns=20)
+    return root, bm_path
+
+
+def _settings(tiny, work_dir, **kw):
+    root, bm_path = tiny
+    s = dict(dataset_dir=str(root / "data"), bm_path=bm_path, work_dir=str(work_dir), num_epochs=1,
+             batch_size=32, num_neurons=32, latentD=8, render_pictures=False, progress_bar=False,
+             num_threads=1, expr_code="tiny", seed=11)
+    s.update(kw)
+    return s
+
+
+def _weights(work_dir):
+    model, _ = load_vposer(work_dir, verbose=False)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_one_epoch_writes_2019_folder_that_load_vposer_reads(tiny, tmp_path):
+    work = tmp_path / "exp"
+    summary = run_vposer_trainer(_settings(tiny, work))
+    assert summary["epochs"] == 1
+    assert (work / "snapshots" / "TR00_E001.pt").is_file()
+    assert (work / "TR00_tiny.ini").is_file() and (work / "vposer_smpl.py").is_file()
+    log = (work / "tiny.log").read_text()
+    assert "epoch   1/1" in log and "vald" in log and "train" in log
+    ps, best = expid2model(work, verbose=False)
+    assert Path(best).name == "TR00_E001.pt"
+    assert ps.latentD == 8 and ps.num_neurons == 32 and list(ps.data_shape) == [1, 21, 3]
+    model, _ = load_vposer(work, verbose=False)
+    assert isinstance(model, VPoser) and not model.training
+    state = torch.load(work / "training_state.pt", weights_only=True)
+    assert state["epoch"] == 1 and "optimizer" in state
+    assert _same(model.state_dict(), state["model"])
+    out = model.decode(torch.zeros(2, 8), output_type="aa")
+    assert out.shape == (2, 1, 21, 3) and torch.isfinite(out).all()
+
+
+def test_training_lowers_validation_loss(tiny, tmp_path):
+    root, bm_path = tiny
+    ps = load_settings(strict=False, **_settings(tiny, tmp_path / "exp", num_epochs=6, base_lr=3e-3))
+    trainer = VPoserTrainer(ps)
+    before = trainer.evaluate(trainer.vald_poses)["mesh_l1_mm"]
+    trainer.train()
+    after = trainer.evaluate(trainer.vald_poses)["mesh_l1_mm"]
+    trainer.close()
+    assert after < 0.8 * before
+
+
+def test_deterministic_resume_and_global_rng_untouched(tiny, tmp_path):
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    run_vposer_trainer(_settings(tiny, tmp_path / "straight", num_epochs=3))
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+
+    run_vposer_trainer(_settings(tiny, tmp_path / "again", num_epochs=3))
+    assert _same(_weights(tmp_path / "straight"), _weights(tmp_path / "again"))
+
+    split = tmp_path / "split"
+    run_vposer_trainer(_settings(tiny, split, num_epochs=1))
+    summary = run_vposer_trainer(_settings(tiny, split, num_epochs=3, resume=True))
+    assert summary["epochs"] == 3
+    assert "resumed from" in (split / "tiny.log").read_text()
+    straight = torch.load(tmp_path / "straight" / "training_state.pt", weights_only=True)
+    resumed = torch.load(split / "training_state.pt", weights_only=True)
+    assert _same(straight["model"], resumed["model"])  # resume continues exactly where it stopped
+
+    run_vposer_trainer(_settings(tiny, tmp_path / "other_seed", num_epochs=1, seed=12))
+    assert not _same(_weights(tmp_path / "other_seed"), _weights(split))
+
+
+def test_resume_from_bare_snapshot_takes_epoch_from_name(tiny, tmp_path):
+    work = tmp_path / "exp"
+    run_vposer_trainer(_settings(tiny, work, num_epochs=1))
+    snap = work / "snapshots" / "TR00_E001.pt"
+    ps = load_settings(strict=False, **_settings(tiny, tmp_path / "exp2", num_epochs=2, resume=str(snap)))
+    trainer = VPoserTrainer(ps)
+    assert trainer.epoch == 1
+    assert _same({k: v for k, v in trainer.vposer.state_dict().items()}, torch.load(snap, weights_only=True))
+    trainer.close()
+
+
+def test_interrupted_save_leaves_previous_snapshot_intact(tiny, tmp_path, monkeypatch):
+    work = tmp_path / "exp"
+    run_vposer_trainer(_settings(tiny, work, num_epochs=1, base_lr=3e-3))
+    good = torch.load(work / "snapshots" / "TR00_E001.pt", weights_only=True)
+    real_save = torch.save
+
+    def crashing_save(obj, f, *a, **k):  # half a file lands on disk, then the process "dies"
+        real_save(obj, f, *a, **k)
+        with open(f, "r+b") as fh:
+            fh.truncate(max(1, os.path.getsize(f) // 2))
+        raise KeyboardInterrupt("simulated crash while writing")
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(KeyboardInterrupt):
+        run_vposer_trainer(_settings(tiny, work, num_epochs=2, base_lr=3e-3, resume=True))
+    monkeypatch.setattr(torch, "save", real_save)
+
+    snaps = sorted(p.name for p in (work / "snapshots").iterdir())
+    assert snaps == ["TR00_E001.pt"], snaps  # no half-written E002 and no temp file left behind
+    assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
+    model, _ = load_vposer(work, verbose=False)
+    assert _same(model.state_dict(), good)
+    state = torch.load(work / "training_state.pt", weights_only=True)
+    assert state["epoch"] == 1
+
+
+def test_body_surface_matches_body_model(tiny):
+    _, bm_path = tiny
+    gen = torch.Generator().manual_seed(0)
+    pose = torch.randn(4, 63, generator=gen, dtype=torch.float64) * 0.5
+    ref = BodyModel(bm_path, dtype=torch.float64)(pose_body=pose)
+    surf = losses.BodySurface(bm_path, num_vertices=50, seed=1, dtype=torch.float64)
+    v, j = surf(VPoser.aa2matrot(pose.reshape(4, 21, 3)))
+    assert v.shape == (4, 50, 3) and len(set(surf.vertex_ids.tolist())) == 50
+    assert torch.allclose(v, ref.v[:, surf.vertex_ids], atol=1e-10)
+    assert torch.allclose(j, ref.Jtr, atol=1e-10)
+
+
+def test_kl_matches_torch_distributions():
+    gen = torch.Generator().manual_seed(0)
+    mean = torch.randn(5, 7, generator=gen, dtype=torch.float64)
+    std = torch.rand(5, 7, generator=gen, dtype=torch.float64) + 0.1
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mean, std),
+                                            torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    assert torch.allclose(losses.kl_to_standard_normal(mean, std), ref)
+
+
+def test_settings_files_and_command_line(tmp_path):
+    ini = tmp_path / "run.ini"
+    ini.write_text("[training]\nnum_epochs = 7\n[network]\nlatentD = 16\n")
+    args = parse_cli_overrides(["--config_path", str(ini), "--base_lr", "2e-4", "--expr_code=abc"])
+    assert args == {"config_path": str(ini), "base_lr": 2e-4, "expr_code": "abc"}
+    cfg = args.pop("config_path")
+    ps = load_settings(cfg, **args)
+    assert ps.num_epochs == 7 and ps.latentD == 16 and ps.base_lr == 2e-4 and ps.expr_code == "abc"
+    assert ps.kl_coef == 5e-3 and ps.num_neurons == 512  # 2019 defaults
+    with pytest.raises(ValueError, match="unknown settings.*num_epoch"):
+        load_settings(num_epoch=3)
+    with pytest.raises(ValueError, match="--num_epochs needs a value"):
+        parse_cli_overrides(["--num_epochs"])
+
+
+def test_missing_dataset_is_a_clear_error(tiny, tmp_path):
+    with pytest.raises(FileNotFoundError, match="split folder .*nowhere.*train"):
+        run_vposer_trainer(_settings(tiny, tmp_path / "exp", dataset_dir=str(tmp_path / "nowhere")))
+
+
+_DDP_SCRIPT = textwrap.dedent("""
+    import os, sys, torch
+    from human_body_prior.train.settings import load_settings
+    from human_body_prior.train.trainer import VPoserTrainer
+    settings, out = eval(sys.argv[1]), sys.argv[2]
+    trainer = VPoserTrainer(load_settings(strict=False, **settings))
+    trainer.train()
+    torch.save({k: v.detach().cpu() for k, v in trainer.vposer.state_dict().items()},
+               os.path.join(out, f"rank{trainer.dist.rank}.pt"))
+    trainer.close()
+""")
+
+
+def test_two_process_gloo_ranks_agree(tiny, tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(_DDP_SCRIPT)
+    settings = _settings(tiny, tmp_path / "exp", num_epochs=2, batch_size=16)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+                "--standalone"]
+    proc = subprocess.run(torchrun + [str(script), repr(settings), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert _same(r0, r1)  # parameters and batch-norm buffers identical on both ranks
+    init = VPoser(32, 8, [1, 21, 3]).state_dict()
+    assert not torch.equal(r0["bodyprior_dec_out.weight"], init["bodyprior_dec_out.weight"])
+    log = (tmp_path / "exp" / "tiny.log").read_text()
+    assert "2 process(es)" in log and "epoch   2/2" in log
+    model, _ = load_vposer(tmp_path / "exp", verbose=False)
+    best = int(Path(expid2model(tmp_path / "exp", verbose=False)[1]).stem.split("_E")[1])
+    if best == 2:  # the folder's best snapshot is the final weights
+        assert _same(model.state_dict(), r0)
