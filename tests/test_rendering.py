@@ -125,6 +125,34 @@ def test_background_wireframe_and_groups(viewer):
 
 
 @render
+def test_rgba_render_is_transparent_outside_the_body(viewer):
+    from human_body_prior.mesh.mesh_viewer import look_at_pose
+
+    viewer.update_camera_pose(look_at_pose((0, 0, 3.0), (0, 0, 0)))
+    viewer.set_static_meshes([flat_plate(0.5, 0.5)])
+    assert (viewer.render(RGBA=True)[..., 3] == 255).all()  # opaque background
+    viewer.set_background_color((1.0, 1.0, 1.0, 0.0))
+    rgba = viewer.render(RGBA=True)
+    viewer.set_background_color((1.0, 1.0, 1.0))
+    assert rgba.shape == (240, 320, 4)
+    assert rgba[0, 0, 3] == 0 and rgba[120, 160, 3] == 255
+    np.testing.assert_array_equal(rgba[..., 3] > 0, foreground(viewer.render()))
+
+
+@render
+def test_two_viewers_alive_then_one_closed(viewer):
+    from human_body_prior.mesh.mesh_viewer import MeshViewer, look_at_pose
+
+    other = MeshViewer(width=100, height=50)
+    other.set_static_meshes([flat_plate(1.0, 1.0)])
+    assert other.render().shape == (50, 100, 3)
+    other.close_viewer()
+    viewer.update_camera_pose(look_at_pose((0, 0, 3.0), (0, 0, 0)))
+    viewer.set_static_meshes([flat_plate(0.5, 0.5)])
+    assert viewer.render().shape == (240, 320, 3) and foreground(viewer.render()).any()
+
+
+@render
 def test_bad_inputs_raise_clear_errors(viewer):
     with pytest.raises(ValueError, match=r"\(4, 4\)"):
         viewer.update_camera_pose(np.eye(3))

@@ -26,7 +26,8 @@ _pyrender = None
 
 # One offscreen renderer (one GL context) shared by all live offscreen MeshViewers of the process:
 # pyrender's EGL backend terminates the whole EGL display when any renderer is deleted, which would
-# break every other renderer still alive. Deleted when the last viewer closes.
+# break every other renderer still alive. Deleted when the last viewer closes. Render from one
+# thread at a time.
 _SHARED = {"renderer": None, "users": 0}
 
 
@@ -55,6 +56,9 @@ def default_gl_platform():
             if "OpenGL" not in sys.modules:
                 os.environ["PYOPENGL_PLATFORM"] = "egl"
     return os.environ.get("PYOPENGL_PLATFORM")
+
+
+default_gl_platform()  # as early as possible: PyOpenGL fixes its platform when first imported
 
 
 def import_pyrender():
