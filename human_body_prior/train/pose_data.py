@@ -59,7 +59,10 @@ class _TensorFolder:
 
 
 def _bulk_pose_aa(ds):
-    """Fetch all items at once when the dataset supports tensor indexing (fast path)."""
+    """All poses at once: VPoserDS's (N, 63) 'pose' tensor, or tensor indexing when supported."""
+    stored = getattr(ds, "ds", None)
+    if isinstance(stored, dict) and torch.is_tensor(stored.get("pose")) and stored["pose"].shape[0] == len(ds):
+        return stored["pose"]
     try:
         item = ds[torch.arange(len(ds))]
         pose = torch.as_tensor(item["pose_aa"])

@@ -1,0 +1,198 @@
+"""Measure a trained VPoser on held-out poses and on its own samples.
+
+    python -m human_body_prior.train.evaluate_vposer --expr-dir support_data/vposer_v1_0_open \\
+        --data-dir /work/scratch/mocap/vposer_data [--splits vald test] [--num-samples 1000] [--json out.json]
+
+All body quantities use the body model ``--bm-path`` (default: the shipped open SMPL-X neutral) posed
+by the 21 body joints only (zero root, shape and hands), all vertices, lengths in millimetres.
+
+Held-out splits, encode -> decode with the posterior mean (eval mode):
+  * per-joint error: mean Euclidean distance of body joints 1..21 (the root never moves);
+  * per-vertex error: mean Euclidean distance over all mesh vertices;
+  * KL: mean over poses of KL(q(z|x) || N(0, I)) summed over the latent dimensions (nats).
+
+Samples (``--num-samples`` codes z ~ N(0, I), fixed seed, decoded in eval mode):
+  * non-finite count (NaN/inf in the decoded rotations);
+  * knees and elbows bent the anatomical way. For a hinge joint with local rotation R, b is the unit
+    rest direction of its child bone (knee -> ankle, elbow -> wrist) and f the unit direction the bone
+    moves to when the joint flexes: backward (-z) for knees, forward (+z) for elbows (the model's
+    rest pose faces +z with the elbow creases forward). The flexion angle is
+    atan2(<R b, f>, <R b, b>) and the side angle is asin(|<R b, b x f>|). A joint counts as bent the
+    anatomical way when flexion >= -10 deg (a little hyperextension is human) and side <= 30 deg.
+    The same shares are reported for the real held-out poses as a reference;
+  * distance to the nearest training pose: for each sample the root-mean-square distance (mm) of body
+    joints 1..21 to the closest training pose in that same measure (exact search over all training
+    poses); reported as median and mean, with the same numbers for held-out test poses as reference.
+"""
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from human_body_prior.priors.vposer import VPoser
+from human_body_prior.tools.model_loader import load_vposer
+from human_body_prior.train.losses import M_TO_MM, BodySurface, kl_to_standard_normal
+from human_body_prior.train.pose_data import load_pose_split
+
+# (name, joint index in the model, child joint index, flexion direction in the rest frame)
+HINGES = (("left_knee", 4, 7, (0.0, 0.0, -1.0)), ("right_knee", 5, 8, (0.0, 0.0, -1.0)),
+          ("left_elbow", 18, 20, (0.0, 0.0, 1.0)), ("right_elbow", 19, 21, (0.0, 0.0, 1.0)))
+HYPEREXTENSION_TOL_DEG = 10.0
+SIDE_TOL_DEG = 30.0
+
+
+def hinge_angles(body_rotmats: torch.Tensor, joints_rest: torch.Tensor) -> dict:
+    """(N, 21, 3, 3) local body rotations -> {hinge name: (flexion_deg (N,), side_deg (N,))}."""
+    out = {}
+    for name, j, child, flex_dir in HINGES:
+        b = joints_rest[child] - joints_rest[j]
+        b = b / b.norm()
+        f = torch.tensor(flex_dir, dtype=b.dtype, device=b.device)
+        f = f - (f @ b) * b  # make the flexion direction exactly perpendicular to the bone
+        f = f / f.norm()
+        s = torch.linalg.cross(b, f, dim=-1)
+        rb = body_rotmats[:, j - 1].to(b.dtype) @ b
+        flex = torch.rad2deg(torch.atan2(rb @ f, rb @ b))
+        side = torch.rad2deg(torch.asin((rb @ s).abs().clamp(max=1.0)))
+        out[name] = (flex, side)
+    return out
+
+
+def anatomical_share(body_rotmats: torch.Tensor, joints_rest: torch.Tensor) -> dict:
+    """Share (0..1) of poses whose knees/elbows bend the anatomical way, per hinge and for all four together."""
+    res, all_ok = {}, None
+    for name, (flex, side) in hinge_angles(body_rotmats, joints_rest).items():
+        ok = (flex >= -HYPEREXTENSION_TOL_DEG) & (side <= SIDE_TOL_DEG)
+        res[name] = float(ok.double().mean())
+        all_ok = ok if all_ok is None else all_ok & ok
+    res["all_four"] = float(all_ok.double().mean())
+    res["joint_share"] = float(np.mean([res[n] for n, *_ in HINGES]))
+    return res
+
+
+@torch.no_grad()
+def body_joints(surface: BodySurface, body_rotmats: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """(N, 21, 3, 3) -> body joints 1..21 positions (N, 21, 3) in mm."""
+    out = [surface(body_rotmats[s:s + chunk])[1][:, 1:22] * M_TO_MM for s in range(0, len(body_rotmats), chunk)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def reconstruction_errors(vp: VPoser, surface: BodySurface, poses: torch.Tensor, chunk: int = 1024) -> dict:
+    """Encode -> decode (posterior mean) errors on (N, 21, 3) axis-angle poses."""
+    j_err = v_err = kl = 0.0
+    for s in range(0, len(poses), chunk):
+        p = poses[s:s + chunk]
+        q = vp.encode(p)
+        rec = vp.decode(q.loc, output_type="matrot").reshape(-1, 21, 3, 3)
+        v_in, j_in = surface(VPoser.aa2matrot(p).reshape(-1, 21, 3, 3))
+        v_rec, j_rec = surface(rec)
+        j_err += float((j_rec[:, 1:22] - j_in[:, 1:22]).norm(dim=-1).mean(-1).sum()) * M_TO_MM
+        v_err += float((v_rec - v_in).norm(dim=-1).mean(-1).sum()) * M_TO_MM
+        kl += float(kl_to_standard_normal(q.loc, q.scale).sum())
+    n = len(poses)
+    return {"poses": n, "per_joint_mm": j_err / n, "per_vertex_mm": v_err / n, "kl_nats": kl / n}
+
+
+@torch.no_grad()
+def nearest_distances(queries_mm: torch.Tensor, reference_mm: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """RMS joint distance (mm) of each query (Q, 21, 3) to its nearest reference pose (R, 21, 3)."""
+    ref = reference_mm.reshape(len(reference_mm), -1).double()
+    J = queries_mm.shape[1]
+    out = []
+    for s in range(0, len(queries_mm), chunk):
+        q = queries_mm[s:s + chunk].reshape(-1, ref.shape[1]).double()
+        out.append(torch.cdist(q, ref).min(dim=1).values / math.sqrt(J))
+    return torch.cat(out)
+
+
+def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed=0, bm_path=None,
+             num_threads=None) -> dict:
+    if num_threads:
+        torch.set_num_threads(int(num_threads))
+    vp, ps = load_vposer(expr_dir, verbose=False)
+    vp = vp.float().eval()
+    if bm_path is None:
+        from human_body_prior import default_body_model_path
+        bm_path = default_body_model_path("smplx", "neutral")
+    surface = BodySurface(bm_path, num_vertices=0)
+    data_dir = Path(data_dir)
+    result = {"expr_dir": str(expr_dir), "data_dir": str(data_dir), "bm_path": str(bm_path), "splits": {}}
+    for split in splits:
+        poses = load_pose_split(data_dir / split)
+        r = reconstruction_errors(vp, surface, poses)
+        r["anatomical_real"] = anatomical_share(VPoser.aa2matrot(poses).reshape(-1, 21, 3, 3), surface.joints_rest)
+        result["splits"][split] = r
+
+    samples = vp.sample_poses(num_samples, output_type="matrot", seed=seed).reshape(-1, 21, 3, 3)
+    finite = torch.isfinite(samples).all(dim=(1, 2, 3))
+    s = {"num_samples": num_samples, "seed": seed, "non_finite": int((~finite).sum())}
+    s["anatomical"] = anatomical_share(samples[finite], surface.joints_rest)
+    train = load_pose_split(data_dir / "train")
+    train_j = body_joints(surface, VPoser.aa2matrot(train).reshape(-1, 21, 3, 3))
+    d = nearest_distances(body_joints(surface, samples[finite]), train_j)
+    s["nearest_train_rms_joint_mm"] = {"median": float(d.median()), "mean": float(d.mean()),
+                                       "p90": float(torch.quantile(d, 0.9))}
+    if (data_dir / "test").is_dir():
+        test = load_pose_split(data_dir / "test")
+        gen = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(len(test), generator=gen)[:num_samples]
+        dt = nearest_distances(body_joints(surface, VPoser.aa2matrot(test[pick]).reshape(-1, 21, 3, 3)), train_j)
+        s["reference_test_poses_nearest_train_rms_joint_mm"] = {"median": float(dt.median()), "mean": float(dt.mean()),
+                                                               "p90": float(torch.quantile(dt, 0.9))}
+    result["samples"] = s
+    result["train_poses"] = len(train)
+    return result
+
+
+def format_markdown(res: dict) -> str:
+    lines = ["| split | poses | per-joint error (mm) | per-vertex error (mm) | KL (nats) | real poses anatomical (4 hinges) |",
+             "|---|---|---|---|---|---|"]
+    for split, r in res["splits"].items():
+        lines.append(f"| {split} | {r['poses']} | {r['per_joint_mm']:.1f} | {r['per_vertex_mm']:.1f} | "
+                     f"{r['kl_nats']:.1f} | {100 * r['anatomical_real']['all_four']:.1f}% |")
+    s = res["samples"]
+    a = s["anatomical"]
+    lines += ["", f"Samples: {s['num_samples']} (seed {s['seed']}), non-finite: {s['non_finite']}",
+              f"Anatomical bending: left knee {100 * a['left_knee']:.1f}%, right knee {100 * a['right_knee']:.1f}%, "
+              f"left elbow {100 * a['left_elbow']:.1f}%, right elbow {100 * a['right_elbow']:.1f}%; "
+              f"per joint {100 * a['joint_share']:.1f}%, all four at once {100 * a['all_four']:.1f}%",
+              f"Nearest training pose (RMS joint distance, mm): median {s['nearest_train_rms_joint_mm']['median']:.1f}, "
+              f"mean {s['nearest_train_rms_joint_mm']['mean']:.1f}, 90th percentile {s['nearest_train_rms_joint_mm']['p90']:.1f}"]
+    ref = s.get("reference_test_poses_nearest_train_rms_joint_mm")
+    if ref:
+        lines.append(f"Reference, held-out test poses to nearest training pose: median {ref['median']:.1f}, "
+                     f"mean {ref['mean']:.1f}, 90th percentile {ref['p90']:.1f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--expr-dir", default=None, help="experiment folder (default: the shipped open VPoser)")
+    ap.add_argument("--data-dir", required=True, help="folder with train/ vald/ test/ splits")
+    ap.add_argument("--splits", nargs="+", default=["vald", "test"])
+    ap.add_argument("--num-samples", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bm-path", default=None)
+    ap.add_argument("--num-threads", type=int, default=None)
+    ap.add_argument("--json", default=None, help="also write the numbers here")
+    args = ap.parse_args(argv)
+    expr_dir = args.expr_dir
+    if expr_dir is None:
+        from human_body_prior import default_vposer_dir
+        expr_dir = default_vposer_dir()
+    res = evaluate(expr_dir, args.data_dir, args.splits, args.num_samples, args.seed, args.bm_path, args.num_threads)
+    print(format_markdown(res))
+    if args.json:
+        from human_body_prior.tools.model_loader import _atomic_write
+        _atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(res, indent=1)))
+    return res
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,127 @@
+"""Reproduce the shipped open VPoser (``support_data/vposer_v1_0_open``) from the project's mocap.
+
+    python -m human_body_prior.train.train_open_vposer --mocap-dir ../shared/mocap \\
+        --work-dir /tmp/open_vposer [--out support_data/vposer_v1_0_open] [--num-epochs N]
+
+Steps, each skipped when its output already exists:
+  1. ``human_body_prior.data.prepare_open_mocap``: extract the BVH archives, retarget every take onto
+     the shipped open SMPL-X neutral model at 30 fps, split by take into train/vald/test with
+     left/right mirroring of the training split -> ``<work-dir>/vposer_data``;
+  2. the VPoser trainer with ``open_vposer.ini`` (2019 objective, 1000-vertex loss subset, seed 4815)
+     -> ``<work-dir>/experiment``;
+  3. packaging: the best snapshot, the settings and the model code into ``--out`` (2019 layout);
+  4. evaluation on the held-out vald and test takes -> ``--out/evaluation.json``.
+
+Training is deterministic on CPU for a given number of threads, so the same command gives the same
+weights. Pass ``--torchrun-nproc G`` to train with G processes (one per GPU) instead.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from human_body_prior.tools import model_loader
+from human_body_prior.train.settings import load_settings
+
+OPEN_VPOSER_INI = Path(__file__).resolve().parent / "open_vposer.ini"
+SHIPPED_EXPR_CODE = "vposer_v1_0_open"
+
+
+def prepare_data(mocap_dir, work_dir) -> Path:
+    out = Path(work_dir) / "vposer_data"
+    if all((out / s / "pose.pt").is_file() for s in ("train", "vald", "test")):
+        print(f"[1/4] using the prepared data in {out}")
+        return out
+    print(f"[1/4] preparing VPoser data from {mocap_dir} into {out}")
+    from human_body_prior.data import prepare_open_mocap
+    rc = prepare_open_mocap.main(["--mocap-dir", str(mocap_dir), "--work-dir", str(Path(work_dir) / "mocap"),
+                                  "--out-dir", str(out)])
+    if rc not in (None, 0):
+        raise RuntimeError(f"mocap preparation failed with code {rc}")
+    return out
+
+
+def train(data_dir, work_dir, num_epochs=None, nproc=None, extra=()) -> Path:
+    expr_dir = Path(work_dir) / "experiment"
+    args = ["--config_path", str(OPEN_VPOSER_INI), "--dataset_dir", str(data_dir), "--work_dir", str(expr_dir)]
+    if num_epochs is not None:
+        args += ["--num_epochs", str(num_epochs)]
+    if (expr_dir / "training_state.pt").is_file():
+        args += ["--resume", "True"]  # continue an interrupted run
+    args += list(extra)
+    print(f"[2/4] training into {expr_dir}")
+    if nproc and int(nproc) > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}",
+               "-m", "human_body_prior.train.vposer_smpl"] + args
+        subprocess.run(cmd, check=True)
+    else:
+        from human_body_prior.train.vposer_smpl import main as trainer_main
+        trainer_main(args)
+    return expr_dir
+
+
+def package(expr_dir, out_dir) -> Path:
+    """Copy the best snapshot of expr_dir with its settings and model code into out_dir (2019 layout)."""
+    model, ps = model_loader.load_vposer(expr_dir, verbose=False)
+    _, best = model_loader.expid2model(expr_dir, verbose=False)
+    epoch = int(Path(best).stem.split("_E")[1])
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".packing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    settings = {k: v for k, v in dict(ps).items() if k not in ("default_ps", "best_model_fname", "work_dir")}
+    settings["dataset_dir"] = "prepared from ../shared/mocap by train_open_vposer (see MODEL_CARD.md)"
+    settings["bm_path"] = ""  # the shipped open SMPL-X neutral model
+    settings["config_path"] = "human_body_prior/train/open_vposer.ini"
+    model_loader.write_vposer_experiment(tmp, model, settings=settings, epoch=epoch, expr_code=SHIPPED_EXPR_CODE)
+    if out_dir.exists():  # keep hand-written files (model card, licence note)
+        for keep in ("MODEL_CARD.md", "LICENSE.md"):
+            if (out_dir / keep).is_file():
+                shutil.copy2(out_dir / keep, tmp / keep)
+        old = out_dir.with_name(out_dir.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out_dir)
+    for ini in out_dir.glob("*.ini"):  # the folder is relocatable: no scratch paths in its settings
+        values = {k: v for k, v in dict(model_loader.read_settings(ini)).items() if k != "default_ps"}
+        values["work_dir"] = "."
+        model_loader.write_settings(values, ini)
+    print(f"[3/4] packaged epoch {epoch} into {out_dir}")
+    return out_dir
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mocap-dir", default="../shared/mocap")
+    ap.add_argument("--work-dir", required=True, help="scratch folder for extracted mocap, data and the run")
+    ap.add_argument("--data-dir", default=None, help="use already prepared train/vald/test splits")
+    ap.add_argument("--out", default=None, help="where to put the shipped folder (default: support_data/vposer_v1_0_open)")
+    ap.add_argument("--num-epochs", type=int, default=None, help="override open_vposer.ini's num_epochs")
+    ap.add_argument("--torchrun-nproc", type=int, default=None)
+    ap.add_argument("--skip-eval", action="store_true")
+    args, extra = ap.parse_known_args(argv)
+    load_settings(OPEN_VPOSER_INI)  # fail early on a broken settings file
+    data_dir = Path(args.data_dir) if args.data_dir else prepare_data(args.mocap_dir, args.work_dir)
+    expr_dir = train(data_dir, args.work_dir, args.num_epochs, args.torchrun_nproc, extra)
+    if args.out is None:
+        from human_body_prior.support_paths import support_data_dir
+        out = support_data_dir() / SHIPPED_EXPR_CODE
+    else:
+        out = Path(args.out)
+    package(expr_dir, out)
+    if not args.skip_eval:
+        print("[4/4] evaluating on the held-out takes")
+        from human_body_prior.train import evaluate_vposer
+        evaluate_vposer.main(["--expr-dir", str(out), "--data-dir", str(data_dir), "--json", str(out / "evaluation.json")])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
