@@ -340,3 +340,17 @@ def test_missing_gl_error_names_packages():
     res = _run_python(code, env)
     assert res.returncode == 0, res.stderr
     assert "libegl1 libgl1-mesa-dri" in res.stdout and "osmesa" in res.stdout
+
+
+@render
+def test_explicit_centers_move_the_body_in_its_tile():
+    fig = stick_figure()
+    c = 0.5 * (fig.vertices.min(axis=0) + fig.vertices.max(axis=0))
+    verts = np.stack([fig.vertices, fig.vertices])
+    imgs = render_vertices(verts, fig.faces, width=200, height=200,
+                           centers=np.stack([c, c + (0.3, 0.0, 0.0)]))
+    x_centered = np.nonzero(foreground(imgs[0, 0]))[1].mean()
+    x_shifted = np.nonzero(foreground(imgs[0, 1]))[1].mean()
+    assert abs(x_centered - 99.5) < 3 and x_shifted < x_centered - 10  # looking at a point to its right
+    with pytest.raises(ValueError, match=r"centers must have shape \(2, 3\)"):
+        render_vertices(verts, fig.faces, centers=np.zeros((1, 3)))

@@ -103,13 +103,13 @@ def frame_camera_distance(half_extents, yfov, aspect, margin=1.08):
 
 
 def render_vertices(vertices, faces, view_angles=(0.0,), width=400, height=400, center_each=True,
-                    color=BODY_COLOR, bg_color=BACKGROUND, viewer=None):
+                    color=BODY_COLOR, bg_color=BACKGROUND, viewer=None, centers=None):
     """Render bodies from several view angles about the vertical (+y) axis.
 
     vertices: (B, V, 3) in metres (any V), faces: (F, 3) vertex indices.
     view_angles: degrees; 0 shows a body in its rest frame from the front (+z side).
     center_each: centre every body in its tile (True) or use one centre for the whole batch (for
-    animations, so the body does not jitter).
+    animations, so the body does not jitter). centers: explicit (B, 3) centres, overriding center_each.
     Returns (len(view_angles), B, height, width, 3) uint8.
     """
     import trimesh
@@ -130,10 +130,15 @@ def render_vertices(vertices, faces, view_angles=(0.0,), width=400, height=400, 
     if not np.isfinite(verts).all():
         raise ValueError("vertices contain NaN or inf")
 
-    centers = 0.5 * (verts.min(axis=1) + verts.max(axis=1))  # (B, 3)
-    if not center_each:
+    if centers is not None:
+        centers = _to_numpy(centers).astype(np.float64)
+        if centers.shape != (verts.shape[0], 3):
+            raise ValueError(f"centers must have shape ({verts.shape[0]}, 3), got {centers.shape}")
+    elif center_each:
+        centers = 0.5 * (verts.min(axis=1) + verts.max(axis=1))  # (B, 3)
+    else:
         centers = np.broadcast_to(0.5 * (verts.min(axis=(0, 1)) + verts.max(axis=(0, 1))),
-                                  centers.shape)
+                                  (verts.shape[0], 3))
     posed = {}
     for a in view_angles:
         R = rotation_about_axis(a, (0.0, 1.0, 0.0))
@@ -183,16 +188,26 @@ def _body_output(bm, body_parms):
 
 
 def render_smpl_params(bm, body_parms, view_angles=(0.0,), width=400, height=400, center_each=True,
-                       color=BODY_COLOR, bg_color=BACKGROUND):
+                       color=BODY_COLOR, bg_color=BACKGROUND, group_size=None):
     """Run ``bm`` on a batch of parameters and render every body from each view angle.
 
     body_parms: dict of BodyModel.forward keyword arguments with a batch dimension B, e.g.
     ``{'pose_body': (B, 63)}``; pose_body may also be (B, 1, 21, 3) as VPoser outputs it.
+    group_size: centre consecutive groups of this many bodies together (e.g. the frames of one
+    animation), instead of each body alone (center_each=True) or the whole batch (False).
     Returns (len(view_angles), B, height, width, 3) uint8.
     """
     out = _body_output(bm, body_parms)
+    centers = None
+    if group_size is not None:
+        verts = _to_numpy(out.v)
+        if verts.shape[0] % int(group_size):
+            raise ValueError(f"batch of {verts.shape[0]} bodies is not a multiple of group_size={group_size}")
+        groups = verts.reshape(-1, int(group_size) * verts.shape[1], 3)
+        centers = np.repeat(0.5 * (groups.min(axis=1) + groups.max(axis=1)), int(group_size), axis=0)
     return render_vertices(out.v, _faces_of(bm, out), view_angles=view_angles, width=width,
-                           height=height, center_each=center_each, color=color, bg_color=bg_color)
+                           height=height, center_each=center_each, color=color, bg_color=bg_color,
+                           centers=centers)
 
 
 def _faces_of(bm, out=None):

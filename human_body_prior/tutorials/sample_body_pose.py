@@ -134,7 +134,7 @@ def interpolate_vposer(expr_dir, bm, out_gifpath, num_sequences=3, num_frames=16
         pose = vposer.decode(poZ_inp.reshape(S * T, -1).to(device=device, dtype=dtype), output_type="aa")
     pose_body = pose.reshape(S * T, 63)
     images = render_smpl_params(bm, {"pose_body": pose_body}, view_angles=view_angles,
-                                width=tile_size[0], height=tile_size[1], center_each=False)
+                                width=tile_size[0], height=tile_size[1], group_size=T)
     images = images.reshape(len(view_angles), S, T, *images.shape[2:])
     imagearray2file(images, out_gifpath, fps=fps)
     return out_gifpath, poZ_inp.to(dtype), pose_body.reshape(S, T, 63).cpu()
