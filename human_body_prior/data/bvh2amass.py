@@ -1,0 +1,201 @@
+"""Convert BVH motion capture into AMASS-style SMPL-X ``.npz`` takes.
+
+    python -m human_body_prior.data.bvh2amass IN.bvh OUT.npz [--fps F] [--target-fps 30]
+        [--skeleton auto|cmu_daz|cmu_motionbuilder|iclone_cc|reactidle] [--joint-map MAP.json]
+        [--bm-path MODEL.npz] [--up z|y]
+    python -m human_body_prior.data.bvh2amass IN_DIR OUT_DIR ...   (mirrors the folder tree)
+
+``--fps`` overrides the frame rate in the file header (some headers are wrong); ``--target-fps``
+resamples (slerp for rotations, linear for translation). ``--joint-map`` is a JSON object
+SMPL-X joint name -> BVH joint name. Output keys: ``poses`` (N, 165) axis-angle in SMPL-X order
+(root 3, body 63, jaw 3, eyes 6, hands 90), ``trans`` (N, 3) metres, ``betas`` (16,), ``gender``,
+``mocap_framerate`` (also as ``mocap_frame_rate``), ``surface_model_type``, ``source_file``,
+``skeleton``, the split-out ``root_orient``/``pose_body``/``pose_hand``/``pose_jaw``/``pose_eye``,
+and ``up_axis`` ('z' like AMASS by default). Files are written atomically; nothing is written when a
+take fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from human_body_prior.data.bvh import BVHError, atomic_write_bytes, read_bvh
+from human_body_prior.data.retarget import Retargeter
+from human_body_prior.tools.rotation_tools import axis_angle_to_quaternion, quaternion_to_axis_angle
+
+NUM_BETAS = 16
+
+
+def resample(pose: np.ndarray, trans: np.ndarray, src_fps: float, dst_fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a take: pose (F, J, 3) axis-angle by quaternion slerp, trans (F, 3) linearly ->
+    (N, J, 3), (N, 3) at ``dst_fps``, covering the same time span (N = floor((F-1) dst/src) + 1)."""
+    if src_fps <= 0 or dst_fps <= 0:
+        raise ValueError(f"frame rates must be positive, got {src_fps} and {dst_fps}")
+    F = pose.shape[0]
+    if F < 2 or src_fps == dst_fps:
+        return pose.copy(), trans.copy()
+    n_out = int(np.floor((F - 1) * dst_fps / src_fps + 1e-9)) + 1
+    t = np.arange(n_out) * (src_fps / dst_fps)
+    i0 = np.minimum(np.floor(t).astype(np.int64), F - 2)
+    w = t - i0
+    q = axis_angle_to_quaternion(torch.from_numpy(np.asarray(pose, dtype=np.float64)))  # (F, J, 4)
+    q0, q1 = q[i0], q[i0 + 1]
+    dot = (q0 * q1).sum(-1, keepdim=True)
+    q1 = torch.where(dot < 0, -q1, q1)  # shortest arc
+    dot = dot.abs().clamp(max=1.0)
+    theta = torch.arccos(dot)
+    sin_t = torch.sin(theta)
+    wt = torch.from_numpy(w)[:, None, None]
+    small = sin_t < 1e-6
+    a = torch.where(small, 1 - wt, torch.sin((1 - wt) * theta) / torch.where(small, 1.0, sin_t))
+    b = torch.where(small, wt, torch.sin(wt * theta) / torch.where(small, 1.0, sin_t))
+    qi = a * q0 + b * q1
+    pose_out = quaternion_to_axis_angle(qi).numpy()
+    trans_out = (1 - w)[:, None] * trans[i0] + w[:, None] * trans[i0 + 1]
+    return pose_out, trans_out
+
+
+def amass_arrays(pose: np.ndarray, trans: np.ndarray, fps: float, source_file: str, skeleton: str,
+                 up_axis: str, gender: str = "neutral") -> dict:
+    """AMASS-style arrays of one take. pose (N, 55, 3), trans (N, 3)."""
+    N = pose.shape[0]
+    poses = pose.reshape(N, 165).astype(np.float32)
+    return {
+        "poses": poses,
+        "trans": trans.astype(np.float32),
+        "betas": np.zeros(NUM_BETAS, dtype=np.float32),
+        "gender": np.array(gender),
+        "mocap_framerate": np.array(float(fps)),
+        "mocap_frame_rate": np.array(float(fps)),
+        "surface_model_type": np.array("smplx"),
+        "source_file": np.array(source_file),
+        "skeleton": np.array(skeleton),
+        "up_axis": np.array(up_axis),
+        "root_orient": poses[:, :3],
+        "pose_body": poses[:, 3:66],
+        "pose_jaw": poses[:, 66:69],
+        "pose_eye": poses[:, 69:75],
+        "pose_hand": poses[:, 75:165],
+    }
+
+
+def save_npz_atomic(path: str, arrays: dict) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def convert_take(bvh_path: str, retargeter: Retargeter, fps: float | None = None, target_fps: float | None = None,
+                 skeleton="auto", world_up: str = "z", source_name: str | None = None) -> tuple[dict, dict]:
+    """Retarget one BVH file; returns (AMASS arrays, the retargeting result)."""
+    bvh = read_bvh(bvh_path)
+    if bvh.num_frames == 0:
+        raise BVHError(f"{bvh_path}: the file has no frames")
+    src_fps = float(fps) if fps else bvh.fps
+    res = retargeter.retarget(bvh, skeleton=skeleton, world_up=world_up)
+    pose, trans = res["pose"], res["trans"]
+    out_fps = src_fps
+    if target_fps and abs(float(target_fps) - src_fps) > 1e-9:
+        pose, trans = resample(pose, trans, src_fps, float(target_fps))
+        out_fps = float(target_fps)
+    arrays = amass_arrays(pose, trans, out_fps, source_name or os.path.basename(bvh_path), res["skeleton"], world_up)
+    return arrays, res
+
+
+def is_bvh(path: Path) -> bool:
+    n = path.name.lower()
+    return n.endswith(".bvh") or n.endswith(".bvh.gz")
+
+
+def output_name(rel: Path) -> Path:
+    n = rel.name
+    stem = n[: -len(".bvh.gz")] if n.lower().endswith(".bvh.gz") else n[: -len(".bvh")]
+    return rel.with_name(stem + ".npz")
+
+
+def convert_tree(in_dir: str, out_dir: str, retargeter: Retargeter, fps=None, target_fps=None, skeleton="auto",
+                 world_up="z", skip_existing=False, progress=True) -> tuple[list[str], list[tuple[str, str]]]:
+    """Convert every .bvh/.bvh.gz under ``in_dir`` into ``out_dir``, mirroring the tree.
+
+    Returns (written output paths, [(input path, error message)] for the takes that failed).
+    """
+    from tqdm import tqdm
+
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    files = sorted(p for p in in_dir.rglob("*") if p.is_file() and is_bvh(p))
+    written, failed = [], []
+    for p in tqdm(files, desc=f"bvh2amass {in_dir.name}", disable=not progress):
+        rel = p.relative_to(in_dir)
+        out = out_dir / output_name(rel)
+        if skip_existing and out.exists():
+            written.append(str(out))
+            continue
+        try:
+            arrays, _ = convert_take(str(p), retargeter, fps, target_fps, skeleton, world_up, source_name=str(rel))
+        except (BVHError, ValueError, KeyError) as e:
+            failed.append((str(p), str(e)))
+            continue
+        save_npz_atomic(str(out), arrays)
+        written.append(str(out))
+    return written, failed
+
+
+def _load_joint_map(path: str) -> dict:
+    try:
+        with open(path) as fh:
+            m = json.load(fh)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"--joint-map {path}: cannot read a JSON object ({e})") from None
+    if not isinstance(m, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in m.items()):
+        raise ValueError(f"--joint-map {path}: expected a JSON object SMPL-X joint name -> BVH joint name")
+    return m
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m human_body_prior.data.bvh2amass", description=__doc__.split("\n\n")[0])
+    ap.add_argument("input", help="a .bvh / .bvh.gz file or a folder of them")
+    ap.add_argument("output", help="output .npz (or folder in directory mode)")
+    ap.add_argument("--fps", type=float, default=None, help="true frame rate of the input (overrides the header)")
+    ap.add_argument("--target-fps", type=float, default=None, help="resample to this frame rate")
+    ap.add_argument("--skeleton", default="auto", help="auto | cmu_daz | cmu_motionbuilder | iclone_cc | reactidle")
+    ap.add_argument("--joint-map", default=None, help="JSON file: SMPL-X joint name -> BVH joint name")
+    ap.add_argument("--bm-path", default=None, help="SMPL-X model file (default: the shipped open neutral model)")
+    ap.add_argument("--up", default="z", choices=("z", "y"), help="world up axis of the output (AMASS: z)")
+    ap.add_argument("--skip-existing", action="store_true", help="directory mode: keep outputs that exist")
+    args = ap.parse_args(argv)
+
+    try:
+        skeleton = _load_joint_map(args.joint_map) if args.joint_map else args.skeleton
+        if args.bm_path is None:
+            from human_body_prior.support_paths import default_body_model_path
+            args.bm_path = default_body_model_path("smplx", "neutral")
+        rt = Retargeter.from_model_file(args.bm_path)
+        if os.path.isdir(args.input):
+            written, failed = convert_tree(args.input, args.output, rt, args.fps, args.target_fps, skeleton,
+                                           args.up, args.skip_existing)
+            print(f"wrote {len(written)} takes under {args.output}")
+            for path, msg in failed:
+                print(f"FAILED {path}: {msg}", file=sys.stderr)
+            return 1 if failed else 0
+        if not os.path.isfile(args.input):
+            raise FileNotFoundError(f"input {args.input} does not exist")
+        arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up)
+        save_npz_atomic(args.output, arrays)
+        print(f"wrote {args.output}: {arrays['poses'].shape[0]} frames at {float(arrays['mocap_framerate']):g} fps, "
+              f"skeleton {res['skeleton']}")
+        return 0
+    except (BVHError, ValueError, KeyError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

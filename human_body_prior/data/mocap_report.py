@@ -1,0 +1,189 @@
+"""Measure retargeting quality per mocap set and draw source-vs-body pictures.
+
+    python -m human_body_prior.data.mocap_report --raw-dir RAW --out-json Q.json [--png-dir docs]
+        [--bm-path SMPLX.npz] [--max-frames 300] [--takes-per-set 0]
+
+For every take (or the first ``--takes-per-set`` of each set), ``--max-frames`` evenly spaced frames
+are retargeted and posed with ``BodyModel`` (the body model's own forward kinematics); the posed
+joints are compared with the length-normalised BVH joints (retarget_quality). One picture per set
+shows the BVH skeleton next to the posed body at three moments of one take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from human_body_prior.data.bvh import BVH, read_bvh
+from human_body_prior.data.prepare_open_mocap import FPS_OVERRIDES, list_source_takes, take_group
+from human_body_prior.data.retarget import Retargeter
+from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm
+
+PICTURE_TAKES = {"cmu_daz": "cmu_daz/martial/05.bvh", "cmu_daz_atelier": "cmu_daz_atelier/subjects/13/13_30.bvh",
+                 "cmu_iclone": "cmu_iclone/subjects/005/005_05.bvh", "reactidle": "reactidle/acted/004_acted.bvh"}
+
+
+def subsample_bvh(bvh: BVH, max_frames: int) -> BVH:
+    if max_frames <= 0 or bvh.num_frames <= max_frames:
+        return bvh
+    idx = np.unique(np.linspace(0, bvh.num_frames - 1, max_frames).round().astype(int))
+    return BVH(bvh.names, bvh.parents, bvh.offsets, bvh.channels, bvh.end_sites, bvh.motion[idx],
+               bvh.frame_time, bvh.source)
+
+
+def pose_body_model(bm, pose: np.ndarray, trans: np.ndarray, chunk: int = 256):
+    """Posed joints (F, 55, 3) and vertices of the last chunk from BodyModel. pose (F, 55, 3)."""
+    joints, verts = [], None
+    p = torch.as_tensor(pose.reshape(len(pose), -1), dtype=torch.float32)
+    t = torch.as_tensor(trans, dtype=torch.float32)
+    with torch.no_grad():
+        for s in range(0, len(p), chunk):
+            q = p[s:s + chunk]
+            out = bm(root_orient=q[:, :3], pose_body=q[:, 3:66], pose_jaw=q[:, 66:69], pose_eye=q[:, 69:75],
+                     pose_hand=q[:, 75:165], trans=t[s:s + chunk],
+                     betas=torch.zeros(len(q), bm.num_betas if hasattr(bm, "num_betas") else 10))
+            joints.append(out.Jtr[:, :55].numpy().astype(np.float64))
+            verts = out.v
+    return np.concatenate(joints), verts
+
+
+def evaluate_take(path, rt: Retargeter, bm, rest_joints, max_frames=300, fps=None):
+    bvh = subsample_bvh(read_bvh(path), max_frames)
+    res = rt.retarget(bvh, world_up="z")
+    joints, _ = pose_body_model(bm, res["pose"], res["trans"])
+    errs = joint_errors_mm(res, joints, rest_joints)
+    bend = bend_direction_share(res["pose"], rest_joints)
+    return res, joints, errs, bend
+
+
+def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
+    """Source skeleton (top) vs posed body (bottom) at n_shots moments; PNG at out_png."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bvh = read_bvh(path)
+    idx = np.linspace(0.15, 0.85, n_shots) * (bvh.num_frames - 1)
+    sub = BVH(bvh.names, bvh.parents, bvh.offsets, bvh.channels, bvh.end_sites, bvh.motion[idx.round().astype(int)],
+              bvh.frame_time, bvh.source)
+    res = rt.retarget(sub, world_up="z")
+    joints, _ = pose_body_model(bm, res["pose"], res["trans"])
+    verts = None
+    with torch.no_grad():
+        p = torch.as_tensor(res["pose"].reshape(len(sub.motion), -1), dtype=torch.float32)
+        out = bm(root_orient=p[:, :3], pose_body=p[:, 3:66], pose_hand=p[:, 75:165], pose_jaw=p[:, 66:69],
+                 pose_eye=p[:, 69:75], trans=torch.as_tensor(res["trans"], dtype=torch.float32))
+        verts = out.v.numpy()
+    M = res["world_rotation"] @ res["C"]
+    src = res["source_positions"] @ M.T * res["scale"]
+    fig = plt.figure(figsize=(3.2 * n_shots, 6.4), dpi=80)
+    parents_m = rt.parents
+    for k in range(n_shots):
+        ax = fig.add_subplot(2, n_shots, k + 1, projection="3d")
+        centre = src[k, 0]
+        for j, p in enumerate(sub.parents):
+            if p >= 0:
+                seg = src[k, [p, j]] - centre
+                ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color="tab:blue", lw=1.5)
+        _style(ax, f"BVH frame {int(idx[k])}")
+        ax = fig.add_subplot(2, n_shots, n_shots + k + 1, projection="3d")
+        centre = joints[k, 0]
+        v = verts[k][:: max(1, verts.shape[1] // 2500)] - centre
+        ax.scatter(v[:, 0], v[:, 1], v[:, 2], s=0.3, color="0.7", alpha=0.5)
+        for j in range(1, 22):
+            seg = joints[k, [parents_m[j], j]] - centre
+            ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color="tab:red", lw=2)
+        _style(ax, "body model")
+    fig.suptitle(Path(path).as_posix().split("raw/")[-1], fontsize=10)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+def _style(ax, title):
+    ax.set_xlim(-0.9, 0.9)
+    ax.set_ylim(-0.9, 0.9)
+    ax.set_zlim(-1.0, 0.8)
+    ax.set_box_aspect((1, 1, 1))
+    ax.view_init(elev=10, azim=-60)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_zticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m human_body_prior.data.mocap_report")
+    ap.add_argument("--raw-dir", required=True, help="folder with the extracted archives")
+    ap.add_argument("--out-json", required=True)
+    ap.add_argument("--png-dir", default=None)
+    ap.add_argument("--bm-path", default=None)
+    ap.add_argument("--max-frames", type=int, default=300, help="frames evaluated per take (evenly spaced)")
+    ap.add_argument("--takes-per-set", type=int, default=0, help="0: every take")
+    args = ap.parse_args(argv)
+    from human_body_prior.body_model.body_model import BodyModel
+
+    if args.bm_path is None:
+        from human_body_prior.support_paths import default_body_model_path
+        args.bm_path = default_body_model_path("smplx", "neutral")
+    rt = Retargeter.from_model_file(args.bm_path)
+    bm = BodyModel(args.bm_path, num_betas=10)
+    rest = rt.J
+    takes = list_source_takes(args.raw_dir)
+    per_set = {}
+    for rel in takes:
+        s = rel.split("/")[0]
+        if args.takes_per_set and len(per_set.get(s, {}).get("takes", [])) >= args.takes_per_set:
+            continue
+        res, joints, errs, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
+        d = per_set.setdefault(s, {"takes": [], "err_sum": 0.0, "err_n": 0, "per_joint": {}, "knee_good": 0,
+                                   "knee_bent": 0, "elbow_good": 0, "elbow_bent": 0, "swing_sum": 0.0, "swing_n": 0,
+                                   "skeleton": res["skeleton"]})
+        d["takes"].append(rel)
+        for j, e in errs.items():
+            d["err_sum"] += float(e.sum())
+            d["err_n"] += e.size
+            pj = d["per_joint"].setdefault(rt.names[j], [0.0, 0])
+            pj[0] += float(e.sum())
+            pj[1] += e.size
+        for k in ("knee", "elbow"):
+            n = bend[f"{k}_bent_frames"]
+            d[f"{k}_bent"] += n
+            if n:
+                d[f"{k}_good"] += int(round(bend[k] * n))
+        sw = res["swing_deg"][:, :22]
+        used = sw.any(axis=0)
+        d["swing_sum"] += float(sw[:, used].sum())
+        d["swing_n"] += int(sw[:, used].size)
+        print(f"{rel}: mean joint error {np.mean([e.mean() for e in errs.values()]):.1f} mm, "
+              f"knee {bend['knee']:.3f} elbow {bend['elbow']:.3f}", flush=True)
+    report = {}
+    for s, d in per_set.items():
+        report[s] = {
+            "skeleton": d["skeleton"], "takes": len(d["takes"]), "frames_per_take_max": args.max_frames,
+            "mean_joint_error_mm": d["err_sum"] / max(d["err_n"], 1),
+            "per_joint_error_mm": {k: v[0] / v[1] for k, v in d["per_joint"].items()},
+            "knee_anatomical_share": d["knee_good"] / d["knee_bent"] if d["knee_bent"] else None,
+            "knee_bent_frames": d["knee_bent"],
+            "elbow_anatomical_share": d["elbow_good"] / d["elbow_bent"] if d["elbow_bent"] else None,
+            "elbow_bent_frames": d["elbow_bent"],
+            "mean_swing_correction_deg": d["swing_sum"] / max(d["swing_n"], 1),
+        }
+    Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out_json).write_text(json.dumps(report, indent=1))
+    print(json.dumps({s: {k: v for k, v in r.items() if k != "per_joint_error_mm"} for s, r in report.items()}, indent=1))
+    if args.png_dir:
+        for s, rel in PICTURE_TAKES.items():
+            if (Path(args.raw_dir) / rel).is_file():
+                draw_take(Path(args.raw_dir) / rel, rt, bm, Path(args.png_dir) / f"mocap_{s}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
