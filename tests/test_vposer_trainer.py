@@ -155,7 +155,7 @@ def test_body_surface_matches_body_model(tiny):
     v, j = surf(VPoser.aa2matrot(pose.reshape(4, 21, 3)))
     assert v.shape == (4, 50, 3) and len(set(surf.vertex_ids.tolist())) == 50
     assert torch.allclose(v, ref.v[:, surf.vertex_ids], atol=1e-10)
-    assert torch.allclose(j, ref.Jtr, atol=1e-10)
+    assert torch.allclose(j, ref.Jtr[:, :22], atol=1e-10)
 
 
 def test_kl_matches_torch_distributions():

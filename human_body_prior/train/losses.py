@@ -23,8 +23,12 @@ class BodySurface(nn.Module):
 
     bm_path: a model file BodyModel reads (SMPL, SMPL-H or SMPL-X: joints 1..21 are the body).
     num_vertices: 0/None for all vertices, else a fixed random subset of that many (seed ``seed``).
-    forward(body_rotmats (B, 21, 3, 3)) -> (vertices (B, S, 3), joints (B, J, 3)) in the model's
-    units (metres).
+    forward(body_rotmats (B, 21, 3, 3)) -> (vertices (B, S, 3), joints (B, 22, 3): root + body) in
+    the model's units (metres).
+
+    Exact shortcut: a joint whose local rotation is the identity (hands, jaw, eyes here) moves its
+    vertices exactly as its parent does, so their skinning weights are folded into the nearest body
+    joint and their pose-corrective features (zero) are dropped. Only the 22 body joints are chained.
     """
 
     def __init__(self, bm_path, num_vertices=None, seed: int = 0, dtype=torch.float32):
@@ -41,30 +45,36 @@ class BodySurface(nn.Module):
         else:
             ids = np.arange(V)
         ids_t = torch.as_tensor(ids)
+        nb = NUM_BODY_JOINTS + 1
+        parents = list(bm.parents)
+        ancestor = []
+        for j in range(len(parents)):
+            a = j
+            while a >= nb:
+                a = parents[a]
+            ancestor.append(a)
+        weights = torch.zeros(len(ids), nb, dtype=torch.float64)
+        weights.index_add_(1, torch.as_tensor(ancestor), bm.weights[ids_t])
+
         self.model_type = bm.model_type
         self.num_model_vertices = V
-        self.tree = KinematicTree(bm.parents)
+        self.tree = KinematicTree(parents[:nb])
         self.register_buffer("vertex_ids", ids_t)
         self.register_buffer("v_template", bm.v_template[ids_t].to(dtype))
-        self.register_buffer("weights", bm.weights[ids_t].to(dtype))
-        self.register_buffer("joints_rest", bm.J_template.to(dtype))
+        self.register_buffer("weights", weights.to(dtype))
+        self.register_buffer("joints_rest", bm.J_template[:nb].to(dtype))
         if bm.posedirs is not None:
             P = bm.posedirs.shape[0]
-            pd = bm.posedirs.reshape(P, V, 3)[:, ids_t].reshape(P, -1)
+            pd = bm.posedirs.reshape(P, V, 3)[:9 * NUM_BODY_JOINTS, ids_t].reshape(9 * NUM_BODY_JOINTS, -1)
             self.register_buffer("posedirs", pd.to(dtype))
         else:
             self.posedirs = None
-
-    @property
-    def num_joints(self) -> int:
-        return len(self.tree)
 
     def forward(self, body_rotmats: torch.Tensor):
         B = body_rotmats.shape[0]
         body_rotmats = body_rotmats.reshape(B, NUM_BODY_JOINTS, 3, 3).to(self.v_template.dtype)
         eye = torch.eye(3, dtype=body_rotmats.dtype, device=body_rotmats.device)
-        rot = eye.expand(B, self.num_joints, 3, 3).clone()
-        rot[:, 1:NUM_BODY_JOINTS + 1] = body_rotmats
+        rot = torch.cat([eye.expand(B, 1, 3, 3), body_rotmats], dim=1)
         verts = self.v_template.expand(B, -1, -1)
         if self.posedirs is not None:
             verts = verts + (pose_features(rot) @ self.posedirs).reshape(B, -1, 3)
