@@ -217,3 +217,20 @@ def test_shared_reactidle_six_channel_joints(reactidle_take):
     assert np.allclose(t[:, neck], bvh.offsets[neck], atol=1e-4)
     pos, _ = bvh_forward_kinematics(bvh)
     assert 0.6 < np.median(pos[:, bvh.index("pelvis"), 1]) < 1.2  # metres, Y up, standing
+
+
+def test_writer_reorders_breadth_first_joints(tmp_path):
+    """Joints given breadth first are written depth first together with their motion columns."""
+    rng = np.random.default_rng(2)
+    names = ["root", "l1", "r1", "l2", "r2"]
+    parents = np.array([-1, 0, 0, 1, 2])
+    ch = ("Zrotation", "Xrotation", "Yrotation")
+    bvh = BVH(names, parents, rng.normal(size=(5, 3)), [("Xposition", "Yposition", "Zposition") + ch] + [ch] * 4, [],
+              rng.uniform(-90, 90, size=(4, 18)), 0.01)
+    write_bvh(tmp_path / "bf.bvh", bvh)
+    back = read_bvh(tmp_path / "bf.bvh")
+    assert back.names == ["root", "l1", "l2", "r1", "r2"]
+    pos, rot = bvh_forward_kinematics(bvh)
+    pos2, rot2 = bvh_forward_kinematics(back)
+    perm = [back.names.index(n) for n in names]
+    assert np.array_equal(pos2[:, perm], pos) and np.array_equal(rot2[:, perm], rot)

@@ -371,7 +371,10 @@ def _fmt(x: float) -> str:
 
 
 def format_bvh(bvh: BVH) -> str:
-    """BVH text of ``bvh``; numbers are written so that they read back exactly (float64)."""
+    """BVH text of ``bvh``; numbers are written so that they read back exactly (float64).
+
+    Joints are written depth first (the only order BVH can express), with their motion columns.
+    """
     children = [[] for _ in bvh.names]
     for j, p in enumerate(bvh.parents):
         if p >= 0:
@@ -380,8 +383,10 @@ def format_bvh(bvh: BVH) -> str:
     for p, off in bvh.end_sites:
         ends[p].append(off)
     out = ["HIERARCHY"]
+    order = []  # joints in the order they are written (depth first); motion columns follow it
 
     def emit(j, depth):
+        order.append(j)
         ind = "  " * depth
         kw = "ROOT" if bvh.parents[j] < 0 else "JOINT"
         out.append(f"{ind}{kw} {bvh.names[j]}")
@@ -404,7 +409,8 @@ def format_bvh(bvh: BVH) -> str:
     out.append("MOTION")
     out.append(f"Frames: {bvh.num_frames}")
     out.append(f"Frame Time: {_fmt(bvh.frame_time)}")
-    out.extend(" ".join(_fmt(v) for v in row) for row in bvh.motion)
+    cols = np.concatenate([bvh._channel_start[j] + np.arange(len(bvh.channels[j])) for j in order]).astype(np.int64)
+    out.extend(" ".join(_fmt(v) for v in row) for row in bvh.motion[:, cols])
     return "\n".join(out) + "\n"
 
 
