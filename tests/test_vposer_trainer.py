@@ -266,3 +266,16 @@ def test_evaluation_script_on_tiny_run(tiny, tmp_path):
     # test == vald here, so their numbers agree; and a vald pose's nearest training pose is not itself
     assert res["splits"]["test"]["per_joint_mm"] == pytest.approx(res["splits"]["vald"]["per_joint_mm"])
     assert res["samples"]["reference_test_poses_nearest_train_rms_joint_mm"]["median"] > 0
+
+
+@pytest.mark.render
+def test_pictures_of_reconstructions_and_samples(tiny, tmp_path):
+    from PIL import Image
+
+    work = tmp_path / "exp"
+    run_vposer_trainer(_settings(tiny, work, num_epochs=1, render_pictures=True))
+    pics = sorted((work / "pictures").glob("*.png"))
+    assert [p.name for p in pics] == ["TR00_E001_reconstructions.png", "TR00_E001_samples.png"]
+    for p in pics:
+        img = np.asarray(Image.open(p))
+        assert img.ndim == 3 and img.std() > 1.0  # not a blank canvas
