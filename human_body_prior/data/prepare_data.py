@@ -85,7 +85,7 @@ def list_takes(amass_dir, dataset: str) -> list[Path]:
 
 def middle_frames(n: int, keep: float = 0.8) -> np.ndarray:
     """Indices of the middle ``keep`` share of n frames (the first and last (1-keep)/2 dropped)."""
-    cut = int(np.floor(n * (1 - keep) / 2))
+    cut = int(np.floor(n * (1 - keep) / 2 + 1e-9))  # 1 - 0.8 is 0.19999...
     return np.arange(cut, n - cut)
 
 
