@@ -1,0 +1,154 @@
+"""Command line: fit bodies to 3D joints, with or without the VPoser prior.
+
+    python -m human_body_prior.fitting.fit_joints IN.npz OUT.npz [--no-prior | --l2-pose]
+        [--prior-weight W] [--bm-path P] [--expr-dir D] [--fit-betas] [--batch-size N] [--device D]
+
+IN.npz: ``joints`` (N, J, 3) in metres in the body model's joint order (J >= 22: the body joints
+first, SMPL-X order), optional ``conf`` (N, J) (0 = missing; missing joints may be NaN).
+OUT.npz (written atomically): ``root_orient`` (N, 3), ``pose_body`` (N, 63), ``trans`` (N, 3),
+``betas`` (N, num_betas), ``poZ_body`` (N, latentD) with the prior, ``joints`` (N, J, 3) of the
+fitted bodies, ``data_loss`` (N,) final weighted squared error per frame (m^2), and ``pose_prior``.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT, BodyFitter, Stage
+from human_body_prior.fitting.observations import NUM_BODY_JOINTS, JointTargets3D
+
+
+def load_targets(path):
+    """IN.npz -> (joints (N, J, 3) float64, conf (N, J) or None), with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input file {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "joints" not in data:
+                raise ValueError(f"{path}: no 'joints' array (N, J, 3); it has {sorted(data.files)}")
+            joints = np.asarray(data["joints"])
+            conf = np.asarray(data["conf"]) if "conf" in data else None
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from e
+    if joints.ndim != 3 or joints.shape[-1] != 3 or joints.shape[1] < NUM_BODY_JOINTS or joints.shape[0] == 0:
+        raise ValueError(f"{path}: 'joints' must have shape (N, J, 3) with N >= 1 and J >= {NUM_BODY_JOINTS} "
+                         f"(the body joints in SMPL-X order first), got {joints.shape}")
+    if conf is not None and conf.shape != joints.shape[:2]:
+        raise ValueError(f"{path}: 'conf' must have shape {joints.shape[:2]} (N, J), got {conf.shape}")
+    # validate the whole file up front (NaNs, negative or all-zero confidences)
+    try:
+        JointTargets3D(joints, conf)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
+    return joints, conf
+
+
+def save_npz_atomic(path, arrays: dict):
+    """np.savez into a temp file beside path, then os.replace onto it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def build_fitter(pose_prior, bm_path=None, expr_dir=None, prior_weight=None, device="cpu", fit_betas=False,
+                 iterations=None, optimizer="lbfgs", robust_sigma=None):
+    """BodyFitter on the open (or given) body model, with the shipped (or given) VPoser."""
+    import human_body_prior as hbp
+    bm_path = bm_path or hbp.default_body_model_path()
+    if not Path(bm_path).is_file():
+        raise FileNotFoundError(f"body model file {bm_path} not found (pass --bm-path)")
+    if pose_prior == "vposer":
+        from human_body_prior.body_model.body_model_vposer import BodyModelWithPoser
+        expr_dir = expr_dir or hbp.default_vposer_dir()
+        if not Path(expr_dir).is_dir():
+            raise FileNotFoundError(f"VPoser experiment folder {expr_dir} not found (pass --expr-dir)")
+        bm = BodyModelWithPoser(poser_type="vposer", smpl_exp_dir=expr_dir, bm_path=bm_path)
+    else:
+        from human_body_prior.body_model.body_model import BodyModel
+        bm = BodyModel(bm_path)
+    bm = bm.to(device)
+    stages = None
+    if iterations:
+        stages = [Stage(10.0, iterations), Stage(1.0, iterations)]
+    return BodyFitter(bm, pose_prior=pose_prior, prior_weight=prior_weight, optimizer=optimizer, stages=stages,
+                      fit_betas=fit_betas), robust_sigma
+
+
+def fit_arrays(fitter, joints, conf=None, batch_size=256, robust_sigma=None, verbose=False) -> dict:
+    """Fit (N, J, 3) joints in chunks of batch_size frames -> dict of numpy outputs (see module doc)."""
+    N, J = joints.shape[:2]
+    num_model = fitter.joints_model.num_joints
+    if J > num_model:
+        raise ValueError(f"joints have {J} columns but the {fitter.joints_model.model_type} model has {num_model} joints")
+    out = {}
+    for start in range(0, N, batch_size):
+        sl = slice(start, min(N, start + batch_size))
+        obs = JointTargets3D(joints[sl], None if conf is None else conf[sl], robust_sigma=robust_sigma)
+        r = fitter.fit(obs, write_back=False).as_numpy()
+        r["betas"] = np.broadcast_to(r["betas"], (sl.stop - sl.start, r["betas"].shape[-1]))
+        r["joints"] = r["joints"][:, :J]
+        for k, v in r.items():
+            out.setdefault(k, []).append(v)
+        if verbose:
+            print(f"  frames {sl.start}-{sl.stop - 1}: mean data loss {r['data_loss'].mean():.3g}")
+    return {k: np.concatenate(v, 0) for k, v in out.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m human_body_prior.fitting.fit_joints",
+                                 description="Fit SMPL-family bodies to 3D joints (metres) with the VPoser prior.")
+    ap.add_argument("input", help="IN.npz with joints (N, J, 3) and optional conf (N, J)")
+    ap.add_argument("output", help="OUT.npz to write")
+    prior = ap.add_mutually_exclusive_group()
+    prior.add_argument("--no-prior", action="store_true", help="optimise pose_body directly, no pose prior")
+    prior.add_argument("--l2-pose", action="store_true", help="optimise pose_body directly with an L2 prior on it")
+    ap.add_argument("--prior-weight", type=float, default=None,
+                    help=f"pose prior weight (default {DEFAULT_PRIOR_WEIGHT['vposer']:g} for VPoser, "
+                         f"{DEFAULT_PRIOR_WEIGHT['l2']:g} for --l2-pose)")
+    ap.add_argument("--bm-path", default=None, help="body model file (default: the open SMPL-X neutral model)")
+    ap.add_argument("--expr-dir", default=None, help="VPoser experiment folder (default: the shipped open VPoser)")
+    ap.add_argument("--fit-betas", action="store_true", help="also fit betas, shared by each batch")
+    ap.add_argument("--robust-sigma", type=float, default=None, help="Geman-McClure scale in metres (default: plain L2)")
+    ap.add_argument("--iterations", type=int, default=None, help="LBFGS iterations per stage")
+    ap.add_argument("--batch-size", type=int, default=256, help="frames per optimisation (default 256)")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if args.batch_size < 1:
+        ap.error("--batch-size must be >= 1")
+    pose_prior = "none" if args.no_prior else "l2" if args.l2_pose else "vposer"
+    try:
+        joints, conf = load_targets(args.input)
+        fitter, robust = build_fitter(pose_prior, args.bm_path, args.expr_dir, args.prior_weight, args.device,
+                                      args.fit_betas, args.iterations, robust_sigma=args.robust_sigma)
+        t0 = time.perf_counter()
+        out = fit_arrays(fitter, joints, conf, args.batch_size, robust, verbose=not args.quiet)
+        elapsed = time.perf_counter() - t0
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out["pose_prior"] = np.array(pose_prior)
+    out["prior_weight"] = np.array(fitter.prior_weight)
+    save_npz_atomic(args.output, out)
+    if not args.quiet:
+        print(f"fitted {len(joints)} frames ({pose_prior} prior) in {elapsed:.1f} s -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

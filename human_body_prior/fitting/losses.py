@@ -1,0 +1,31 @@
+"""Data terms for fitting: weighted squared errors with an optional robust (Geman-McClure) penalty."""
+
+import torch
+
+
+def geman_mcclure(sq_residual: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Geman-McClure penalty of squared residuals: sigma^2 r^2 / (sigma^2 + r^2).
+
+    Equal to r^2 for |r| << sigma and bounded by sigma^2, so outliers pull with at most a constant
+    cost. sq_residual (...) in squared units of sigma -> same shape.
+    """
+    s2 = float(sigma) ** 2
+    return s2 * sq_residual / (s2 + sq_residual)
+
+
+def confidence_weighted_error(pred: torch.Tensor, target: torch.Tensor, conf: torch.Tensor,
+                              robust_sigma=None, scale=None) -> torch.Tensor:
+    """Per-frame sum over points of conf * rho(|pred - target|^2).
+
+    pred, target (B, J, D); conf (B, J) >= 0 (0 = missing: the target is ignored, even when NaN);
+    scale: optional (B, 1) or scalar divisor applied to the residual first (e.g. focal length);
+    robust_sigma: None for plain squared error, else the Geman-McClure scale in the units of the
+    (scaled) residual. Returns (B,).
+    """
+    diff = pred - torch.where(conf.unsqueeze(-1) > 0, target, pred.detach())
+    if scale is not None:
+        diff = diff / scale
+    sq = (diff * diff).sum(-1)
+    if robust_sigma is not None:
+        sq = geman_mcclure(sq, robust_sigma)
+    return (conf * sq).sum(-1)
