@@ -113,9 +113,11 @@ def test_resume_from_bare_snapshot_takes_epoch_from_name(tiny, tmp_path):
     work = tmp_path / "exp"
     run_vposer_trainer(_settings(tiny, work, num_epochs=1))
     snap = work / "snapshots" / "TR00_E001.pt"
-    ps = load_settings(strict=False, **_settings(tiny, tmp_path / "exp2", num_epochs=2, resume=str(snap)))
+    ps = load_settings(strict=False, **_settings(tiny, tmp_path / "exp2", num_epochs=2, resume=str(snap),
+                                                 train_frame_step=2))
     trainer = VPoserTrainer(ps)
     assert trainer.epoch == 1
+    assert len(trainer.train_poses) == 48  # every second of the 96 training poses
     assert _same({k: v for k, v in trainer.vposer.state_dict().items()}, torch.load(snap, weights_only=True))
     trainer.close()
 

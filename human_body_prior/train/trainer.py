@@ -127,6 +127,9 @@ class VPoserTrainer:
             raise ValueError("setting dataset_dir is empty: point it at the folder with train/ and vald/ splits")
         dataset_dir = Path(dataset_dir)
         self.train_poses = load_pose_split(dataset_dir / "train", self.dtype)
+        frame_step = int(self.ps.get("train_frame_step", 1) or 1)
+        if frame_step > 1:  # consecutive mocap frames are near duplicates: shorter epochs, same variety
+            self.train_poses = self.train_poses[::frame_step].contiguous()
         self.vald_poses = load_pose_split(dataset_dir / "vald", self.dtype)
         self.batches = PoseBatches(self.train_poses, int(ps.batch_size), rank=self.dist.rank,
                                    world_size=self.dist.world_size, shuffle=True, seed=self.seed)
