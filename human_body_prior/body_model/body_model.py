@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from human_body_prior.body_model.lbs import KinematicTree, lbs
+from human_body_prior.body_model.lbs import KinematicTree, SparseSkinningWeights, lbs
 from human_body_prior.body_model.model_io import load_model_file
 
 _TYPE_BY_JOINTS = {24: "smpl", 52: "smplh", 55: "smplx", 16: "mano"}
@@ -144,12 +144,22 @@ class BodyModel(nn.Module):
         posedirs = data.get("posedirs")
         if use_posedirs and posedirs is not None and np.any(posedirs):
             num_feats = 9 * (len(self.parents) - 1)
-            posedirs = np.asarray(posedirs).reshape(-1, num_feats).T  # (P, 3 V)
-            self.register_buffer("posedirs", as_tensor(posedirs))
+            # (P, 3 V), stored as the transpose of the file's contiguous (3 V, P) layout, which the
+            # fast path multiplies with directly
+            self.register_buffer("posedirs", as_tensor(np.asarray(posedirs).reshape(-1, num_feats)).t())
         else:
             self.posedirs = None
+        self._index_skinning_weights()
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._index_skinning_weights())
 
         self._init_parameters(params or {}, dtype)
+
+    def _index_skinning_weights(self):
+        """Each vertex's non-zero skinning weights (all of them), for the fast skinning path. Derived
+        from `weights`, so not saved; rebuilt when a state dict is loaded."""
+        for name, value in zip(("joints", "values", "offsets"),
+                               SparseSkinningWeights.from_dense(self.weights).tensors()):
+            self.register_buffer(f"_skin_{name}", value, persistent=False)
 
     def _check_shape(self, data, key, shape):
         actual = np.asarray(data[key]).shape
@@ -254,7 +264,8 @@ class BodyModel(nn.Module):
                                  f"({batch}, {self.v_template.shape[0]}, 3), got {tuple(template.shape)}")
             J_template = J_shapedirs = None  # regress joints from the given template
         verts, joints = lbs(full_pose, shape_coeffs, template, self.shapedirs, self.posedirs,
-                           self.J_regressor, self.weights, self._tree, J_template, J_shapedirs)
+                           self.J_regressor, self.weights, self._tree, J_template, J_shapedirs,
+                           sparse_weights=(self._skin_joints, self._skin_values, self._skin_offsets))
         trans = values["trans"].unsqueeze(1)
         out = BodyModelOutput(v=verts + trans, f=self.f, Jtr=joints + trans, full_pose=full_pose, **values)
         return dict(out) if return_dict else out

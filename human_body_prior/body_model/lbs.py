@@ -2,9 +2,18 @@
 
 Shapes: B batch, V vertices, J joints, K shape coefficients, P = 9 (J - 1) pose-corrective features.
 Lengths are in the model's units (metres for the official and the shipped models).
+
+Two equivalent paths compute the posed mesh:
+- the plain dense path (`skin_vertices`): blend a (3, 4) transform per vertex from all J joints;
+- the fast path (`SparseSkinningWeights` + `skin_vertices_sparse`), used by BodyModel: the mesh is
+  kept vertex-major, (V, 3, B), so that shape and pose correctives are one matrix product each with
+  the file's own (3 V, K) and (3 V, P) layouts, and each vertex blends only the joints it has non-zero
+  weights for (every non-zero weight is kept, however small, so the result is exact).
+tests/test_lbs_fast_paths.py checks that both paths agree.
 """
 
 import torch
+import torch.nn.functional as F
 
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 
@@ -66,32 +75,110 @@ def forward_kinematics(rot_mats: torch.Tensor, joints: torch.Tensor, tree: Kinem
 
 
 def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
-    """Blend per-joint transforms by skinning weights. vertices (B, V, 3), weights (V, J),
-    transforms (B, J, 3, 4) -> (B, V, 3)."""
+    """Blend per-joint transforms by skinning weights (plain dense path). vertices (B, V, 3),
+    weights (V, J), transforms (B, J, 3, 4) -> (B, V, 3)."""
     B, J = transforms.shape[:2]
     T = torch.matmul(weights, transforms.reshape(B, J, 12)).reshape(B, -1, 3, 4)
     return (T[..., :3] @ vertices.unsqueeze(-1)).squeeze(-1) + T[..., 3]
 
 
+class SparseSkinningWeights:
+    """The non-zero entries of a (V, J) skinning-weight matrix, row by row (CSR), every one of them.
+
+    joints (N,) long and values (N,) the non-zero weights in row order; offsets (V,) long, where each
+    vertex's entries start. Build with `from_dense`; `tensors()` gives the three tensors in that order.
+    """
+
+    def __init__(self, joints: torch.Tensor, values: torch.Tensor, offsets: torch.Tensor, num_joints: int):
+        self.joints, self.values, self.offsets, self.num_joints = joints, values, offsets, int(num_joints)
+
+    @classmethod
+    def from_dense(cls, weights: torch.Tensor) -> "SparseSkinningWeights":
+        if weights.dim() != 2:
+            raise ValueError(f"weights must have shape (V, J), got {tuple(weights.shape)}")
+        rows, cols = torch.nonzero(weights, as_tuple=True)  # row-major order
+        counts = torch.bincount(rows, minlength=weights.shape[0])
+        offsets = torch.cumsum(counts, 0) - counts
+        return cls(cols, weights[rows, cols], offsets, weights.shape[1])
+
+    def tensors(self) -> tuple:
+        return self.joints, self.values, self.offsets
+
+    @property
+    def max_per_vertex(self) -> int:
+        """The largest number of joints any vertex is skinned to."""
+        ends = torch.cat([self.offsets[1:], self.offsets.new_tensor([self.joints.numel()])])
+        return int((ends - self.offsets).max()) if self.offsets.numel() else 0
+
+
+def skin_vertices_sparse(rest_vm: torch.Tensor, sparse_weights: tuple, transforms: torch.Tensor) -> torch.Tensor:
+    """Skin vertex-major rest points with each vertex's non-zero weights only.
+
+    rest_vm (V, 3, B); sparse_weights (joints (N,), values (N,), offsets (V,)) as given by
+    SparseSkinningWeights.tensors(); transforms (B, J, 3, 4) -> posed points (V, 3, B).
+    """
+    joints, values, offsets = sparse_weights
+    B, J = transforms.shape[:2]
+    V = rest_vm.shape[0]
+    # One table row per joint holding its B transforms as (column d, row c, batch b); a weighted bag
+    # of rows per vertex is that vertex's blended transform, already in the layout of rest_vm.
+    table = transforms.permute(1, 3, 2, 0).reshape(J, 12 * B)
+    blended = F.embedding_bag(joints, table, offsets, mode="sum", per_sample_weights=values).view(V, 4, 3, B)
+    posed = torch.addcmul(blended[:, 3], blended[:, 0], rest_vm[:, 0:1])
+    posed = posed.addcmul_(blended[:, 1], rest_vm[:, 1:2])
+    return posed.addcmul_(blended[:, 2], rest_vm[:, 2:3])
+
+
+def shaped_vertices_vertex_major(shape_coeffs: torch.Tensor, v_template: torch.Tensor,
+                                 shapedirs: torch.Tensor) -> torch.Tensor:
+    """Template plus shape blend shapes as one matrix product, vertex-major.
+
+    shape_coeffs (B, K); v_template (V, 3) or (B, V, 3); shapedirs (V, 3, K) -> (V, 3, B).
+    """
+    B = shape_coeffs.shape[0]
+    V = shapedirs.shape[0]
+    if v_template.dim() == 2:
+        base = v_template.reshape(3 * V, 1)
+    else:
+        base = v_template.expand(B, V, 3).reshape(B, 3 * V).t()
+    return torch.addmm(base, shapedirs.reshape(3 * V, -1), shape_coeffs.t()).view(V, 3, B)
+
+
 def lbs(full_pose: torch.Tensor, shape_coeffs: torch.Tensor, v_template: torch.Tensor,
         shapedirs: torch.Tensor, posedirs, J_regressor: torch.Tensor, weights: torch.Tensor,
-        tree: KinematicTree, J_template=None, J_shapedirs=None):
+        tree: KinematicTree, J_template=None, J_shapedirs=None, sparse_weights=None):
     """Shape, pose-correct, pose and skin a body.
 
     full_pose (B, 3 J) axis-angle (rad); shape_coeffs (B, K); v_template (V, 3) or (B, V, 3);
     shapedirs (V, 3, K); posedirs (P, 3 V) or None to skip pose correctives; J_regressor (J, V);
     weights (V, J). J_template (J, 3) and J_shapedirs (J, 3, K), the regressor applied to the template
     and to the shape directions, may be given to skip regressing joints from the shaped mesh.
+    sparse_weights, SparseSkinningWeights.tensors() of `weights`, selects the fast vertex-major path;
+    None the plain dense one.
     Returns vertices (B, V, 3) and posed joints (B, J, 3).
     """
     B = full_pose.shape[0]
-    v_shaped = v_template + blend_shapes(shape_coeffs, shapedirs)
+    rot_mats = axis_angle_to_matrix(full_pose.reshape(B, -1, 3))
+    joints = None
     if J_template is not None and J_shapedirs is not None:
         joints = J_template + blend_shapes(shape_coeffs, J_shapedirs)
-    else:
-        joints = torch.einsum("jv,bvc->bjc", J_regressor, v_shaped)
-    rot_mats = axis_angle_to_matrix(full_pose.reshape(B, -1, 3))
-    if posedirs is not None:
-        v_shaped = v_shaped + (pose_features(rot_mats) @ posedirs).reshape(B, -1, 3)
+
+    if sparse_weights is None:
+        v_shaped = v_template + blend_shapes(shape_coeffs, shapedirs)
+        if joints is None:
+            joints = torch.einsum("jv,bvc->bjc", J_regressor, v_shaped)
+        if posedirs is not None:
+            v_shaped = v_shaped + (pose_features(rot_mats) @ posedirs).reshape(B, -1, 3)
+        posed_joints, transforms = forward_kinematics(rot_mats, joints.expand(B, -1, -1), tree)
+        return skin_vertices(v_shaped, weights, transforms), posed_joints
+
+    rest = shaped_vertices_vertex_major(shape_coeffs, v_template, shapedirs)
+    if joints is None:
+        joints = torch.einsum("jv,vcb->bjc", J_regressor, rest)
+    V = rest.shape[0]
+    if posedirs is not None:  # in place, sparing a copy of the mesh; posedirs.t() is (3 V, P)
+        rest.view(3 * V, B).addmm_(posedirs.t(), pose_features(rot_mats).t())
     posed_joints, transforms = forward_kinematics(rot_mats, joints.expand(B, -1, -1), tree)
-    return skin_vertices(v_shaped, weights, transforms), posed_joints
+    posed = skin_vertices_sparse(rest, sparse_weights, transforms)
+    # as a 2-D transpose, which torch copies block by block (a 3-D permute copy is far slower)
+    return posed.view(3 * V, B).t().contiguous().view(B, V, 3), posed_joints

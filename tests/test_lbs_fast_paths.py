@@ -1,0 +1,212 @@
+"""The fast skinning path of lbs.py against the plain dense one, values and gradients."""
+
+import numpy as np
+import pytest
+import torch
+
+from human_body_prior.body_model.body_model import BodyModel
+from human_body_prior.body_model.joint_names import PARENTS
+from human_body_prior.body_model.lbs import (KinematicTree, SparseSkinningWeights, forward_kinematics, lbs,
+                                             shaped_vertices_vertex_major, skin_vertices, skin_vertices_sparse)
+from human_body_prior.body_model.synthetic import write_synthetic_model
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+DTYPES = [torch.float64, torch.float32]
+
+
+def _dense_like_official(num_verts, num_joints, seed, max_nonzero=10):
+    """Weights with 1..max_nonzero non-zeros per row, some of them tiny (1e-9), rows summing to 1,
+    and one vertex with no weights at all."""
+    rng = np.random.default_rng(seed)
+    w = np.zeros((num_verts, num_joints))
+    for v in range(num_verts):
+        k = rng.integers(1, min(max_nonzero, num_joints) + 1)
+        cols = rng.choice(num_joints, size=k, replace=False)
+        vals = rng.uniform(0.0, 1.0, size=k)
+        vals[rng.uniform(size=k) < 0.3] = 1e-9
+        w[v, cols] = vals / vals.sum()
+    w[3] = 0.0
+    return w
+
+
+def _random_transforms(batch, num_joints, dtype, gen):
+    rot = axis_angle_to_matrix(torch.randn(batch, num_joints, 3, generator=gen, dtype=torch.float64))
+    t = torch.randn(batch, num_joints, 3, 1, generator=gen, dtype=torch.float64)
+    return torch.cat([rot, t], -1).to(dtype)
+
+
+def test_sparse_weights_keep_every_nonzero():
+    w = torch.tensor(_dense_like_official(50, 7, seed=0))
+    sw = SparseSkinningWeights.from_dense(w)
+    joints, values, offsets = sw.tensors()
+    rebuilt = torch.zeros_like(w)
+    ends = torch.cat([offsets[1:], torch.tensor([joints.numel()])])
+    for v in range(w.shape[0]):
+        rebuilt[v, joints[offsets[v]:ends[v]]] = values[offsets[v]:ends[v]]
+    assert torch.equal(rebuilt, w)  # nothing dropped, not even the 1e-9 weights
+    assert values.numel() == int((w != 0).sum())
+    assert sw.max_per_vertex == int((w != 0).sum(1).max())
+    assert (values < 1e-8).any()
+    with pytest.raises(ValueError, match=r"\(V, J\)"):
+        SparseSkinningWeights.from_dense(torch.zeros(3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", [1, 5])
+def test_sparse_skinning_equals_dense(dtype, batch):
+    g = torch.Generator().manual_seed(1)
+    V, J = 200, 9
+    w = torch.tensor(_dense_like_official(V, J, seed=1), dtype=dtype)
+    verts = torch.randn(batch, V, 3, generator=g, dtype=torch.float64).to(dtype)
+    T = _random_transforms(batch, J, dtype, g)
+
+    dense = skin_vertices(verts, w, T)
+    sparse = skin_vertices_sparse(verts.permute(1, 2, 0).contiguous(),
+                                  SparseSkinningWeights.from_dense(w).tensors(), T).permute(2, 0, 1)
+    assert (sparse - dense).abs().max() < TOL[dtype]
+    assert sparse[:, 3].abs().max() == 0  # the vertex without weights collapses like the dense product
+
+
+def test_sparse_skinning_gradients():
+    g = torch.Generator().manual_seed(2)
+    V, J, B = 30, 6, 2
+    w = torch.tensor(_dense_like_official(V, J, seed=2, max_nonzero=4))
+    sw = SparseSkinningWeights.from_dense(w).tensors()
+    verts = torch.randn(B, V, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    T = _random_transforms(B, J, torch.float64, g).requires_grad_()
+
+    def sparse(v, t):
+        return skin_vertices_sparse(v.permute(1, 2, 0), sw, t).permute(2, 0, 1)
+
+    # against finite differences, and against the dense path's gradients
+    assert torch.autograd.gradcheck(sparse, (verts, T))
+    up = torch.randn(B, V, 3, generator=g, dtype=torch.float64)
+    g_sparse = torch.autograd.grad((sparse(verts, T) * up).sum(), (verts, T))
+    g_dense = torch.autograd.grad((skin_vertices(verts, w, T) * up).sum(), (verts, T))
+    for a, b in zip(g_sparse, g_dense):
+        assert (a - b).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vertex_major_shaping(dtype):
+    g = torch.Generator().manual_seed(3)
+    V, K, B = 40, 4, 3
+    vt = torch.randn(V, 3, generator=g, dtype=dtype)
+    dirs = torch.randn(V, 3, K, generator=g, dtype=dtype)
+    c = torch.randn(B, K, generator=g, dtype=dtype)
+    ref = vt + torch.einsum("bk,vck->bvc", c.double(), dirs.double()).to(dtype)
+    out = shaped_vertices_vertex_major(c, vt, dirs).permute(2, 0, 1)
+    assert (out - ref).abs().max() < TOL[dtype]
+    per_batch = vt + torch.randn(B, V, 3, generator=g, dtype=dtype)
+    out = shaped_vertices_vertex_major(c, per_batch, dirs).permute(2, 0, 1)
+    assert (out - (per_batch + (ref - vt))).abs().max() < TOL[dtype]
+
+
+def _small_model(dtype, model_type="smplh", posedirs=True, seed=4):
+    g = torch.Generator().manual_seed(seed)
+    parents = PARENTS[model_type]
+    J = len(parents)
+    V, K = 300, 6
+    reg = torch.rand(J, V, generator=g, dtype=torch.float64)
+    reg = reg / reg.sum(1, keepdim=True)
+    m = dict(
+        v_template=torch.randn(V, 3, generator=g, dtype=torch.float64) * 0.3,
+        shapedirs=torch.randn(V, 3, K, generator=g, dtype=torch.float64) * 0.01,
+        posedirs=(torch.randn(V * 3, 9 * (J - 1), generator=g, dtype=torch.float64) * 0.003).t()
+        if posedirs else None,
+        J_regressor=reg,
+        weights=torch.tensor(_dense_like_official(V, J, seed=seed)),
+        tree=KinematicTree(parents),
+    )
+    m = {k: v.to(dtype) if torch.is_tensor(v) else v for k, v in m.items()}
+    m["J_template"] = m["J_regressor"] @ m["v_template"]
+    m["J_shapedirs"] = torch.einsum("jv,vck->jck", m["J_regressor"], m["shapedirs"])
+    return m, g
+
+
+def _lbs(m, pose, coeffs, template=None, fast=True, regress=False):
+    sw = SparseSkinningWeights.from_dense(m["weights"]).tensors() if fast else None
+    jt, js = (None, None) if regress else (m["J_template"], m["J_shapedirs"])
+    return lbs(pose, coeffs, m["v_template"] if template is None else template, m["shapedirs"], m["posedirs"],
+               m["J_regressor"], m["weights"], m["tree"], jt, js, sparse_weights=sw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("posedirs", [True, False])
+@pytest.mark.parametrize("regress", [False, True])
+def test_fast_lbs_equals_plain_lbs(dtype, posedirs, regress):
+    m, g = _small_model(dtype, posedirs=posedirs)
+    B, J = 4, len(m["tree"])
+    pose = (torch.randn(B, 3 * J, generator=g, dtype=torch.float64) * 0.7).to(dtype)
+    coeffs = torch.randn(B, 6, generator=g, dtype=torch.float64).to(dtype)
+    v_fast, j_fast = _lbs(m, pose, coeffs, fast=True, regress=regress)
+    v_plain, j_plain = _lbs(m, pose, coeffs, fast=False, regress=regress)
+    assert v_fast.shape == (B, m["v_template"].shape[0], 3) and v_fast.is_contiguous()
+    assert (v_fast - v_plain).abs().max() < TOL[dtype]
+    assert (j_fast - j_plain).abs().max() < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fast_lbs_per_batch_template_and_gradients(dtype):
+    m, g = _small_model(dtype)
+    B, J = 3, len(m["tree"])
+    pose = (torch.randn(B, 3 * J, generator=g, dtype=torch.float64) * 0.7).to(dtype).requires_grad_()
+    coeffs = torch.randn(B, 6, generator=g, dtype=torch.float64).to(dtype).requires_grad_()
+    template = (m["v_template"] + 0.01 * torch.randn(B, *m["v_template"].shape, generator=g,
+                                                     dtype=torch.float64).to(dtype)).requires_grad_()
+    up_v = torch.randn(B, m["v_template"].shape[0], 3, generator=g, dtype=torch.float64).to(dtype)
+    up_j = torch.randn(B, J, 3, generator=g, dtype=torch.float64).to(dtype)
+    results = []
+    for fast in (True, False):
+        v, j = _lbs(m, pose, coeffs, template, fast=fast, regress=True)
+        loss = (v * up_v).sum() + (j * up_j).sum()
+        results.append((v, j) + torch.autograd.grad(loss, (pose, coeffs, template)))
+    for a, b in zip(*results):
+        scale = max(1.0, float(b.detach().abs().max()))
+        assert (a - b).abs().max() < TOL[dtype] * scale
+
+
+def test_fast_path_gradcheck_float64():
+    m, g = _small_model(torch.float64, model_type="mano")
+    B, J = 2, len(m["tree"])
+    pose = (torch.randn(B, 3 * J, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
+    coeffs = torch.randn(B, 6, generator=g, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, c: _lbs(m, p, c, fast=True), (pose, coeffs))
+
+
+@pytest.fixture(scope="module")
+def smplx_file(tmp_path_factory):
+    return write_synthetic_model(tmp_path_factory.mktemp("fast") / "SMPLX_SMALL.npz", "smplx", num_verts=800,
+                                 num_shape_columns=20)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_body_model_runs_the_fast_path(smplx_file, dtype):
+    bm = BodyModel(smplx_file, num_betas=10, batch_size=3, dtype=dtype)
+    assert bm._skin_values.numel() == int((bm.weights != 0).sum())
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in (bm.root_orient, bm.pose_body, bm.pose_hand, bm.pose_jaw, bm.pose_eye, bm.betas, bm.expression):
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64).to(dtype) * 0.5)
+    out = bm()
+    coeffs = torch.cat([bm.betas, bm.expression], 1)
+    v_plain, j_plain = lbs(out.full_pose, coeffs, bm.v_template, bm.shapedirs, bm.posedirs, bm.J_regressor,
+                           bm.weights, bm._tree)  # plain dense path, regressing joints from the mesh
+    assert (out.v - bm.trans.unsqueeze(1) - v_plain).abs().max() < TOL[dtype]
+    assert (out.Jtr - bm.trans.unsqueeze(1) - j_plain).abs().max() < TOL[dtype]
+
+
+def test_body_model_buffers_move_and_save(smplx_file):
+    bm = BodyModel(smplx_file, num_betas=10)
+    assert not any(k.startswith("_skin") for k in bm.state_dict())  # derived, not saved
+    assert bm.posedirs.shape == (9 * 54, 3 * 800)
+    v32 = bm(pose_body=torch.full((1, 63), 0.2)).v
+    bm64 = bm.double()
+    assert bm64._skin_values.dtype == torch.float64 and bm64._skin_joints.dtype == torch.long
+    v64 = bm64(pose_body=torch.full((1, 63), 0.2, dtype=torch.float64)).v
+    assert (v64 - v32.double()).abs().max() < 1e-5
+    fresh = BodyModel(smplx_file, num_betas=10, dtype=torch.float64)  # float64 weights from the file
+    fresh.load_state_dict(bm64.state_dict())  # float32-rounded weights: the index follows them
+    assert torch.equal(fresh._skin_values, bm64._skin_values)
+    assert torch.equal(fresh(pose_body=torch.full((1, 63), 0.2, dtype=torch.float64)).v, v64)
