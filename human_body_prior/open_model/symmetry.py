@@ -1,0 +1,33 @@
+"""Left/right mirror maps of the body mesh and of the SMPL-X joints."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
+
+_FLIP = np.array([-1.0, 1.0, 1.0])
+
+
+def joint_mirror(names=SMPLX_JOINT_NAMES) -> np.ndarray:
+    """(J,) index of each joint's mirror joint (itself for joints on the midline)."""
+    index = {n: i for i, n in enumerate(names)}
+    out = []
+    for n in names:
+        if n.startswith("left"):
+            out.append(index["right" + n[4:]])
+        elif n.startswith("right"):
+            out.append(index["left" + n[5:]])
+        else:
+            out.append(index[n])
+    return np.asarray(out, dtype=np.int64)
+
+
+def symmetrize_points(x: np.ndarray, mirror: np.ndarray, axis: int = -2) -> np.ndarray:
+    """Average points (..., N, 3) with their mirror images; ``mirror`` (N,) permutes N."""
+    return 0.5 * (x + np.take(x, mirror, axis=axis) * _FLIP)
+
+
+def symmetrize_directions(d: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """Same for blend shapes laid out (N, 3, K)."""
+    return 0.5 * (d + d[mirror] * _FLIP[None, :, None])

