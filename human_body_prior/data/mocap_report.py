@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.data.bvh import BVH, read_bvh
+from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh
 from human_body_prior.data.prepare_open_mocap import FPS_OVERRIDES, list_source_takes, take_group
 from human_body_prior.data.retarget import Retargeter
 from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm
@@ -80,16 +80,21 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
                  pose_eye=p[:, 69:75], trans=torch.as_tensor(res["trans"], dtype=torch.float32))
         verts = out.v.numpy()
     M = res["world_rotation"] @ res["C"]
+    _, _, ends = bvh_forward_kinematics(sub, end_sites=True)
     src = res["source_positions"] @ M.T * res["scale"]
-    fig = plt.figure(figsize=(3.2 * n_shots, 6.4), dpi=80)
+    ends = ends @ M.T * res["scale"]
+    end_par = [p for p, _ in sub.end_sites]
+    pelvis_src = res["source_index"][res["groups"][0][1]]
+    fig = plt.figure(figsize=(3.6 * n_shots, 7.2), dpi=80)
     parents_m = rt.parents
     for k in range(n_shots):
         ax = fig.add_subplot(2, n_shots, k + 1, projection="3d")
-        centre = src[k, 0]
-        for j, p in enumerate(sub.parents):
-            if p >= 0:
-                seg = src[k, [p, j]] - centre
-                ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color="tab:blue", lw=1.5)
+        centre = src[k, pelvis_src]
+        segs = [src[k, [p, j]] for j, p in enumerate(sub.parents) if p >= 0]
+        segs += [np.stack([src[k, p], ends[k, e]]) for e, p in enumerate(end_par)]
+        for seg in segs:
+            seg = seg - centre
+            ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color="tab:blue", lw=1.5)
         _style(ax, f"BVH frame {int(idx[k])}")
         ax = fig.add_subplot(2, n_shots, n_shots + k + 1, projection="3d")
         centre = joints[k, 0]
@@ -107,9 +112,9 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
 
 
 def _style(ax, title):
-    ax.set_xlim(-0.9, 0.9)
-    ax.set_ylim(-0.9, 0.9)
-    ax.set_zlim(-1.0, 0.8)
+    ax.set_xlim(-0.8, 0.8)
+    ax.set_ylim(-0.8, 0.8)
+    ax.set_zlim(-1.0, 0.6)
     ax.set_box_aspect((1, 1, 1))
     ax.view_init(elev=10, azim=-60)
     ax.set_xticks([])

@@ -7,14 +7,16 @@ Method (batched over frames):
    the file's coordinate axes), giving the rotation ``C`` into the model frame (Y up, +Z forward,
    +X left).
 2. Each mapped SMPL-X joint (or chain of joints sharing one source joint) gets a constant alignment
-   ``A`` taking the model's rest bone directions onto the source's reference bone directions: a
-   least-squares rotation where the bone has several mapped children (pelvis, upper spine), else
-   the parent's alignment followed by the smallest swing onto the one child direction (so twist is
-   inherited down the chain, never invented).
+   ``A`` taking the model's rest bone onto the source's reference bone. The trunk (pelvis, spine,
+   neck, head) only gets the reference's heading: both rest poses are upright and their spinal
+   curves differ by rig, so the trunk's rotations carry over unchanged. A limb bone gets the
+   parent's alignment followed by the smallest swing onto its child direction (twist is inherited
+   down the chain, never invented); a limb joint with several mapped children a least-squares
+   rotation (left/right pairs enter as the line between them).
 3. Per frame, the source bone's rotation away from its reference, ``D = C G_t G_ref^T C^T``, gives
-   the model bone's world orientation ``D A``; for single-child bones a small swing then points the
-   bone exactly at the source child (intermediate source joints such as twist or neck bones move
-   children a little). Twist about the bone comes from the source orientation.
+   the model bone's world orientation ``D A``; for limb bones a small swing then points the bone
+   exactly at the source child (intermediate source joints such as twist bones move children a
+   little). Twist about the bone comes from the source orientation.
 4. Local rotations ``R_parent^T R``; a chain of k SMPL-X joints sharing one source joint gets
    the k-th root of the chain's rotation at each joint. Unmapped joints keep the identity.
 5. Translation: the source hip centre scaled by model leg length / source leg length.
@@ -35,6 +37,11 @@ from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_
                                                    matrix_to_quaternion, quaternion_to_matrix)
 
 NUM_SMPLX_JOINTS = 55
+# Joints whose bones run along the trunk. Rigs place their spine joints differently (spinal curve,
+# pelvis joint above or between the hips), so these are not aligned bone by bone: an upright source
+# T-pose maps to the model's upright rest trunk, and the source's trunk rotations carry over as they are.
+TORSO_JOINTS = frozenset({"pelvis", "spine1", "spine2", "spine3", "neck", "head", "jaw",
+                          "left_eye_smplhf", "right_eye_smplhf"})
 Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # rotation +90 deg about X: y -> z
 
 
@@ -217,13 +224,18 @@ class Retargeter:
         A = [None] * len(groups)
         for g, (idx, src) in enumerate(groups):  # groups are sorted root-first
             A_par = A[group_parent[g]] if group_parent[g] >= 0 else np.eye(3)
-            vm, vs = self._alignment_vectors(idx[0], src, groups, group_children[g], P_ref, src_idx, C)
-            if len(vm) >= 2 and np.linalg.matrix_rank(_unit(vm), tol=1e-3) >= 2:
-                A[g] = kabsch(_unit(vm), _unit(vs))
-            elif len(vm) >= 1:
-                A[g] = swing_rotation(A_par @ vm[0], vs[0]) @ A_par
-            else:
+            if group_parent[g] < 0:
+                A[g] = self._heading_alignment(P_ref, first, C)
+            elif self.names[idx[0]] in TORSO_JOINTS:
                 A[g] = A_par
+            else:
+                vm, vs = self._alignment_vectors(idx[0], src, groups, group_children[g], P_ref, src_idx, C)
+                if len(vm) >= 2 and np.linalg.matrix_rank(_unit(vm), tol=1e-3) >= 2:
+                    A[g] = kabsch(_unit(vm), _unit(vs))
+                elif len(vm) >= 1:
+                    A[g] = swing_rotation(A_par @ vm[0], vs[0]) @ A_par
+                else:
+                    A[g] = A_par
 
         F = bvh.num_frames
         # world orientation of each group's last joint
@@ -233,7 +245,7 @@ class Retargeter:
             s = src_idx[src]
             D = C @ G[:, s] @ G_ref[s].T @ C.T
             R = D @ A[g]
-            if len(group_children[g]) == 1:
+            if len(group_children[g]) == 1 and self.names[idx[0]] not in TORSO_JOINTS:
                 c = group_children[g][0]
                 vm = Jm[groups[c][0][0]] - Jm[idx[0]]
                 target = (P[:, src_idx[groups[c][1]]] - P[:, s]) @ C.T
@@ -279,7 +291,17 @@ class Retargeter:
         pose = matrix_to_axis_angle(torch.from_numpy(local)).numpy()
         return {"pose": pose, "trans": trans, "global_rot": glob, "skeleton": sk.name, "scale": scale,
                 "swing_deg": swing_deg, "world_rotation": W, "C": C, "groups": groups,
-                "source_positions": P, "source_index": src_idx}
+                "source_positions": P, "source_index": src_idx, "source_rotations": G,
+                "reference_rotations": G_ref, "alignments": A}
+
+    def _heading_alignment(self, P_ref, first, C):
+        """Rotation about the vertical taking the model's hip line onto the source reference's."""
+        a = self.J[self.names.index("left_hip")] - self.J[self.names.index("right_hip")]
+        b = C @ (P_ref[first["left_hip"]] - P_ref[first["right_hip"]])
+        a[1] = b[1] = 0.0
+        if np.linalg.norm(b) < 1e-9 or np.linalg.norm(a) < 1e-9:
+            return np.eye(3)
+        return swing_rotation(a, b)
 
     def _alignment_vectors(self, h, src, groups, children, P_ref, src_idx, C):
         """Matching model-rest and source-reference vectors (n, 3) that fix a bone's orientation.

@@ -1,8 +1,9 @@
 """How faithfully a retargeted take reproduces its BVH source.
 
 - Joint error: the body model's posed joints against the BVH joint positions with every bone's
-  length replaced by the model's (source bone directions, model bone lengths, chained from the
-  model's pelvis), on the mapped body joints, in millimetres.
+  length replaced by the model's (limbs: source bone directions with model bone lengths; trunk:
+  the model's rest bones turned by the source's trunk rotations, see normalised_source_joints), on
+  the mapped body joints, in millimetres.
 - Bend direction: share of frames in which a bent knee moves the shin backwards and a bent elbow
   moves the forearm forwards in the parent bone's frame (the anatomical directions; both the hinge
   and the twist of the upper bone must be right for this to hold).
@@ -21,24 +22,26 @@ _LIMB_ROOTS = (1, 2, 13, 14)  # hips and collars: chained from the model's own j
 def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """Mapped model joint index -> (F, 3) length-normalised source position, in the output world.
 
-    Each source bone keeps its direction and takes the model's bone length; positions are chained
-    along the spine from the model's pelvis and along each limb from the model's hip or collar (the
-    torso-to-limb offsets differ in rest between skeletons, so they are not compared as bones). The
-    left hip is placed from the right hip along the source's hip line, which checks the pelvis yaw.
-    Joints whose source bone has zero length (e.g. a spine joint sitting on the pelvis) are anchored
-    at the model's joint. model_joints: (F, 55, 3) posed model joints in metres.
+    Limbs: each source bone keeps its direction and takes the model's bone length, chained from the
+    model's hip or collar. Trunk (spine, neck, head): rigs curve their spines differently, so a trunk
+    joint is placed by turning the model's rest bone with the source bone's rotation away from its
+    T-pose (``C G_t G_ref^T C^T`` after the heading alignment), chained from the model's pelvis. The
+    left hip is placed from the right hip along the source's hip line, which checks the pelvis.
+    model_joints: (F, 55, 3) posed model joints in metres.
     """
+    from human_body_prior.data.retarget import TORSO_JOINTS
+
     groups, src_idx = result["groups"], result["source_index"]
-    P = result["source_positions"]
-    M = result["world_rotation"] @ result["C"]
+    P, G, G_ref, A = result["source_positions"], result["source_rotations"], result["reference_rotations"], result["alignments"]
+    C, W = result["C"], result["world_rotation"]
+    M = W @ C
+    names = _names()
     head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
     parents = np.asarray(_parents())
-    scale = result["scale"]
 
     def direction(a, b):
         d = (P[:, src_idx[b]] - P[:, src_idx[a]]) @ M.T
-        n = np.linalg.norm(d, axis=-1, keepdims=True)
-        return d / np.maximum(n, 1e-12), float(n.min()) * scale
+        return d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
 
     root = groups[0][0][0]
     anchors = {root: model_joints[:, root]}
@@ -48,18 +51,22 @@ def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints
         p = parents[c]
         while p not in head_of:
             p = parents[p]
-        pidx, psrc = groups[head_of[p]]
+        pg = head_of[p]
+        pidx, psrc = groups[pg]
         ph = pidx[0]
-        d, length = direction(psrc, src)
-        if c in _LIMB_ROOTS or length < 1e-4:
+        if c in _LIMB_ROOTS:
             anchors[c] = model_joints[:, c]
             continue
-        anchors[c] = anchors[ph] + np.linalg.norm(rest_joints[c] - rest_joints[ph]) * d
+        if names[c] in TORSO_JOINTS:
+            s = src_idx[psrc]
+            turn = W @ C @ G[:, s] @ G_ref[s].T @ C.T @ A[pg]
+            anchors[c] = anchors[ph] + turn @ (rest_joints[c] - rest_joints[ph])
+        else:
+            anchors[c] = anchors[ph] + np.linalg.norm(rest_joints[c] - rest_joints[ph]) * direction(psrc, src)
         measured[c] = anchors[c]
-    names = {n: i for i, n in enumerate(_names())}
-    lh, rh = names["left_hip"], names["right_hip"]
+    lh, rh = names.index("left_hip"), names.index("right_hip")
     if lh in head_of and rh in head_of:
-        d, _ = direction(groups[head_of[rh]][1], groups[head_of[lh]][1])
+        d = direction(groups[head_of[rh]][1], groups[head_of[lh]][1])
         measured[lh] = model_joints[:, rh] + np.linalg.norm(rest_joints[lh] - rest_joints[rh]) * d
     return measured
 

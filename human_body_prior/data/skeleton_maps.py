@@ -56,9 +56,11 @@ CMU_MOTIONBUILDER = Skeleton("cmu_motionbuilder",
 
 # iClone Character Creator rig (cmu_iclone). Its zero pose is not a T-pose: every bone points along
 # its local Y axis. The reference T-pose below is the rig's bind pose as the converter writes it in the
-# first frame of the subject-07 takes (local quaternions, rounded to 1e-6).
+# first frame of the subject-07 takes (local quaternions, rounded to 1e-6); the other takes do not
+# start in it. The neck follows NeckTwist02, the bone that points at the head (NeckTwist01 below it
+# is off the neck-to-head line by 6-14 degrees on average in these takes).
 _CC = {"pelvis": "CC_Base_Hip", "spine1": "CC_Base_Waist", "spine2": "CC_Base_Spine01",
-       "spine3": "CC_Base_Spine02", "neck": "CC_Base_NeckTwist01", "head": "CC_Base_Head"}
+       "spine3": "CC_Base_Spine02", "neck": "CC_Base_NeckTwist02", "head": "CC_Base_Head"}
 _CC.update(_sided({"hip": "CC_Base_L_Thigh", "knee": "CC_Base_L_Calf", "ankle": "CC_Base_L_Foot",
                    "foot": "CC_Base_L_ToeBase", "collar": "CC_Base_L_Clavicle",
                    "shoulder": "CC_Base_L_Upperarm", "elbow": "CC_Base_L_Forearm", "wrist": "CC_Base_L_Hand"},
