@@ -121,6 +121,7 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
         from human_body_prior import default_body_model_path
         bm_path = default_body_model_path("smplx", "neutral")
     surface = BodySurface(bm_path, num_vertices=0)
+    joint_surface = BodySurface(bm_path, num_vertices=1)  # joints do not depend on the vertices: skip the mesh
     data_dir = Path(data_dir)
     result = {"expr_dir": str(expr_dir), "data_dir": str(data_dir), "bm_path": str(bm_path), "splits": {}}
     for split in splits:
@@ -134,15 +135,15 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
     s = {"num_samples": num_samples, "seed": seed, "non_finite": int((~finite).sum())}
     s["anatomical"] = anatomical_share(samples[finite], surface.joints_rest)
     train = load_pose_split(data_dir / "train")
-    train_j = body_joints(surface, VPoser.aa2matrot(train).reshape(-1, 21, 3, 3))
-    d = nearest_distances(body_joints(surface, samples[finite]), train_j)
+    train_j = body_joints(joint_surface, VPoser.aa2matrot(train).reshape(-1, 21, 3, 3))
+    d = nearest_distances(body_joints(joint_surface, samples[finite]), train_j)
     s["nearest_train_rms_joint_mm"] = {"median": float(d.median()), "mean": float(d.mean()),
                                        "p90": float(torch.quantile(d, 0.9))}
     if (data_dir / "test").is_dir():
         test = load_pose_split(data_dir / "test")
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(test), generator=gen)[:num_samples]
-        dt = nearest_distances(body_joints(surface, VPoser.aa2matrot(test[pick]).reshape(-1, 21, 3, 3)), train_j)
+        dt = nearest_distances(body_joints(joint_surface, VPoser.aa2matrot(test[pick]).reshape(-1, 21, 3, 3)), train_j)
         s["reference_test_poses_nearest_train_rms_joint_mm"] = {"median": float(dt.median()), "mean": float(dt.mean()),
                                                                "p90": float(torch.quantile(dt, 0.9))}
     result["samples"] = s
