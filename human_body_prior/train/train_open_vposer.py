@@ -75,6 +75,8 @@ def package(expr_dir, out_dir) -> Path:
     settings = {k: v for k, v in dict(ps).items() if k not in ("default_ps", "best_model_fname", "work_dir")}
     settings["dataset_dir"] = "prepared from ../shared/mocap by train_open_vposer (see MODEL_CARD.md)"
     settings["bm_path"] = ""  # the shipped open SMPL-X neutral model
+    settings["expr_code"] = SHIPPED_EXPR_CODE
+    settings.pop("work_root", None)
     settings["config_path"] = "human_body_prior/train/open_vposer.ini"
     model_loader.write_vposer_experiment(tmp, model, settings=settings, epoch=epoch, expr_code=SHIPPED_EXPR_CODE)
     if out_dir.exists():  # keep hand-written files (model card, licence note)
@@ -106,10 +108,16 @@ def main(argv=None) -> int:
     ap.add_argument("--num-epochs", type=int, default=None, help="override open_vposer.ini's num_epochs")
     ap.add_argument("--torchrun-nproc", type=int, default=None)
     ap.add_argument("--skip-eval", action="store_true")
+    ap.add_argument("--no-train", action="store_true",
+                    help="package (and evaluate) the best snapshot of <work-dir>/experiment as it is now")
     args, extra = ap.parse_known_args(argv)
     load_settings(OPEN_VPOSER_INI)  # fail early on a broken settings file
-    data_dir = Path(args.data_dir) if args.data_dir else prepare_data(args.mocap_dir, args.work_dir)
-    expr_dir = train(data_dir, args.work_dir, args.num_epochs, args.torchrun_nproc, extra)
+    if args.no_train:
+        data_dir = Path(args.data_dir) if args.data_dir else Path(args.work_dir) / "vposer_data"
+        expr_dir = Path(args.work_dir) / "experiment"
+    else:
+        data_dir = Path(args.data_dir) if args.data_dir else prepare_data(args.mocap_dir, args.work_dir)
+        expr_dir = train(data_dir, args.work_dir, args.num_epochs, args.torchrun_nproc, extra)
     if args.out is None:
         from human_body_prior.support_paths import support_data_dir
         out = support_data_dir() / SHIPPED_EXPR_CODE
