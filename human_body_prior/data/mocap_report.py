@@ -22,7 +22,7 @@ import torch
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh
 from human_body_prior.data.prepare_open_mocap import FPS_OVERRIDES, list_source_takes, take_group
 from human_body_prior.data.retarget import Retargeter
-from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm
+from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm, strict_joint_errors_mm
 
 PICTURE_TAKES = {"cmu_daz": "cmu_daz/martial/05.bvh", "cmu_daz_atelier": "cmu_daz_atelier/subjects/13/13_30.bvh",
                  "cmu_iclone": "cmu_iclone/subjects/005/005_05.bvh", "reactidle": "reactidle/acted/004_acted.bvh"}
@@ -57,6 +57,7 @@ def evaluate_take(path, rt: Retargeter, bm, rest_joints, max_frames=300, fps=Non
     res = rt.retarget(bvh, world_up="z")
     joints, _ = pose_body_model(bm, res["pose"], res["trans"])
     errs = joint_errors_mm(res, joints, rest_joints)
+    res["strict_errors"] = strict_joint_errors_mm(res, joints, rest_joints)
     bend = bend_direction_share(res["pose"], rest_joints)
     return res, joints, errs, bend
 
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
         res, joints, errs, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
         d = per_set.setdefault(s, {"takes": [], "err_sum": 0.0, "err_n": 0, "per_joint": {}, "knee_good": 0,
                                    "knee_bent": 0, "elbow_good": 0, "elbow_bent": 0, "swing_sum": 0.0, "swing_n": 0,
-                                   "skeleton": res["skeleton"]})
+                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res["skeleton"]})
         d["takes"].append(rel)
         for j, e in errs.items():
             d["err_sum"] += float(e.sum())
@@ -157,6 +158,9 @@ def main(argv=None) -> int:
             pj = d["per_joint"].setdefault(rt.names[j], [0.0, 0])
             pj[0] += float(e.sum())
             pj[1] += e.size
+        for e in res["strict_errors"].values():
+            d["strict_sum"] += float(e.sum())
+            d["strict_n"] += e.size
         for k in ("knee", "elbow"):
             n = bend[f"{k}_bent_frames"]
             d[f"{k}_bent"] += n
@@ -174,6 +178,7 @@ def main(argv=None) -> int:
             "skeleton": d["skeleton"], "takes": len(d["takes"]), "frames_per_take_max": args.max_frames,
             "mean_joint_error_mm": d["err_sum"] / max(d["err_n"], 1),
             "per_joint_error_mm": {k: v[0] / v[1] for k, v in d["per_joint"].items()},
+            "strict_mean_joint_error_mm": d["strict_sum"] / max(d["strict_n"], 1),
             "knee_anatomical_share": d["knee_good"] / d["knee_bent"] if d["knee_bent"] else None,
             "knee_bent_frames": d["knee_bent"],
             "elbow_anatomical_share": d["elbow_good"] / d["elbow_bent"] if d["elbow_bent"] else None,

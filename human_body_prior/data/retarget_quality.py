@@ -89,6 +89,37 @@ def joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndar
             for j, q in ref.items() if 0 < j < BODY_JOINTS}
 
 
+def strict_joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+    """The literal measure, for contrast: every source bone (trunk and torso-to-limb bones too) keeps
+    its direction with the model's length, chained from the model's pelvis. Differences between the
+    rigs' rest skeletons (spinal curve, where the pelvis and collar joints sit) count as error here.
+    Source bones of zero length (a joint on top of its parent) are skipped: the child is anchored at
+    the model's joint. Returns per mapped body joint the (F,) error in mm."""
+    groups, src_idx = result["groups"], result["source_index"]
+    P = result["source_positions"]
+    M = result["world_rotation"] @ result["C"]
+    head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
+    parents = np.asarray(_parents())
+    root = groups[0][0][0]
+    q = {root: model_joints[:, root]}
+    out = {}
+    for idx, src in groups[1:]:
+        c = idx[0]
+        p = parents[c]
+        while p not in head_of:
+            p = parents[p]
+        pidx, psrc = groups[head_of[p]]
+        d = (P[:, src_idx[src]] - P[:, src_idx[psrc]]) @ M.T
+        n = np.linalg.norm(d, axis=-1, keepdims=True)
+        if float(n.min()) < 1e-9:
+            q[c] = model_joints[:, c]
+            continue
+        q[c] = q[pidx[0]] + np.linalg.norm(rest_joints[c] - rest_joints[pidx[0]]) * d / n
+        if c < BODY_JOINTS:
+            out[c] = 1000 * np.linalg.norm(model_joints[:, c] - q[c], axis=-1)
+    return out
+
+
 def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray, min_bend_deg: float = 20.0) -> dict[str, float]:
     """Share of bent frames (bend > min_bend_deg) bending the anatomical way, for knees and elbows.
 
