@@ -281,3 +281,23 @@ def test_pictures_of_reconstructions_and_samples(tiny, tmp_path):
     for p in pics:
         img = np.asarray(Image.open(p))
         assert img.ndim == 3 and img.std() > 1.0  # not a blank canvas
+
+
+def test_packaging_the_shipped_folder(tiny, tmp_path):
+    from human_body_prior.train.train_open_vposer import package
+
+    work = tmp_path / "exp"
+    run_vposer_trainer(_settings(tiny, work, num_epochs=2, base_lr=3e-3))
+    best = expid2model(work, verbose=False)[1]
+    out = tmp_path / "shipped"
+    package(work, out)
+    (out / "MODEL_CARD.md").write_text("card")
+    package(work, out)  # packaging again keeps the hand-written card
+    assert (out / "MODEL_CARD.md").read_text() == "card"
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == [Path(best).name]
+    model, ps = load_vposer(out, verbose=False)
+    assert _same(model.state_dict(), torch.load(best, weights_only=True))
+    assert ps.work_dir == str(out) and ps.expr_code == "vposer_v1_0_open"
+    ini_text = (out / "TR00_vposer_v1_0_open.ini").read_text()
+    assert str(tmp_path) not in ini_text and "work_dir : .\n" in ini_text  # relocatable, no scratch paths
+    assert not (tmp_path / "shipped.packing").exists() and not (tmp_path / "shipped.old").exists()
