@@ -123,6 +123,29 @@ def test_shared_source_joint_splits_rotation_evenly(tpose_model_path):
     assert np.abs(R_spine3 - L[:, 9]).max() < 1e-6
 
 
+def test_half_turn_twisted_upper_arm_is_repaired(tpose_model_path):
+    """Upper arm twisted 180 degrees with the elbow bending backwards gives the same positions as the
+    anatomical pose; the retargeter returns the anatomical one."""
+    J, _ = model_rest_skeleton(tpose_model_path)
+    F = 15
+    L = np.tile(np.eye(3), (F, BODY, 1, 1))
+    rng = np.random.default_rng(8)
+    L[:, 16] = _random_rotations(rng, F, 1, 40)[:, 0]
+    flex = np.deg2rad(np.linspace(30, 110, F))
+    L[:, 18] = Rotation.from_rotvec(np.outer(-flex, [0, 1, 0])).as_matrix()  # left elbow bends towards +Z
+    u = (J[18] - J[16]) / np.linalg.norm(J[18] - J[16])
+    T = 2 * np.outer(u, u) - np.eye(3)
+    L_src = L.copy()
+    L_src[:, 16] = L[:, 16] @ T
+    L_src[:, 18] = T @ L[:, 18]
+    res = Retargeter(J).retarget(_skeleton_bvh(J, L_src, np.tile(J[0], (F, 1))),
+                                 skeleton={n: n for n in SMPLX_JOINT_NAMES[:BODY]}, world_up="y")
+    assert res["twist_flips"] == ["left_shoulder"]
+    R_out = Rotation.from_rotvec(res["pose"][:, :BODY].reshape(-1, 3)).as_matrix().reshape(F, BODY, 3, 3)
+    assert np.abs(R_out[:, [16, 18]] - L[:, [16, 18]]).max() < 1e-6
+    assert bend_direction_share(res["pose"], J)["elbow"] == 1.0
+
+
 def test_unknown_skeleton_lists_unmapped_joints(tpose_model_path):
     J, _ = model_rest_skeleton(tpose_model_path)
     bvh = _skeleton_bvh(J, np.tile(np.eye(3), (2, BODY, 1, 1)), np.tile(J[0], (2, 1)),

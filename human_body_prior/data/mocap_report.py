@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         res, joints, errs, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
         d = per_set.setdefault(s, {"takes": [], "err_sum": 0.0, "err_n": 0, "per_joint": {}, "knee_good": 0,
                                    "knee_bent": 0, "elbow_good": 0, "elbow_bent": 0, "swing_sum": 0.0, "swing_n": 0,
-                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res["skeleton"]})
+                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res["skeleton"], "flips": []})
         d["takes"].append(rel)
         for j, e in errs.items():
             d["err_sum"] += float(e.sum())
@@ -158,6 +158,7 @@ def main(argv=None) -> int:
             pj = d["per_joint"].setdefault(rt.names[j], [0.0, 0])
             pj[0] += float(e.sum())
             pj[1] += e.size
+        d["flips"] += [f"{rel}:{j}" for j in res["twist_flips"]]
         for e in res["strict_errors"].values():
             d["strict_sum"] += float(e.sum())
             d["strict_n"] += e.size
@@ -184,6 +185,7 @@ def main(argv=None) -> int:
             "elbow_anatomical_share": d["elbow_good"] / d["elbow_bent"] if d["elbow_bent"] else None,
             "elbow_bent_frames": d["elbow_bent"],
             "mean_swing_correction_deg": d["swing_sum"] / max(d["swing_n"], 1),
+            "half_turn_twist_repairs": d["flips"],
         }
     Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out_json).write_text(json.dumps(report, indent=1))

@@ -19,7 +19,9 @@ Method (batched over frames):
    little). Twist about the bone comes from the source orientation.
 4. Local rotations ``R_parent^T R``; a chain of k SMPL-X joints sharing one source joint gets
    the k-th root of the chain's rotation at each joint. Unmapped joints keep the identity.
-5. Translation: the source hip centre scaled by model leg length / source leg length.
+5. A take whose elbow or knee mostly bends the non-anatomical way (an upper bone twisted half a
+   turn in the source, which gives the same positions) gets that upper bone turned back.
+6. Translation: the source hip centre scaled by model leg length / source leg length.
 
 All lengths of the output are metres in the model's frame; ``world_up='z'`` turns the world to the
 AMASS convention (Z up) by rotating the root.
@@ -277,6 +279,7 @@ class Retargeter:
                 glob[:, j] = Rp @ local[:, j]
             else:
                 glob[:, j] = Rp  # identity local
+        flips = self._repair_flipped_limbs(local, glob, head_of)
         root_global = glob[:, 0].copy()
 
         # translation: hip centre, scaled to the model's legs
@@ -292,7 +295,42 @@ class Retargeter:
         return {"pose": pose, "trans": trans, "global_rot": glob, "skeleton": sk.name, "scale": scale,
                 "swing_deg": swing_deg, "world_rotation": W, "C": C, "groups": groups,
                 "source_positions": P, "source_index": src_idx, "source_rotations": G,
-                "reference_rotations": G_ref, "alignments": A}
+                "reference_rotations": G_ref, "alignments": A, "twist_flips": flips}
+
+    # (upper joint, hinge joint, child, +1: bends forwards (+Z) / -1: backwards) in the upper bone's frame
+    HINGES = (("left_shoulder", "left_elbow", "left_wrist", 1.0), ("right_shoulder", "right_elbow", "right_wrist", 1.0),
+              ("left_hip", "left_knee", "left_ankle", -1.0), ("right_hip", "right_knee", "right_ankle", -1.0))
+
+    def _repair_flipped_limbs(self, local, glob, mapped, min_bend_deg=20.0, min_frames=10) -> list[str]:
+        """Undo a half-turn twist of an upper arm or thigh that some conversions bake into a take.
+
+        The same positions can come from an elbow bending forwards, or from the upper arm twisted by
+        180 degrees and the elbow bending backwards; several CMU DAZ takes have the second. Where most
+        bent frames of a take bend a knee or elbow the non-anatomical way, the upper bone is turned half
+        a turn about its own axis for the whole take and the hinge's rotation compensates, so every
+        bone keeps its place and orientation below the hinge. Edits local/glob in place; returns the
+        names of the repaired upper joints.
+        """
+        flipped = []
+        n = {name: i for i, name in enumerate(self.names)}
+        for upper, hinge, child, sign in self.HINGES:
+            a, h, c = n[upper], n[hinge], n[child]
+            if a not in mapped or h not in mapped:
+                continue
+            u = _unit(self.J[h] - self.J[a])
+            v = _unit(self.J[c] - self.J[h])
+            d = local[:, h] @ v
+            bent = np.degrees(np.arccos(np.clip(d @ u, -1, 1))) > min_bend_deg
+            if bent.sum() < min_frames:
+                continue
+            wrong = sign * (d[:, 2] - u[2]) < 0
+            if wrong[bent].mean() > 0.5:
+                T = 2 * np.outer(u, u) - np.eye(3)  # half turn about the upper bone
+                local[:, a] = local[:, a] @ T
+                local[:, h] = T @ local[:, h]
+                glob[:, a] = glob[:, a] @ T
+                flipped.append(upper)
+        return flipped
 
     def _heading_alignment(self, P_ref, first, C):
         """Rotation about the vertical taking the model's hip line onto the source reference's."""
