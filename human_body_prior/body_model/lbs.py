@@ -124,9 +124,11 @@ def skin_vertices_sparse(rest_vm: torch.Tensor, sparse_weights: tuple, transform
     # of rows per vertex is that vertex's blended transform, already in the layout of rest_vm.
     table = transforms.permute(1, 3, 2, 0).reshape(J, 12 * B)
     blended = F.embedding_bag(joints, table, offsets, mode="sum", per_sample_weights=values).view(V, 4, 3, B)
-    posed = torch.addcmul(blended[:, 3], blended[:, 0], rest_vm[:, 0:1])
-    posed = posed.addcmul_(blended[:, 1], rest_vm[:, 1:2])
-    return posed.addcmul_(blended[:, 2], rest_vm[:, 2:3])
+    # unbind, not four selects: its backward writes the gradient of `blended` once, not four zero-filled copies
+    col0, col1, col2, translation = blended.unbind(1)
+    posed = torch.addcmul(translation, col0, rest_vm[:, 0:1])
+    posed = posed.addcmul_(col1, rest_vm[:, 1:2])
+    return posed.addcmul_(col2, rest_vm[:, 2:3])
 
 
 def shaped_vertices_vertex_major(shape_coeffs: torch.Tensor, v_template: torch.Tensor,

@@ -1,0 +1,491 @@
+"""Speed of BodyModel against smplx 0.1.28, and of VPoser; writes docs/PERFORMANCE.md.
+
+    PYTHONPATH=. python benchmarks/bench_body_model.py [--out docs/PERFORMANCE.md] [--threads 2]
+
+For each model file (an official-layout synthetic SMPL-X: 10475 vertices, dense pose correctives,
+400 shape columns, written to a temporary folder; and the shipped open SMPL-X when it exists):
+forward and forward + backward at batch 1, 64, 256, 1024, float32, on the CPU and, when there is one,
+on CUDA. Three contenders run alternately in one process, so that load from other processes hits
+them alike: BodyModel (fast path), BodyModel's plain dense path (the implementation before the fast
+path, kept in lbs.py as the reference) and smplx (use_pca=False, flat_hand_mean=True; it also
+computes 51 face landmarks and extra joints, which is part of its forward). Each number is the
+median of several timed repetitions after warm-up. smplx is imported here only, never by the package.
+
+Peak memory at batch 1024: on the CPU, each contender runs once in a fresh subprocess; the number
+is the peak resident set size during the call (VmHWM, reset through /proc/self/clear_refs just
+before it) minus the resident size before it. tracemalloc does not see torch's allocations. On CUDA
+it is torch.cuda.max_memory_allocated during the call minus the memory allocated before it.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from human_body_prior.body_model.body_model import BodyModel  # noqa: E402
+from human_body_prior.body_model.lbs import lbs  # noqa: E402
+from human_body_prior.body_model.synthetic import write_synthetic_model  # noqa: E402
+
+BATCHES = (1, 64, 256, 1024)
+CONTENDERS = ("ours", "plain", "smplx")
+LABELS = {"ours": "BodyModel", "plain": "plain dense path", "smplx": "smplx 0.1.28"}
+NUM_BETAS, NUM_EXPRESSIONS = 10, 10
+
+
+# ----------------------------------------------------------------------------------------- inputs
+def random_inputs(batch, device, seed=0, requires_grad=False):
+    """Pose parts (rad), betas, expression and translation (m) of `batch` bodies; float32."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(width, scale):
+        t = (torch.randn(batch, width, generator=g) * scale).to(device)
+        return t.requires_grad_(requires_grad)
+
+    return dict(root_orient=r(3, 0.5), pose_body=r(63, 0.3), pose_hand=r(90, 0.3), pose_jaw=r(3, 0.1),
+                pose_eye=r(6, 0.1), betas=r(NUM_BETAS, 1.0), expression=r(NUM_EXPRESSIONS, 1.0),
+                trans=r(3, 0.5))
+
+
+def load_contenders(path, device):
+    """{'ours': callable(inputs) -> vertices, ...}; smplx is left out, with a note, if it cannot load the file."""
+    bm = BodyModel(path, num_betas=NUM_BETAS, num_expressions=NUM_EXPRESSIONS).to(device)
+    calls = {"ours": lambda x: bm(**x).v, "plain": lambda x: plain_dense_forward(bm, x)}
+    note = ""
+    try:
+        import smplx
+        ref = smplx.SMPLX(str(path), ext="npz", num_betas=NUM_BETAS, num_expression_coeffs=NUM_EXPRESSIONS,
+                          use_pca=False, flat_hand_mean=True, use_face_contour=False).to(device)
+        calls["smplx"] = lambda x: smplx_forward(ref, x)
+    except Exception as exc:  # the comparison is optional; the table says why it is missing
+        note = f"smplx could not load this file ({type(exc).__name__}: {exc})"
+    return bm, calls, note
+
+
+def plain_dense_forward(bm, x):
+    """BodyModel's forward through lbs.py's plain dense path (no sparse skinning, batch-major mesh)."""
+    full_pose = torch.cat([x["root_orient"], x["pose_body"], x["pose_jaw"], x["pose_eye"], x["pose_hand"]], 1)
+    coeffs = torch.cat([x["betas"], x["expression"]], 1)
+    v, _ = lbs(full_pose, coeffs, bm.v_template, bm.shapedirs, bm.posedirs, bm.J_regressor, bm.weights,
+               bm._tree, bm.J_template, bm.J_shapedirs)
+    return v + x["trans"].unsqueeze(1)
+
+
+def smplx_forward(ref, x):
+    hand = x["pose_hand"]
+    return ref(global_orient=x["root_orient"], body_pose=x["pose_body"], left_hand_pose=hand[:, :45],
+               right_hand_pose=hand[:, 45:], jaw_pose=x["pose_jaw"], leye_pose=x["pose_eye"][:, :3],
+               reye_pose=x["pose_eye"][:, 3:], betas=x["betas"], expression=x["expression"],
+               transl=x["trans"]).vertices
+
+
+def forward_only(call, x):
+    with torch.no_grad():
+        call(x)
+
+
+def forward_backward(call, x):
+    for t in x.values():
+        t.grad = None
+    call(x).sum().backward()
+
+
+# ----------------------------------------------------------------------------------------- timing
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+_clock = time.perf_counter
+
+
+def time_alternating(fns: dict, device, reps: int, warmup: int = 2) -> dict:
+    """Run each fn once per round, in turn, for warmup + reps rounds -> {name: [seconds, ...]}."""
+    times = {name: [] for name in fns}
+    clock = _clock if device.type == "cpu" else time.perf_counter
+    for r in range(warmup + reps):
+        for name, fn in fns.items():
+            _sync(device)
+            start = clock()
+            fn()
+            _sync(device)
+            if r >= warmup:
+                times[name].append(clock() - start)
+    return times
+
+
+def reps_for(batch, quick):
+    reps = {1: 30, 64: 10, 256: 6, 1024: 3}.get(batch, 3)
+    return max(2, reps // 3) if quick else reps
+
+
+def spread(ts):
+    """Half the interquartile range relative to the median, in percent: the noise of a cell."""
+    if len(ts) < 4:
+        return 100 * (max(ts) - min(ts)) / 2 / statistics.median(ts)
+    q = statistics.quantiles(ts, n=4)
+    return 100 * (q[2] - q[0]) / 2 / statistics.median(ts)
+
+
+def bench_body_model(path, device, batches, quick):
+    bm, calls, note = load_contenders(path, device)
+    rows = []
+    for batch in batches:
+        x = random_inputs(batch, device, seed=batch)
+        with torch.no_grad():
+            outs = {name: call(x) for name, call in calls.items()}
+        diff = {name: float((outs["ours"] - v).abs().max()) for name, v in outs.items() if name != "ours"}
+        del outs
+        xg = random_inputs(batch, device, seed=batch, requires_grad=True)
+        reps = reps_for(batch, quick)
+        fwd = time_alternating({n: (lambda c=c: forward_only(c, x)) for n, c in calls.items()}, device, reps)
+        fb = time_alternating({n: (lambda c=c: forward_backward(c, xg)) for n, c in calls.items()}, device, reps)
+        row = dict(batch=batch, reps=reps, max_abs_diff=diff,
+                   forward={n: statistics.median(t) for n, t in fwd.items()},
+                   forward_spread={n: spread(t) for n, t in fwd.items()},
+                   forward_backward={n: statistics.median(t) for n, t in fb.items()},
+                   forward_backward_spread={n: spread(t) for n, t in fb.items()})
+        if device.type == "cuda":
+            row["bandwidth"] = forward_bandwidth(bm, calls["ours"], x, row["forward"]["ours"])
+        rows.append(row)
+        print(f"  {device.type} batch {batch}: " + ", ".join(
+            f"{n} {row['forward'][n] * 1e3:.2f}/{row['forward_backward'][n] * 1e3:.2f} ms" for n in calls),
+            flush=True)
+    return dict(rows=rows, note=note, vertices=int(bm.v_template.shape[0]),
+                posedirs=bm.posedirs is not None, nonzero_weights=int(bm._skin_values.numel()),
+                max_weights_per_vertex=int((bm.weights != 0).sum(1).max()))
+
+
+# ----------------------------------------------------------------------------------------- CUDA bandwidth
+_PEAK_BANDWIDTH_BY_NAME = {"H100 SXM": 3.35e12, "H100 PCIe": 2.0e12, "H100 NVL": 3.9e12, "H200": 4.8e12,
+                           "A100-SXM4-80GB": 2.039e12, "A100-SXM4-40GB": 1.555e12, "A100-PCIE-40GB": 1.555e12,
+                           "A100 80GB PCIe": 1.935e12, "L4": 0.3e12, "A10": 0.6e12, "T4": 0.32e12}
+
+
+def device_peak_bandwidth(device):
+    """Bytes/s of the device's memory: from the clock rate (kHz, double data rate) and bus width (bits)
+    that torch reports, else from a table of data-sheet values by name; None if unknown."""
+    props = torch.cuda.get_device_properties(device)
+    clock_khz = getattr(props, "memory_clock_rate", 0)
+    bus_bits = getattr(props, "memory_bus_width", 0)
+    if clock_khz and bus_bits:
+        return 2 * clock_khz * 1e3 * bus_bits / 8, "clock rate x bus width"
+    for key, value in sorted(_PEAK_BANDWIDTH_BY_NAME.items(), key=lambda kv: -len(kv[0])):
+        if key.lower() in props.name.lower():
+            return value, "data sheet"
+    return None, "unknown"
+
+
+def forward_bandwidth(bm, call, x, seconds):
+    """Achieved bandwidth of one forward: the buffers it reads (once) plus every byte it allocates
+    (written once and read once), over its median time. A lower bound on the traffic: re-reads that
+    miss the cache are not counted."""
+    device = bm.v_template.device
+    read = sum(b.numel() * b.element_size() for b in bm.buffers())
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_stats(device).get("allocated_bytes.all.allocated", 0)
+    with torch.no_grad():
+        call(x)
+    torch.cuda.synchronize(device)
+    allocated = torch.cuda.memory_stats(device).get("allocated_bytes.all.allocated", 0) - before
+    traffic = read + 2 * allocated
+    peak, source = device_peak_bandwidth(device)
+    return dict(bytes=traffic, achieved=traffic / seconds, peak=peak, peak_source=source)
+
+
+# ----------------------------------------------------------------------------------------- memory
+def _vm_kib(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def memory_child(contender, mode, batch, path):
+    """In a fresh process: peak extra resident memory (MiB) of one call at `batch`."""
+    device = torch.device("cpu")
+    _, calls, note = load_contenders(path, device)
+    if contender not in calls:
+        return dict(error=note)
+    call = calls[contender]
+    run = forward_only if mode == "forward" else forward_backward
+    small = random_inputs(1, device, requires_grad=mode != "forward")
+    run(call, small)  # first-call set-up outside the measurement
+    x = random_inputs(batch, device, requires_grad=mode != "forward")
+    before = _vm_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # resets VmHWM to the current resident size
+    run(call, x)
+    return dict(peak_mib=(_vm_kib("VmHWM") - before) / 1024)
+
+
+def cpu_peak_memory(path, batch, threads):
+    out = {}
+    for mode in ("forward", "forward_backward"):
+        for contender in CONTENDERS:
+            cmd = [sys.executable, __file__, "--memory-child", contender, mode, str(batch), str(path),
+                   "--threads", str(threads)]
+            res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+            try:
+                out[(mode, contender)] = json.loads(res.stdout.strip().splitlines()[-1])
+            except (IndexError, json.JSONDecodeError):
+                out[(mode, contender)] = dict(error=(res.stderr.strip().splitlines() or ["no output"])[-1])
+    return out
+
+
+def cuda_peak_memory(path, batch, device):
+    _, calls, _ = load_contenders(path, device)
+    out = {}
+    for mode, run in (("forward", forward_only), ("forward_backward", forward_backward)):
+        for contender, call in calls.items():
+            x = random_inputs(batch, device, requires_grad=mode != "forward")
+            torch.cuda.synchronize(device)
+            before = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            run(call, x)
+            torch.cuda.synchronize(device)
+            out[(mode, contender)] = dict(peak_mib=(torch.cuda.max_memory_allocated(device) - before) / 2 ** 20)
+            del x
+    return out
+
+
+# ----------------------------------------------------------------------------------------- VPoser
+def bench_vposer(device, bm_path, quick):
+    """Decode / encode throughput (poses/s, batch 1024, eval mode) and a training step (frames/s,
+    batch 512, the 2019 objective on 1000 loss vertices, Adam), or None when VPoser is not there."""
+    try:
+        from human_body_prior.priors.vposer import VPoser
+        from human_body_prior.train.losses import BodySurface, vposer_loss
+    except ImportError as exc:
+        return dict(error=f"skipped: {exc}")
+    g = torch.Generator().manual_seed(0)
+    vp = VPoser(num_neurons=512, latentD=32, data_shape=[1, 21, 3]).to(device)
+    n_inf, n_train = 1024, 512
+    z = torch.randn(n_inf, 32, generator=g).to(device)
+    poses = (torch.randn(n_inf, 63, generator=g) * 0.3).to(device)
+    train_poses = poses[:n_train].clone()
+    surface = BodySurface(bm_path, num_vertices=1000).to(device)
+    opt = torch.optim.Adam(vp.parameters(), lr=1e-3)
+
+    def decode():
+        with torch.no_grad():
+            vp.decode(z, output_type="aa")
+
+    def encode():
+        with torch.no_grad():
+            vp.encode(poses).mean
+
+    def train_step():
+        out = vp(train_poses.reshape(n_train, 1, 21, 3), input_type="aa", output_type="matrot")
+        loss = vposer_loss(VPoser.aa2matrot(train_poses.reshape(n_train, 1, 21, 3)), out["pose_matrot"],
+                           out["mean"], out["std"], surface, kl_coef=5e-3, use_pose_term=True)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    reps = 5 if quick else 15
+    vp.eval()
+    t = time_alternating({"decode": decode, "encode": encode}, device, reps)
+    vp.train()
+    t.update(time_alternating({"train": train_step}, device, reps))
+    return dict(decode=n_inf / statistics.median(t["decode"]), encode=n_inf / statistics.median(t["encode"]),
+                train=n_train / statistics.median(t["train"]))
+
+
+# ----------------------------------------------------------------------------------------- report
+def machine_description(threads):
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = f"{names[0]} ({len(names)} logical CPUs visible)" if names else cpu
+    except OSError:
+        pass
+    lines = [f"- CPU: {cpu}; torch.set_num_threads({threads})",
+             f"- Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
+             f"{platform.system()} {platform.release()}"]
+    try:
+        import smplx  # noqa: F401
+        from importlib.metadata import version
+        lines.append(f"- smplx {version('smplx')}")
+    except Exception:
+        lines.append("- smplx not installed: no comparison")
+    if torch.cuda.is_available():
+        lines.append(f"- GPU: {torch.cuda.get_device_name(0)}")
+    else:
+        lines.append("- GPU: none (CUDA columns are skipped)")
+    return "\n".join(lines)
+
+
+def _ms(s):
+    return f"{s * 1e3:.2f}" if s < 10 else f"{s * 1e3:.0f}"
+
+
+def body_model_table(res):
+    rows = res["rows"]
+    have = [c for c in CONTENDERS if c in rows[0]["forward"]]
+    head = ["batch"]
+    for part in ("forward", "fwd+bwd"):
+        head += [f"{part} {LABELS[c]} ms" for c in have]
+        if "smplx" in have:
+            head += [f"{part} ours / smplx"]
+    head += ["max abs diff vs " + LABELS[c] for c in have if c != "ours"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [str(r["batch"])]
+        for key in ("forward", "forward_backward"):
+            cells += [f"{_ms(r[key][c])} ±{r[key + '_spread'][c]:.0f}%" for c in have]
+            if "smplx" in have:
+                cells.append(f"**{r[key]['ours'] / r[key]['smplx']:.2f}**")
+        cells += [f"{r['max_abs_diff'][c]:.1e}" for c in have if c != "ours"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bandwidth_table(res):
+    lines = ["| batch | bytes moved (MB, lower bound) | achieved GB/s | device peak GB/s | share of peak |",
+             "|---|---|---|---|---|"]
+    for r in res["rows"]:
+        b = r["bandwidth"]
+        peak = f"{b['peak'] / 1e9:.0f} ({b['peak_source']})" if b["peak"] else "unknown"
+        share = f"{100 * b['achieved'] / b['peak']:.0f}%" if b["peak"] else "-"
+        lines.append(f"| {r['batch']} | {b['bytes'] / 1e6:.0f} | {b['achieved'] / 1e9:.0f} | {peak} | {share} |")
+    return "\n".join(lines)
+
+
+def memory_table(mem):
+    lines = ["| | " + " | ".join(LABELS[c] for c in CONTENDERS) + " |", "|---|---|---|---|"]
+    for mode in ("forward", "forward_backward"):
+        cells = []
+        for c in CONTENDERS:
+            m = mem.get((mode, c), {})
+            cells.append(f"{m['peak_mib']:.0f} MiB" if "peak_mib" in m else f"n/a ({m.get('error', '')})")
+        lines.append(f"| {mode.replace('_', ' + ')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_atomic(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(REPO / "docs" / "PERFORMANCE.md"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
+    ap.add_argument("--model", action="append", default=None,
+                    help="model file(s) to measure; default: the synthetic SMPL-X and the shipped open one")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--no-cuda", action="store_true")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="CPU timings: wall time (default), or the CPU time of the calling thread, which other "
+                         "processes on a shared machine disturb less (needs --threads 1)")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-vposer", action="store_true")
+    ap.add_argument("--memory-child", nargs=4, metavar=("CONTENDER", "MODE", "BATCH", "FILE"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.clock == "thread" and args.threads != 1:
+        ap.error("--clock thread measures one thread's CPU time: use it with --threads 1")
+    global _clock
+    _clock = CLOCKS[args.clock]
+    if args.memory_child:
+        contender, mode, batch, path = args.memory_child
+        print(json.dumps(memory_child(contender, mode, int(batch), path)))
+        return
+
+    started = time.time()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench_body_model_") as tmp:
+        models = args.model
+        if not models:
+            synthetic = write_synthetic_model(Path(tmp) / "SMPLX_SYNTHETIC.npz", "smplx", dtype=np.float32)
+            models = [synthetic]
+            from human_body_prior.support_paths import default_body_model_path
+            shipped = Path(default_body_model_path("smplx", "neutral"))
+            if shipped.exists():
+                models.append(str(shipped))
+        devices = [torch.device("cpu")]
+        if torch.cuda.is_available() and not args.no_cuda:
+            devices.append(torch.device("cuda"))
+        sections = []
+        for path in models:
+            name = "synthetic official-layout SMPL-X" if Path(path).parent == Path(tmp) else Path(path).name
+            for device in devices:
+                print(f"{name} on {device}", flush=True)
+                res = bench_body_model(path, device, args.batches, args.quick)
+                text = [f"### {name}, {device.type}, float32",
+                        f"{res['vertices']} vertices, pose correctives {'on' if res['posedirs'] else 'off (all zero)'}, "
+                        f"{res['nonzero_weights']} non-zero skinning weights (at most "
+                        f"{res['max_weights_per_vertex']} per vertex).", "", body_model_table(res)]
+                if res["note"]:
+                    text += ["", res["note"]]
+                if device.type == "cuda":
+                    text += ["", "Achieved memory bandwidth of the BodyModel forward:", "", bandwidth_table(res)]
+                if not args.skip_memory:
+                    big = max(args.batches)
+                    mem = (cpu_peak_memory(path, big, args.threads) if device.type == "cpu"
+                           else cuda_peak_memory(path, big, device))
+                    text += ["", f"Peak extra memory at batch {big}:", "", memory_table(mem)]
+                sections.append("\n".join(text))
+        vposer = {} if args.skip_vposer else {d.type: bench_vposer(d, models[-1], args.quick) for d in devices}
+
+    load_after = os.getloadavg()
+    cmd = "PYTHONPATH=. python benchmarks/bench_body_model.py" + (" " + " ".join(argv if argv is not None
+                                                                             else sys.argv[1:])).rstrip()
+    doc = [
+        "# Performance", "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} in "
+        f"{time.time() - started:.0f} s with", "", f"    {cmd}", "", machine_description(args.threads),
+        f"- load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after: other processes "
+        "shared the CPUs; the contenders alternate so load hits them alike, and ±x% is half the interquartile "
+        "range of the repetitions relative to the median", "",
+        "## BodyModel", "",
+        f"Times are medians ({'CPU time of the calling thread' if args.clock == 'thread' else 'wall time'}) "
+        "in milliseconds; *ours / smplx* below 1 means BodyModel is faster. "
+        "*plain dense path* is lbs.py's reference path (the implementation before the fast path: a (3, 4) "
+        "transform blended from all joints for every vertex). The fast path keeps the mesh vertex-major "
+        "(V, 3, B), applies shape and pose correctives as one matrix product each, and skins each vertex "
+        "with only its non-zero weights (every one, so outputs are unchanged; tests/test_lbs_fast_paths.py). "
+        "Forward + backward is `v.sum().backward()` with gradients for all pose, shape and translation inputs.",
+        "", "\n\n".join(sections), "",
+        "## VPoser v1 (512 hidden, 32 latent, 21 joints)", "",
+        "| device | decode poses/s (batch 1024) | encode poses/s (batch 1024) | training step frames/s (batch 512) |",
+        "|---|---|---|---|"]
+    for dev, v in vposer.items():
+        if "error" in v:
+            doc.append(f"| {dev} | {v['error']} | | |")
+        else:
+            doc.append(f"| {dev} | {v['decode']:,.0f} | {v['encode']:,.0f} | {v['train']:,.0f} |")
+    doc += ["", "The training step is the 2019 objective (KL + mesh L1 on 1000 body vertices + rotation "
+            "MSE) with Adam, on the last model file above.", "", "## Method", "", __doc__.split("\n\n", 2)[2].strip(), ""]
+    write_atomic(args.out, "\n".join(doc))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
