@@ -22,6 +22,7 @@ KEYPOINT_NAMES = ["nose", "reye", "leye", "rear", "lear", "rthumb", "rindex", "r
                   "rpinky", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "LBigToe",
                   "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel"]
 CASES = [(t, g) for t in TYPES for g in GENDERS]
+MANO_CASES = [("mano", "left"), ("mano", "right")]
 
 
 def _load(model_type, gender):
@@ -43,6 +44,12 @@ def files():
 def _smplx_model(model_type, gender, data, tmp_path, num_betas):
     kp = dict(zip(KEYPOINT_NAMES, data["keypoint_vertex_ids"].tolist())) if "keypoint_vertex_ids" in data else None
     path = default_body_model_path(model_type, gender)
+    if model_type == "mano":
+        pkl = tmp_path / "model.pkl"
+        with open(pkl, "wb") as fh:
+            pickle.dump(dict(data), fh)
+        return smplx.MANO(str(pkl), is_rhand=gender == "right", use_pca=False, flat_hand_mean=True,
+                          num_betas=num_betas)
     if model_type == "smplx":
         # SMPLX always selects smplx's official keypoint vertices (all < our vertex count)
         return smplx.SMPLX(path, ext="npz", num_betas=num_betas, num_expression_coeffs=10,
@@ -64,7 +71,10 @@ def _random_inputs(model_type, n, num_betas, seed):
     r = lambda *s, scale=0.3: scale * torch.randn(*s, generator=g)
     out = {"root_orient": r(n, 3), "pose_body": r(n, 63), "betas": r(n, num_betas, scale=1.0),
            "trans": r(n, 3)}
-    if model_type == "smpl":
+    if model_type == "mano":
+        del out["pose_body"]
+        out["pose_hand"] = r(n, 45)
+    elif model_type == "smpl":
         out["pose_hand"] = r(n, 6)
     else:
         out["pose_hand"] = r(n, 90)
@@ -74,6 +84,9 @@ def _random_inputs(model_type, n, num_betas, seed):
 
 
 def _smplx_forward(model, model_type, p):
+    if model_type == "mano":
+        return model(global_orient=p["root_orient"], hand_pose=p["pose_hand"], betas=p["betas"],
+                     transl=p["trans"])
     kw = dict(global_orient=p["root_orient"], body_pose=p["pose_body"], betas=p["betas"], transl=p["trans"])
     if model_type == "smpl":
         kw["body_pose"] = torch.cat([p["pose_body"], p["pose_hand"]], 1)
@@ -85,10 +98,10 @@ def _smplx_forward(model, model_type, p):
     return model(**kw)
 
 
-@pytest.mark.parametrize("model_type,gender", CASES)
+@pytest.mark.parametrize("model_type,gender", CASES + MANO_CASES)
 def test_loads_in_smplx_and_matches_linear_blend_skinning(model_type, gender, files, tmp_path):
     data = files[(model_type, gender)]
-    num_betas = 16
+    num_betas = 10 if model_type == "mano" else 16
     model = _smplx_model(model_type, gender, data, tmp_path, num_betas)
     assert model.num_betas == num_betas
     p = _random_inputs(model_type, 3, num_betas, seed=1)
@@ -101,7 +114,7 @@ def test_loads_in_smplx_and_matches_linear_blend_skinning(model_type, gender, fi
     if model_type == "smplx":
         v = v + np.einsum("vck,bk->bvc", data["shapedirs"][:, :, 300:310].astype(np.float64),
                           p["expression"].numpy().astype(np.float64))
-    full = [p["root_orient"], p["pose_body"], ]
+    full = [p["root_orient"]] + ([p["pose_body"]] if "pose_body" in p else [])
     if model_type == "smplx":
         full += [p["pose_jaw"], p["pose_eye"]]
     full.append(p["pose_hand"])
@@ -125,14 +138,15 @@ def test_loads_in_smplx_and_matches_linear_blend_skinning(model_type, gender, fi
     np.testing.assert_allclose(verts, np.stack(ref), atol=2e-5)
 
 
-@pytest.mark.parametrize("model_type,gender", CASES)
-def test_matches_body_model(model_type, gender, files):
+@pytest.mark.parametrize("model_type,gender", CASES + MANO_CASES)
+def test_matches_body_model(model_type, gender, files, tmp_path):
     bm_mod = pytest.importorskip("human_body_prior.body_model.body_model")
     data = files[(model_type, gender)]
-    bm = bm_mod.BodyModel(default_body_model_path(model_type, gender), num_betas=16,
+    nb = 10 if model_type == "mano" else 16
+    bm = bm_mod.BodyModel(default_body_model_path(model_type, gender), num_betas=nb,
                           **({"num_expressions": 10} if model_type == "smplx" else {}))
-    model = _smplx_model(model_type, gender, data, Path(pytest.importorskip("tempfile").mkdtemp()), 16)
-    p = _random_inputs(model_type, 4, 16, seed=2)
+    model = _smplx_model(model_type, gender, data, tmp_path, nb)
+    p = _random_inputs(model_type, 4, nb, seed=2)
     with torch.no_grad():
         ours = bm(**p).v
         ref = _smplx_forward(model, model_type, p).vertices
@@ -166,7 +180,7 @@ def test_official_layout(model_type, gender, files):
             assert b.min() >= -1e-9 and np.allclose(b.sum(-1), 1)
 
 
-@pytest.mark.parametrize("model_type,gender", CASES)
+@pytest.mark.parametrize("model_type,gender", CASES + MANO_CASES)
 def test_weights_and_regressor_valid(model_type, gender, files):
     d = files[(model_type, gender)]
     assert d["weights"].min() >= 0 and np.allclose(d["weights"].sum(1), 1, atol=1e-9)
@@ -222,6 +236,22 @@ def test_anatomy(gender, files):
     assert hs[0] < hs[1] < hs[2]
 
 
+def test_mano_layout_and_hands_mirror(files):
+    left, right = files[("mano", "left")], files[("mano", "right")]
+    for d in (left, right):
+        parents = d["kintree_table"][0].astype(np.int64)
+        parents[parents == 4294967295] = -1
+        assert parents.tolist() == PARENTS["mano"]
+        assert d["J_regressor"].shape == (16, len(d["v_template"])) and d["weights"].shape[1] == 16
+        assert d["hands_components"].shape == (45, 45) and d["hands_mean"].shape == (45,)
+        assert np.abs(d["J_regressor"][0] @ d["v_template"]).max() < 1e-9  # wrist at the origin
+    # fingers point to +X on the left hand and -X on the right one
+    assert (left["J_regressor"] @ left["v_template"])[1:, 0].min() > 0
+    assert (right["J_regressor"] @ right["v_template"])[1:, 0].max() < 0
+    dist, _ = cKDTree(right["v_template"]).query(left["v_template"] * [-1.0, 1.0, 1.0])
+    assert dist.max() < 1e-3
+
+
 def test_genders_differ_and_neutral_between(files):
     h = {g: np.ptp(files[("smplx", g)]["v_template"][:, 1]) for g in GENDERS}
     assert h["female"] < h["neutral"] < h["male"]
@@ -249,7 +279,7 @@ def test_builder_is_reproducible(tmp_path):
     wheel = Path(wheel) if wheel else build.fetch_wheel(tmp_path)
     out = tmp_path / "out"
     build.build(wheel, out, log=lambda *a: None)
-    for t, g in CASES:
+    for t, g in CASES + MANO_CASES:
         name = f"{t}/{t.upper()}_{g.upper()}.npz"
         shipped = Path(default_body_model_path(t, g))
         rebuilt = out / name

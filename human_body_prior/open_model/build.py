@@ -27,7 +27,7 @@ from human_body_prior.open_model.symmetry import joint_mirror
 GENDERS = ("neutral", "female", "male")
 SEED = 20240604
 NUM_SAMPLES = 800
-NUM_FIT = 400
+NUM_FIT = 600
 NUM_BETAS = 20
 NUM_EXPRESSIONS = 20
 
@@ -104,6 +104,8 @@ class Builder:
             "regressor_heldout_max_mm": round(float(err.max()), 3),
             "regressor_heldout_mean_mm": round(float(err.mean()), 3),
             "regressor_worst_joint": SMPLX_JOINT_NAMES[int(np.argmax(err.max(0)))],
+            "regressor_heldout_p99_mm": round(float(np.percentile(err, 99)), 3),
+            "regressor_heldout_max_mm_per_joint": {n: round(float(e), 2) for n, e in zip(SMPLX_JOINT_NAMES, err.max(0))},
             "height_m_at_beta0": heights,
             "sample_height_range_m": [round(float(all_heights.min()), 4), round(float(all_heights.max()), 4)],
             "explained_variance_first_betas": [round(float(x), 5) for x in space.explained[:NUM_BETAS]],
@@ -137,6 +139,14 @@ def build(wheel: Path, out: Path, log=print, genders=GENDERS) -> dict:
             size = writers.save_npz_atomic(path, arrays)
             report["files"][f"{model_type}/{path.name}"] = size
             log(f"  wrote {path} ({size / 1e6:.2f} MB)")
+        if gender == "neutral":
+            for side in ("left", "right"):
+                path = out / "mano" / f"MANO_{side.upper()}.npz"
+                arrays = writers.mano_arrays(body, side)
+                size = writers.save_npz_atomic(path, arrays)
+                report["files"][f"mano/{path.name}"] = size
+                report[f"mano_{side}_num_vertices"] = int(len(arrays["v_template"]))
+                log(f"  wrote {path} ({size / 1e6:.2f} MB)")
     rep_path = out / "build_report.json"
     tmp = rep_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=1) + "\n")

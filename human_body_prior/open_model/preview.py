@@ -3,7 +3,7 @@
     PYOPENGL_PLATFORM=egl python -m human_body_prior.open_model.preview [--out docs/open_body_model.png]
 
 Rows: neutral, female, male. Columns: beta0 = -2, 0, +2 (front), beta0 = 0 from the side,
-then a few poses. Posing uses a small numpy LBS over the file's own arrays.
+then a few poses (with expression 0 at +1.5) and the walk from the side. One scale for all tiles. Posing uses a small numpy LBS over the file's own arrays.
 """
 
 from __future__ import annotations
@@ -41,34 +41,30 @@ POSES = {
 }
 
 
-def _render(verts, faces, view, size=(180, 300)):
+def _render(verts, faces, view, center, size=(200, 300), half_height=1.05):
+    """RGB tile (H, W, 3) of an orthographic view; fixed scale so heights compare across tiles."""
     import pyrender
     import trimesh
 
     mesh = trimesh.Trimesh(verts, faces, process=False)
-    scene = pyrender.Scene(bg_color=[1, 1, 1, 1], ambient_light=[0.35, 0.35, 0.35])
+    scene = pyrender.Scene(bg_color=[1.0, 1.0, 1.0, 1.0], ambient_light=[0.35, 0.35, 0.35])
     mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=[0.82, 0.68, 0.58, 1.0], roughnessFactor=0.8)
     scene.add(pyrender.Mesh.from_trimesh(mesh, material=mat, smooth=True))
-    center = 0.5 * (verts.min(0) + verts.max(0))
-    half = 0.5 * (verts.max(0) - verts.min(0))
     cam_dir = np.array([0, 0, 1.0]) if view == "front" else np.array([1.0, 0, 0])
-    if view == "front":
-        rot = np.eye(3)
-    else:
-        rot = Rotation.from_rotvec([0, np.pi / 2, 0]).as_matrix()
+    rot = np.eye(3) if view == "front" else Rotation.from_rotvec([0, np.pi / 2, 0]).as_matrix()
     pose = np.eye(4)
     pose[:3, :3] = rot
     pose[:3, 3] = center + 4.0 * cam_dir
-    aspect = size[0] / size[1]
-    extent = max(half[1], (half[0] if view == "front" else half[2]) / aspect) * 1.08
-    scene.add(pyrender.OrthographicCamera(xmag=extent * aspect, ymag=extent), pose=pose)
+    scene.add(pyrender.OrthographicCamera(xmag=half_height * size[0] / size[1], ymag=half_height), pose=pose)
     scene.add(pyrender.DirectionalLight(intensity=3.0), pose=pose)
     key = np.eye(4)
     key[:3, :3] = Rotation.from_rotvec([-0.5, 0.6, 0]).as_matrix()
     scene.add(pyrender.DirectionalLight(intensity=2.0), pose=key)
     r = pyrender.OffscreenRenderer(*size)
-    color, _ = r.render(scene)
+    color, depth = r.render(scene)
     r.delete()
+    color = color.copy()
+    color[depth == 0] = 255
     return color
 
 
@@ -80,15 +76,16 @@ def composite(model_dir: Path) -> np.ndarray:
         with np.load(model_dir / "smplx" / f"SMPLX_{gender.upper()}.npz") as d:
             v0, f = d["v_template"], d["f"].astype(np.int64)
             dirs, w, reg = d["shapedirs"].astype(np.float64), d["weights"], d["J_regressor"]
+        center = np.array([0.0, 0.5 * (v0[:, 1].min() + v0[:, 1].max()), 0.0])
         tiles = []
         for b0 in (-2.0, 0.0, 2.0):
-            tiles.append(_render(v0 + b0 * dirs[:, :, 0], f, "front"))
-        tiles.append(_render(v0, f, "side"))
+            tiles.append(_render(v0 + b0 * dirs[:, :, 0], f, "front", center, size=(360, 300)))
+        tiles.append(_render(v0, f, "side", center))
         for local in POSES.values():
             v = v0 + 1.5 * dirs[:, :, 300]  # a visible expression
             posed, _ = skin(v, w, reg @ v, local)
-            tiles.append(_render(posed, f, "front"))
-        tiles.append(_render(skin(v0, w, reg @ v0, POSES["walk"])[0], f, "side"))
+            tiles.append(_render(posed, f, "front", center))
+        tiles.append(_render(skin(v0, w, reg @ v0, POSES["walk"])[0], f, "side", center))
         rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)
 

@@ -162,3 +162,45 @@ def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> int:
             os.remove(tmp)
         raise
     return path.stat().st_size
+
+
+def mano_arrays(body: BuiltBody, side: str, num_betas: int = 10) -> dict[str, np.ndarray]:
+    """MANO hand cut out of the body: the skin the hand joints carry (weight >= 0.5) plus every
+    vertex their regressor rows use, joints wrist + 15 fingers; wrist joint moved to the origin.
+
+    Shape directions are the body's first ``num_betas`` restricted to the hand.
+    """
+    if side not in ("left", "right"):
+        raise ValueError(f"MANO side must be 'left' or 'right', got {side!r}")
+    index = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
+    names = [f"{side}_wrist"] + [f"{side}_{f}{k}" for f in ("index", "middle", "pinky", "ring", "thumb")
+                                 for k in (1, 2, 3)]
+    cols = [index[n] for n in names]
+    mass = body.weights[:, cols].sum(1)
+    keep = (mass >= 0.5) | (body.j_regressor[cols].max(0) > 0)
+    faces = body.faces[keep[body.faces].all(1)]
+    used = np.zeros(len(keep), dtype=bool)
+    used[faces.ravel()] = True
+    used |= body.j_regressor[cols].max(0) > 0
+    old = np.flatnonzero(used)
+    new_of_old = -np.ones(len(keep), dtype=np.int64)
+    new_of_old[old] = np.arange(len(old))
+    weights = body.weights[old][:, cols].copy()
+    weights[:, 0] += 1.0 - weights.sum(1)  # the arm's share goes to the wrist (root)
+    reg = body.j_regressor[cols][:, old]
+    if not np.allclose(reg.sum(1), 1.0):
+        raise ValueError("MANO cut lost part of a hand joint's regressor support")
+    origin = reg[0] @ body.v_template[old]
+    v = body.v_template[old] - origin
+    out = {
+        "v_template": v.astype(np.float64),
+        "f": new_of_old[faces].astype(np.uint32),
+        "J_regressor": reg.astype(np.float64),
+        "kintree_table": _kintree("mano"),
+        "weights": weights.astype(np.float64),
+        "posedirs": np.zeros((len(old), 3, 9 * 15), dtype=np.float32),
+        "shapedirs": _pad_dirs(body.shapedirs[old][:, :, :num_betas], num_betas),
+        "hands_components": np.eye(45, dtype=np.float64),
+        "hands_mean": np.zeros(45, dtype=np.float64),
+    }
+    return out
