@@ -113,9 +113,9 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
 
 
 def _style(ax, title):
-    ax.set_xlim(-0.8, 0.8)
-    ax.set_ylim(-0.8, 0.8)
-    ax.set_zlim(-1.0, 0.6)
+    ax.set_xlim(-0.9, 0.9)
+    ax.set_ylim(-0.9, 0.9)
+    ax.set_zlim(-1.0, 0.8)
     ax.set_box_aspect((1, 1, 1))
     ax.view_init(elev=10, azim=-60)
     ax.set_xticks([])
