@@ -24,6 +24,8 @@ from human_body_prior.priors.vposer import VPoser
 from human_body_prior.tools.model_loader import write_vposer_experiment
 
 LATENT = 8
+# Noise-free recovery needs more iterations than the defaults (tuned on noisy real poses).
+LONG = [Stage(10.0, 100), Stage(1.0, 100)]
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +122,8 @@ def test_pinhole_projection_against_hand_computed_values():
 def test_prior_fit_recovers_known_poses(assets):
     bm = _bm(assets)
     truth, joints = _known_bodies(bm, 6)
-    r = fit_body(bm, JointTargets3D(joints[:, :22]), pose_prior="vposer", prior_weight=1e-7, write_back=False)
+    r = fit_body(bm, JointTargets3D(joints[:, :22]), pose_prior="vposer", prior_weight=1e-7, stages=LONG,
+                 write_back=False)
     assert _mpjpe_mm(r.joints, joints) < 3.0
     torch.testing.assert_close(r.trans, truth["trans"], rtol=0, atol=5e-3)
 
@@ -136,17 +139,28 @@ def test_direct_pose_fit_recovers_known_poses(assets, prior):
 
 
 def test_batched_and_single_fits_agree(assets):
-    bm = _bm(assets)
+    """Frames are independent problems: a batch follows each frame's own single-frame trajectory
+    (up to float rounding of batched products, which long runs on the non-smooth decoder amplify,
+    so the long fits are compared by quality)."""
+    bm = _bm(assets, dtype=torch.float64)
     _, joints = _known_bodies(bm, 4, seed=3)
     rng = np.random.default_rng(0)
     noisy = joints[:, :22].numpy() + rng.normal(scale=0.01, size=(4, 22, 3))
-    fitter = BodyFitter(bm, pose_prior="vposer", prior_weight=1e-3, stages=[Stage(10, 60), Stage(1, 60)])
+    # short run: the same trajectory, frame by frame
+    fitter = BodyFitter(bm, pose_prior="vposer", prior_weight=1e-3, stages=[Stage(10, 8)])
     batch = fitter.fit(JointTargets3D(noisy), write_back=False)
     for i in range(4):
         single = fitter.fit(JointTargets3D(noisy[i:i + 1]), write_back=False)
-        # the same per-frame problem; trajectories differ only by float rounding in batched products
-        assert _mpjpe_mm(single.joints, batch.joints[i:i + 1]) < 3.0
-        assert abs(float(single.data_loss[0] - batch.data_loss[i])) < 0.1 * float(batch.data_loss[i])
+        assert _mpjpe_mm(single.joints, batch.joints[i:i + 1]) < 1e-6
+    # full run: as good in a batch as alone
+    fitter = BodyFitter(bm, pose_prior="vposer", prior_weight=1e-3, stages=[Stage(10, 60), Stage(1, 60)])
+    batch = fitter.fit(JointTargets3D(noisy), write_back=False)
+    singles = [fitter.fit(JointTargets3D(noisy[i:i + 1]), write_back=False) for i in range(4)]
+    single_joints = torch.cat([s.joints for s in singles])
+    assert _mpjpe_mm(single_joints, batch.joints) < 5.0
+    assert abs(_mpjpe_mm(single_joints, joints) - _mpjpe_mm(batch.joints, joints)) < 2.0
+    single_loss = sum(float(s.data_loss[0]) for s in singles)
+    assert abs(single_loss - float(batch.data_loss.sum())) < 0.1 * single_loss
 
 
 def test_prior_pulls_missing_joints_to_plausible_places(assets):
@@ -166,7 +180,7 @@ def test_prior_pulls_missing_joints_to_plausible_places(assets):
 def test_write_back_sets_body_model_with_poser_variables(assets):
     bm = _bm(assets, batch_size=2)
     _, joints = _known_bodies(bm, 2, seed=5)
-    r = fit_body(bm, JointTargets3D(joints[:, :22]), pose_prior="vposer", prior_weight=1e-6)
+    r = fit_body(bm, JointTargets3D(joints[:, :22]), pose_prior="vposer", prior_weight=1e-6, stages=LONG)
     with torch.no_grad():
         out = bm()
     torch.testing.assert_close(out.Jtr, r.joints, rtol=0, atol=1e-5)
@@ -181,7 +195,8 @@ def test_robust_loss_resists_an_outlier(assets):
     keep = [j for j in range(22) if j != 20]
     errs = {}
     for sigma in (None, 0.05):
-        r = fit_body(bm, JointTargets3D(target, robust_sigma=sigma), prior_weight=1e-6, write_back=False)
+        r = fit_body(bm, JointTargets3D(target, robust_sigma=sigma), prior_weight=1e-6, stages=LONG,
+                     write_back=False)
         errs[sigma] = float((r.joints[:, keep] - joints[:, keep]).norm(dim=-1).mean())
     assert errs[0.05] < 0.5 * errs[None]
     assert errs[0.05] < 0.01
@@ -205,7 +220,7 @@ def test_fit_betas_recovers_shape(assets):
         joints = BodyModel.forward(bm, root_orient=truth["root_orient"], pose_body=truth["pose_body"],
                                    trans=truth["trans"], betas=betas.expand(5, -1)).Jtr
     r = fit_body(bm, JointTargets3D(joints), pose_prior="vposer", prior_weight=1e-7, fit_betas=True,
-                 betas_weight=1e-8, write_back=False)
+                 betas_weight=1e-8, stages=LONG, write_back=False)
     assert r.betas.shape == (1, 10)
     assert _mpjpe_mm(r.joints, joints, n=55) < 3.0
 
@@ -215,7 +230,7 @@ def test_fit_on_cuda(assets):
     bm = _bm(assets).to("cuda")
     _, joints = _known_bodies(bm.to("cpu"), 3, seed=9)
     bm = bm.to("cuda")
-    r = fit_body(bm, JointTargets3D(joints[:, :22]), prior_weight=1e-7, write_back=False)
+    r = fit_body(bm, JointTargets3D(joints[:, :22]), prior_weight=1e-7, stages=LONG, write_back=False)
     assert r.joints.device.type == "cuda"
     assert _mpjpe_mm(r.joints.cpu(), joints) < 3.0
 
@@ -246,7 +261,8 @@ def test_two_view_keypoints_recover_the_3d_pose(assets):
     bm = _bm(assets)
     joints = _upright_bodies(bm, 3, seed=10)
     obs = [Keypoints2D(cam.project(joints[:, :22]), camera=cam) for cam in _cameras()]
-    r = fit_body(bm, obs, pose_prior="vposer", prior_weight=1e-7, write_back=False)
+    r = fit_body(bm, obs, pose_prior="vposer", prior_weight=1e-7, stages=[Stage(10.0, 50, pose=False)] + LONG,
+                 write_back=False)
     assert _mpjpe_mm(r.joints, joints) < 5.0
 
 
@@ -256,7 +272,7 @@ def test_single_view_keypoints_are_reproduced(assets):
     cam = _cameras()[0]
     kp = cam.project(joints[:, :22])
     r = fit_body(bm, Keypoints2D(kp, camera=cam, robust_sigma=50.0), pose_prior="vposer", prior_weight=1e-7,
-                 write_back=False)
+                 stages=[Stage(10.0, 50, pose=False)] + LONG, write_back=False)
     px = (cam.project(r.joints[:, :22]) - kp).norm(dim=-1).mean()
     assert px < 1.0  # pixels
     assert _mpjpe_mm(r.joints, joints) < 50.0  # depth of single-view limbs is weakly observed
@@ -305,7 +321,7 @@ def test_cli_end_to_end(assets, tmp_path):
     inp, out = tmp_path / "in.npz", tmp_path / "out.npz"
     np.savez(inp, joints=target, conf=conf)
     cmd = [sys.executable, "-m", "human_body_prior.fitting.fit_joints", str(inp), str(out), "--bm-path", bm_path,
-           "--expr-dir", expr_dir, "--prior-weight", "1e-7", "--batch-size", "3", "--quiet"]
+           "--expr-dir", expr_dir, "--prior-weight", "1e-7", "--batch-size", "3", "--iterations", "100", "--quiet"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     res = np.load(out)

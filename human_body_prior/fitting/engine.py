@@ -22,7 +22,7 @@ from human_body_prior.fitting.joints_model import PosedJoints
 from human_body_prior.fitting.losses import confidence_weighted_error
 from human_body_prior.fitting.observations import JointTargets3D, Keypoints2D, check_joint_ids
 from human_body_prior.fitting.rigid import kabsch
-from human_body_prior.tools.rotation_tools import matrix_to_axis_angle
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, matrix_to_axis_angle
 
 POSE_PRIORS = ("vposer", "l2", "none")
 # 'lbfgs': L-BFGS per frame (own history and backtracking line search, batched evaluations);
@@ -50,7 +50,7 @@ class Stage:
 
 def default_stages(optimizer: str, has_2d_only: bool) -> list:
     """Strong prior first, then relaxed. Adam takes more, cheaper steps than LBFGS."""
-    n = 300 if optimizer == "adam" else 100
+    n = 300 if optimizer == "adam" else 40
     stages = [Stage(10.0, n), Stage(1.0, n)]
     if has_2d_only:
         stages.insert(0, Stage(10.0, n // 2, pose=False, betas=False))
@@ -142,6 +142,19 @@ class BodyFitter:
         if self.pose_prior == "vposer":
             return self.vposer.decode(pose_var, output_type="aa").reshape(pose_var.shape[0], 63)
         return pose_var
+
+    def decode_rotations(self, pose_var: torch.Tensor) -> torch.Tensor:
+        """The free pose variable -> local body joint rotations (B, 21, 3, 3), without the round trip
+        through axis-angle that decode() makes."""
+        B = pose_var.shape[0]
+        if self.pose_prior == "vposer":
+            return self.vposer.decode(pose_var, output_type="matrot").reshape(B, 21, 3, 3)
+        return axis_angle_to_matrix(pose_var.reshape(B, 21, 3))
+
+    def posed_joints(self, root_orient, pose_var, trans, betas, num_joints=None) -> torch.Tensor:
+        """Joints (B, n, 3) of the bodies the variables stand for (n: default all model joints)."""
+        return self.joints_model.from_rotations(axis_angle_to_matrix(root_orient), self.decode_rotations(pose_var),
+                                                trans, betas, num_joints)
 
     def prior_term(self, pose_var: torch.Tensor) -> torch.Tensor:
         """(B,) per-frame prior before weighting: |poZ_body|^2 or |pose_body|^2 (0 for 'none')."""
@@ -275,6 +288,7 @@ class BodyFitter:
         for v in (pose_var, betas, root_orient, trans):
             v.requires_grad_(True)
 
+        num_needed = 1 + max(int(it["ids"].max()) for it in prepared)
         has_2d_only = not any(isinstance(it["obs"], JointTargets3D) for it in prepared)
         stages = self.stages if self.stages is not None else default_stages(self.optimizer, has_2d_only)
         history = []
@@ -287,7 +301,7 @@ class BodyFitter:
             weight = self.prior_weight * float(stage.prior_scale)
 
             def frame_loss(root_orient, trans, pose_var, betas):
-                joints = self.joints_model(root_orient, self.decode(pose_var), trans, betas)
+                joints = self.posed_joints(root_orient, pose_var, trans, betas, num_needed)
                 loss = self.data_term(prepared, joints) + weight * self.prior_term(pose_var)
                 if self.fit_betas:
                     loss = loss + self.betas_weight * (betas * betas).sum(-1)

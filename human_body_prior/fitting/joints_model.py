@@ -2,20 +2,23 @@
 
 The joints of the SMPL family depend only on the shape (through the joint regressor applied to the
 shaped template) and on the pose (forward kinematics); pose correctives and skinning move vertices,
-not joints. Computing them directly makes a fitting iteration cost O(J) instead of O(V).
+not joints. Computing them directly makes a fitting iteration cost O(J) instead of O(V), and a fit
+that only looks at the 22 body joints can stop the kinematic chain there (every parent index is
+smaller than its child's, so the first n joints form a closed tree).
 """
 
 import torch
 
-from human_body_prior.body_model.lbs import forward_kinematics, blend_shapes, KinematicTree
-from human_body_prior.body_model.body_model import POSE_PARTS
+from human_body_prior.body_model.lbs import forward_kinematics, KinematicTree
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+
+NUM_BODY_JOINTS = 22
 
 
 class PosedJoints:
-    """Joints (B, J, 3) of a BodyModel (or BodyModelWithPoser) for given pose, shape and translation.
+    """Joints of a BodyModel (or BodyModelWithPoser) for a given pose, shape and translation.
 
-    Hands, jaw and eyes stay in their rest pose (zeros); expressions and DMPLs at zero.
+    Hands, jaw and eyes stay in their rest pose (zero rotation); expressions and DMPLs at zero.
     """
 
     def __init__(self, bm):
@@ -27,12 +30,8 @@ class PosedJoints:
         self.model_type = bm.model_type
         self.num_joints = bm.num_joints
         self.num_betas = bm.num_betas
-        self.tree = KinematicTree(bm.parents)
-        widths = dict(POSE_PARTS[bm.model_type])
-        self.rest_width = sum(w for name, w in POSE_PARTS[bm.model_type]
-                              if name not in ("root_orient", "pose_body"))
-        self._order = [name for name, _ in POSE_PARTS[bm.model_type]]
-        self._widths = widths
+        self.parents = list(bm.parents)
+        self._trees = {}
 
     @property
     def dtype(self):
@@ -42,18 +41,34 @@ class PosedJoints:
     def device(self):
         return self.bm.J_template.device
 
-    def rest_joints(self, betas: torch.Tensor, batch: int) -> torch.Tensor:
-        """betas (B or 1, num_betas) -> rest-pose joints (B, J, 3)."""
-        dirs = self.bm.J_shapedirs[..., :self.num_betas]
-        return (self.bm.J_template + blend_shapes(betas, dirs)).expand(batch, -1, -1)
+    def _tree(self, n):
+        if n not in self._trees:
+            self._trees[n] = KinematicTree(self.parents[:n])
+        return self._trees[n]
 
-    def __call__(self, root_orient, pose_body, trans, betas) -> torch.Tensor:
-        """root_orient (B, 3), pose_body (B, 63) axis-angle (rad), trans (B, 3) metres,
-        betas (B or 1, num_betas) -> posed joints (B, J, 3) in metres."""
-        B = pose_body.shape[0]
-        parts = {"root_orient": root_orient, "pose_body": pose_body}
-        zeros = pose_body.new_zeros(B, 1)
-        full = torch.cat([parts[n] if n in parts else zeros.expand(B, self._widths[n]) for n in self._order], dim=1)
-        rot = axis_angle_to_matrix(full.reshape(B, -1, 3))
-        joints, _ = forward_kinematics(rot, self.rest_joints(betas, B), self.tree)
+    def rest_joints(self, betas: torch.Tensor, batch: int, num_joints=None) -> torch.Tensor:
+        """betas (B or 1, num_betas) -> rest-pose joints (B, n, 3) of the first n (default all) joints."""
+        n = num_joints or self.num_joints
+        dirs = self.bm.J_shapedirs[:n, :, :self.num_betas]
+        return (self.bm.J_template[:n] + torch.einsum("bk,jck->bjc", betas, dirs)).expand(batch, -1, -1)
+
+    def from_rotations(self, root_rot, body_rot, trans, betas, num_joints=None) -> torch.Tensor:
+        """root_rot (B, 3, 3), body_rot (B, 21, 3, 3) local rotations, trans (B, 3) metres, betas
+        (B or 1, num_betas) -> posed joints (B, n, 3) of the first n (default all) model joints."""
+        n = int(num_joints or self.num_joints)
+        if not 1 <= n <= self.num_joints:
+            raise ValueError(f"num_joints must be in [1, {self.num_joints}], got {n}")
+        B = body_rot.shape[0]
+        rots = [root_rot.unsqueeze(1), body_rot[:, :max(0, min(n, NUM_BODY_JOINTS) - 1)]]
+        if n > NUM_BODY_JOINTS:
+            eye = torch.eye(3, dtype=body_rot.dtype, device=body_rot.device)
+            rots.append(eye.expand(B, n - NUM_BODY_JOINTS, 3, 3))
+        joints, _ = forward_kinematics(torch.cat(rots, 1), self.rest_joints(betas, B, n), self._tree(n))
         return joints + trans.unsqueeze(1)
+
+    def __call__(self, root_orient, pose_body, trans, betas, num_joints=None) -> torch.Tensor:
+        """root_orient (B, 3), pose_body (B, 63) axis-angle (rad), trans (B, 3) metres,
+        betas (B or 1, num_betas) -> posed joints (B, n, 3) in metres (n: default all joints)."""
+        B = pose_body.shape[0]
+        return self.from_rotations(axis_angle_to_matrix(root_orient), axis_angle_to_matrix(pose_body.reshape(B, 21, 3)),
+                                   trans, betas, num_joints)

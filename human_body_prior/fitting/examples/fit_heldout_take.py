@@ -1,0 +1,129 @@
+"""Fit a held-out mocap take from noisy, incomplete 3D joints, with and without the VPoser prior,
+and draw the fitted bodies beside the targets.
+
+    python -m human_body_prior.fitting.examples.fit_heldout_take TAKE [--bm-path P] [--expr-dir D]
+        [--frames 6] [--noise-mm 20] [--missing 0.3] [--out docs/fitting_heldout.png]
+
+TAKE: an AMASS-style .npz take (``poses`` (N, >= 66)) or a VPoser data split folder (pose.pt,
+root_orient.pt). The true bodies are the take's poses on the body model (betas 0); the targets are
+their 22 body joints with Gaussian noise and joints missing at random. Each column of the figure is a
+frame: top row the VPoser fit, bottom row the fit without a prior. Grey: true skeleton; coloured: the
+fitted skeleton (and a sprinkle of the fitted mesh's vertices with --mesh); green dots: the noisy
+targets given to the fit; red crosses: true positions of the joints that were missing.
+"""
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import human_body_prior as hbp
+from human_body_prior.body_model.body_model import BodyModel
+from human_body_prior.fitting import BodyFitter, JointTargets3D
+from human_body_prior.fitting.heldout import corrupt_joints, load_poses
+from human_body_prior.tools.model_loader import load_vposer
+
+NUM_BODY_JOINTS = 22
+
+
+def _plot_skeleton(ax, joints, parents, color, lw=2.0, alpha=1.0):
+    for j in range(1, NUM_BODY_JOINTS):
+        p = parents[j]
+        seg = joints[[p, j]]
+        ax.plot(seg[:, 0], -seg[:, 2], seg[:, 1], color=color, lw=lw, alpha=alpha)
+
+
+def draw(out_png, rows, truth, targets, conf, parents, titles, verts=None, dpi=80):
+    """rows: [(label, fitted joints (K, 22, 3), colour)], truth/targets (K, 22, 3), conf (K, 22)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    K = truth.shape[0]
+    fig = plt.figure(figsize=(2.6 * K, 3.0 * len(rows)), dpi=dpi)
+    for r, (label, fit, color) in enumerate(rows):
+        for k in range(K):
+            ax = fig.add_subplot(len(rows), K, r * K + k + 1, projection="3d")
+            centre = truth[k, 0]
+            t, f, g = truth[k] - centre, fit[k] - centre, targets[k] - centre
+            if verts is not None and verts[r] is not None:
+                v = verts[r][k] - centre
+                ax.scatter(v[:, 0], -v[:, 2], v[:, 1], s=0.2, color=color, alpha=0.15)
+            _plot_skeleton(ax, t, parents, "0.6", lw=3.0, alpha=0.7)
+            _plot_skeleton(ax, f, parents, color, lw=1.6)
+            vis, miss = conf[k] > 0, conf[k] == 0
+            ax.scatter(g[vis, 0], -g[vis, 2], g[vis, 1], s=8, color="tab:green")
+            ax.scatter(t[miss, 0], -t[miss, 2], t[miss, 1], s=25, color="tab:red", marker="x")
+            err = np.linalg.norm(fit[k] - truth[k], axis=-1).mean() * 1000
+            ax.set_title(f"{label}: {err:.0f} mm" + (f"\n{titles[k]}" if r == 0 and titles else ""), fontsize=8)
+            ax.set_xlim(-0.9, 0.9), ax.set_ylim(-0.9, 0.9), ax.set_zlim(-0.9, 0.9)
+            ax.set_box_aspect((1, 1, 1))
+            ax.view_init(elev=10, azim=-90)
+            ax.set_xticks([]), ax.set_yticks([]), ax.set_zticks([])
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_png.parent, suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, out_png)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return str(out_png)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("take")
+    ap.add_argument("--bm-path", default=None)
+    ap.add_argument("--expr-dir", default=None)
+    ap.add_argument("--frames", type=int, default=6)
+    ap.add_argument("--first", type=int, default=0, help="first frame of the take to use")
+    ap.add_argument("--step", type=int, default=None, help="frames between drawn frames (default: spread)")
+    ap.add_argument("--noise-mm", type=float, default=20.0)
+    ap.add_argument("--missing", type=float, default=0.3)
+    ap.add_argument("--prior-weight", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mesh", action="store_true", help="also sprinkle the fitted mesh's vertices")
+    ap.add_argument("--out", default="docs/fitting_heldout.png")
+    args = ap.parse_args(argv)
+
+    bm = BodyModel(args.bm_path or hbp.default_body_model_path())
+    vposer, _ = load_vposer(args.expr_dir or hbp.default_vposer_dir(), verbose=False)
+    poses = load_poses(args.take)
+    n = len(poses["pose_body"])
+    step = args.step or max(1, (n - args.first) // args.frames)
+    idx = np.arange(args.first, n, step)[:args.frames]
+    with torch.no_grad():
+        truth = bm(root_orient=torch.as_tensor(poses["root_orient"][idx], dtype=torch.float32),
+                   pose_body=torch.as_tensor(poses["pose_body"][idx], dtype=torch.float32)).Jtr[:, :NUM_BODY_JOINTS]
+    truth = truth.numpy().astype(np.float64)
+    targets, conf = corrupt_joints(truth, args.noise_mm / 1000, args.missing, args.seed)
+
+    rows, verts = [], []
+    for method, label, color in (("vposer", "VPoser prior", "tab:blue"), ("none", "no prior", "tab:orange")):
+        fitter = BodyFitter(bm, pose_prior=method, vposer=vposer,
+                            prior_weight=args.prior_weight if method == "vposer" else None)
+        r = fitter.fit(JointTargets3D(targets, conf), write_back=False)
+        rows.append((label, r.joints[:, :NUM_BODY_JOINTS].numpy(), color))
+        if args.mesh:
+            with torch.no_grad():
+                v = bm(root_orient=r.root_orient, pose_body=r.pose_body, trans=r.trans, betas=r.betas).v.numpy()
+            sub = np.random.default_rng(0).choice(v.shape[1], size=min(1500, v.shape[1]), replace=False)
+            verts.append(v[:, sub])
+        else:
+            verts.append(None)
+        err = np.linalg.norm(rows[-1][1] - truth, axis=-1).mean() * 1000
+        print(f"{label}: mean joint error {err:.1f} mm over {len(idx)} frames")
+    titles = [f"frame {i}" for i in idx]
+    print("wrote", draw(args.out, rows, truth, targets, conf, bm.parents, titles, verts))
+
+
+if __name__ == "__main__":
+    main()
