@@ -5,14 +5,13 @@ vertex is skinned to its joint and that joint's parent, and each joint is regres
 its own vertices. Every array has the official key, shape and dtype.
 """
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from human_body_prior.body_model.joint_names import PARENTS
+from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
 OFFICIAL_NUM_VERTS = {"smpl": 6890, "smplh": 6890, "smplx": 10475, "mano": 778}
 DEFAULT_SHAPE_COLUMNS = {"smpl": 10, "smplh": 16, "smplx": 400, "mano": 10}
@@ -84,18 +83,8 @@ def write_synthetic_model(path, model_type: str, num_verts=None, num_shape_colum
     path = Path(path)
     arrays = synthetic_model_arrays(model_type, num_verts, num_shape_columns, posedirs, seed)
     arrays = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in arrays.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if path.suffix == ".npz":
-                np.savez(fh, **arrays)
-            elif path.suffix == ".pkl":
-                pickle.dump(arrays, fh, protocol=2)
-            else:
-                raise ValueError(f"{path}: extension must be .npz or .pkl")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return str(path)
+    if path.suffix == ".npz":
+        return save_npz_atomic(path, arrays, compressed=False)
+    if path.suffix == ".pkl":
+        return atomic_write_bytes(path, pickle.dumps(arrays, protocol=2))
+    raise ValueError(f"{path}: extension must be .npz or .pkl")

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from human_body_prior.tools.atomic_io import atomic_write_bytes
 
 _POS_CHANNELS = ("Xposition", "Yposition", "Zposition")
 _ROT_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -421,21 +422,3 @@ def write_bvh(path: str, bvh: BVH) -> None:
     if path.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
     atomic_write_bytes(path, data)
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -18,7 +18,6 @@ take fails.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -27,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.data.bvh import BVHError, atomic_write_bytes, read_bvh
+from human_body_prior.data.bvh import BVHError, read_bvh
+from human_body_prior.tools.atomic_io import save_npz_atomic
 from human_body_prior.data.retarget import Retargeter
 from human_body_prior.tools.rotation_tools import axis_angle_to_quaternion, quaternion_to_axis_angle
 
@@ -85,12 +85,6 @@ def amass_arrays(pose: np.ndarray, trans: np.ndarray, fps: float, source_file: s
         "pose_eye": poses[:, 69:75],
         "pose_hand": poses[:, 75:165],
     }
-
-
-def save_npz_atomic(path: str, arrays: dict) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def convert_take(bvh_path: str, retargeter: Retargeter, fps: float | None = None, target_fps: float | None = None,

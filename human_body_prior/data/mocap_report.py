@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh
-from human_body_prior.data.prepare_open_mocap import FPS_OVERRIDES, list_source_takes, take_group
+from human_body_prior.data.prepare_open_mocap import list_source_takes
 from human_body_prior.data.retarget import Retargeter
 from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm, strict_joint_errors_mm
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from human_body_prior.body_model.joint_names import BODY_JOINT_NAMES
-from human_body_prior.data.bvh import atomic_write_bytes
+from human_body_prior.tools.atomic_io import atomic_write_bytes
 
 SPLITS = ("train", "vald", "test")
 NUM_BODY_JOINTS = 21

@@ -30,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.data.bvh import BVHError, atomic_write_bytes
-from human_body_prior.data.bvh2amass import convert_take, is_bvh, output_name, save_npz_atomic
+from human_body_prior.data.bvh import BVHError
+from human_body_prior.tools.atomic_io import atomic_write_bytes
+from human_body_prior.data.bvh2amass import convert_take, is_bvh, output_name
+from human_body_prior.tools.atomic_io import save_npz_atomic
 from human_body_prior.data.prepare_data import prepare_vposer_takes
 from human_body_prior.data.retarget import Retargeter
 

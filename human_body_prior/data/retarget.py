@@ -36,7 +36,7 @@ from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PAR
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, forward_kinematics, rest_pose
 from human_body_prior.data.skeleton_maps import REQUIRED_JOINTS, Skeleton, resolve_skeleton
 from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle,
-                                                   matrix_to_quaternion, quaternion_to_matrix)
+                                                   quaternion_to_matrix)
 
 NUM_SMPLX_JOINTS = 55
 # Joints whose bones run along the trunk. Rigs place their spine joints differently (spinal curve,

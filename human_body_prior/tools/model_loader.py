@@ -13,14 +13,14 @@ you pass). The official ``vposer_v1_0`` download loads this way on current PyTor
 """
 
 import configparser
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from configer import Configer
+
+from human_body_prior.tools.atomic_io import atomic_write
 
 _SNAPSHOT_RE = re.compile(r"^TR(\d+)_E(\d+)\.pt$")
 _REQUIRED_SETTINGS = ("num_neurons", "latentD")
@@ -170,20 +170,6 @@ def load_vposer(expr_dir, vp_model="snapshot", map_location=None, device=None, v
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _atomic_write(path: Path, write) -> None:
-    """write(tmp_path) into a temp file beside path, then os.replace it onto path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def snapshot_fname(expr_dir, epoch: int, try_num: int = 0) -> str:
     """<expr_dir>/snapshots/TRxx_Eyyy.pt."""
     return str(Path(expr_dir) / "snapshots" / f"TR{int(try_num):02d}_E{int(epoch):03d}.pt")
@@ -193,7 +179,7 @@ def save_snapshot(model_or_state_dict, fname) -> str:
     """Write a state_dict (tensors moved to CPU) to fname atomically. Returns fname."""
     sd = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, torch.nn.Module) else model_or_state_dict
     sd = {k: v.detach().cpu() for k, v in sd.items()}
-    _atomic_write(Path(fname), lambda tmp: torch.save(sd, tmp))
+    atomic_write(Path(fname), lambda tmp: torch.save(sd, tmp))
     return str(fname)
 
 
@@ -215,7 +201,7 @@ def write_settings(settings, fname) -> str:
                 text = str(v).replace("\n", " ").replace("%", "%%")
                 f.write(f"{k} : {text}\n")
 
-    _atomic_write(Path(fname), write)
+    atomic_write(Path(fname), write)
     return str(fname)
 
 
@@ -240,5 +226,5 @@ def write_vposer_experiment(expr_dir, model, settings=None, epoch: int = 0, try_
 
     write_settings(settings, expr_dir / f"TR{int(try_num):02d}_{expr_code}.ini")
     from human_body_prior.priors import vposer as vposer_module
-    _atomic_write(expr_dir / "vposer_smpl.py", lambda tmp: shutil.copyfile(vposer_module.__file__, tmp))
+    atomic_write(expr_dir / "vposer_smpl.py", lambda tmp: shutil.copyfile(vposer_module.__file__, tmp))
     return save_snapshot(model, snapshot_fname(expr_dir, epoch, try_num))
