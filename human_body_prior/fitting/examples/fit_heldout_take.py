@@ -29,11 +29,23 @@ from human_body_prior.tools.model_loader import load_vposer
 NUM_BODY_JOINTS = 22
 
 
+def view_frame(truth):
+    """A proper rotation (3, 3) whose third row is the up direction of the bodies (pelvis to head,
+    rounded to the nearest axis: y for the model's rest frame, z for AMASS takes)."""
+    up_vec = (truth[:, 15] - truth[:, 0]).mean(0)
+    axis = int(np.argmax(np.abs(up_vec)))
+    up = np.zeros(3)
+    up[axis] = np.sign(up_vec[axis])
+    side = np.zeros(3)
+    side[(axis + 1) % 3] = 1.0
+    depth = np.cross(up, side)
+    return np.stack([side, depth, up])
+
+
 def _plot_skeleton(ax, joints, parents, color, lw=2.0, alpha=1.0):
     for j in range(1, NUM_BODY_JOINTS):
-        p = parents[j]
-        seg = joints[[p, j]]
-        ax.plot(seg[:, 0], -seg[:, 2], seg[:, 1], color=color, lw=lw, alpha=alpha)
+        seg = joints[[parents[j], j]]
+        ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color=color, lw=lw, alpha=alpha)
 
 
 def draw(out_png, rows, truth, targets, conf, parents, titles, verts=None, dpi=80):
@@ -43,27 +55,28 @@ def draw(out_png, rows, truth, targets, conf, parents, titles, verts=None, dpi=8
     import matplotlib.pyplot as plt
 
     K = truth.shape[0]
-    fig = plt.figure(figsize=(2.6 * K, 3.0 * len(rows)), dpi=dpi)
+    R = view_frame(truth)
+    fig = plt.figure(figsize=(2.4 * K, 3.0 * len(rows)), dpi=dpi)
     for r, (label, fit, color) in enumerate(rows):
         for k in range(K):
             ax = fig.add_subplot(len(rows), K, r * K + k + 1, projection="3d")
             centre = truth[k, 0]
-            t, f, g = truth[k] - centre, fit[k] - centre, targets[k] - centre
+            t, f, g = ((x - centre) @ R.T for x in (truth[k], fit[k], targets[k]))
             if verts is not None and verts[r] is not None:
-                v = verts[r][k] - centre
-                ax.scatter(v[:, 0], -v[:, 2], v[:, 1], s=0.2, color=color, alpha=0.15)
+                v = (verts[r][k] - centre) @ R.T
+                ax.scatter(v[:, 0], v[:, 1], v[:, 2], s=1.0, color=color, alpha=0.25, linewidths=0)
             _plot_skeleton(ax, t, parents, "0.6", lw=3.0, alpha=0.7)
             _plot_skeleton(ax, f, parents, color, lw=1.6)
             vis, miss = conf[k] > 0, conf[k] == 0
-            ax.scatter(g[vis, 0], -g[vis, 2], g[vis, 1], s=8, color="tab:green")
-            ax.scatter(t[miss, 0], -t[miss, 2], t[miss, 1], s=25, color="tab:red", marker="x")
+            ax.scatter(g[vis, 0], g[vis, 1], g[vis, 2], s=8, color="tab:green")
+            ax.scatter(t[miss, 0], t[miss, 1], t[miss, 2], s=25, color="tab:red", marker="x")
             err = np.linalg.norm(fit[k] - truth[k], axis=-1).mean() * 1000
             ax.set_title(f"{label}: {err:.0f} mm" + (f"\n{titles[k]}" if r == 0 and titles else ""), fontsize=8)
-            ax.set_xlim(-0.9, 0.9), ax.set_ylim(-0.9, 0.9), ax.set_zlim(-0.9, 0.9)
-            ax.set_box_aspect((1, 1, 1))
+            ax.set_xlim(-0.9, 0.9), ax.set_ylim(-0.9, 0.9), ax.set_zlim(-1.05, 0.75)
+            ax.set_box_aspect((1, 1, 1), zoom=1.35)
             ax.view_init(elev=10, azim=-90)
             ax.set_xticks([]), ax.set_yticks([]), ax.set_zticks([])
-    fig.tight_layout()
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=0.93, wspace=0, hspace=0.08)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_png.parent, suffix=".png")
@@ -84,7 +97,7 @@ def main(argv=None):
     ap.add_argument("--bm-path", default=None)
     ap.add_argument("--expr-dir", default=None)
     ap.add_argument("--frames", type=int, default=6)
-    ap.add_argument("--first", type=int, default=0, help="first frame of the take to use")
+    ap.add_argument("--first", type=int, default=None, help="first frame of the take to use (default: 10%% in)")
     ap.add_argument("--step", type=int, default=None, help="frames between drawn frames (default: spread)")
     ap.add_argument("--noise-mm", type=float, default=20.0)
     ap.add_argument("--missing", type=float, default=0.3)
@@ -98,8 +111,9 @@ def main(argv=None):
     vposer, _ = load_vposer(args.expr_dir or hbp.default_vposer_dir(), verbose=False)
     poses = load_poses(args.take)
     n = len(poses["pose_body"])
-    step = args.step or max(1, (n - args.first) // args.frames)
-    idx = np.arange(args.first, n, step)[:args.frames]
+    first = n // 10 if args.first is None else args.first  # skip a converter's rest pose at the start
+    step = args.step or max(1, (n - 2 * first) // args.frames)
+    idx = np.arange(first, n, step)[:args.frames]
     with torch.no_grad():
         truth = bm(root_orient=torch.as_tensor(poses["root_orient"][idx], dtype=torch.float32),
                    pose_body=torch.as_tensor(poses["pose_body"][idx], dtype=torch.float32)).Jtr[:, :NUM_BODY_JOINTS]
