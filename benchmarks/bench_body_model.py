@@ -11,6 +11,11 @@ path, kept in lbs.py as the reference) and smplx (use_pca=False, flat_hand_mean=
 computes 51 face landmarks and extra joints, which is part of its forward). Each number is the
 median of several timed repetitions after warm-up. smplx is imported here only, never by the package.
 
+CPU timings are taken twice: with one thread, as the CPU time of the calling thread (time.thread_time),
+which other processes on a shared machine disturb far less than wall time; and with --threads threads
+(default 2) as wall time, which is what a user sees on a quiet machine. On CUDA the wall time runs
+between torch.cuda.synchronize calls.
+
 Peak memory at batch 1024: on the CPU, each contender runs once in a fresh subprocess; the number
 is the peak resident set size during the call (VmHWM, reset through /proc/self/clear_refs just
 before it) minus the resident size before it. tracemalloc does not see torch's allocations. On CUDA
@@ -36,7 +41,6 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from human_body_prior.body_model.body_model import BodyModel  # noqa: E402
-from human_body_prior.body_model.lbs import lbs  # noqa: E402
 from human_body_prior.body_model.synthetic import write_synthetic_model  # noqa: E402
 
 BATCHES = (1, 64, 256, 1024)
@@ -76,11 +80,11 @@ def load_contenders(path, device):
 
 def plain_dense_forward(bm, x):
     """BodyModel's forward through lbs.py's plain dense path (no sparse skinning, batch-major mesh)."""
-    full_pose = torch.cat([x["root_orient"], x["pose_body"], x["pose_jaw"], x["pose_eye"], x["pose_hand"]], 1)
-    coeffs = torch.cat([x["betas"], x["expression"]], 1)
-    v, _ = lbs(full_pose, coeffs, bm.v_template, bm.shapedirs, bm.posedirs, bm.J_regressor, bm.weights,
-               bm._tree, bm.J_template, bm.J_shapedirs)
-    return v + x["trans"].unsqueeze(1)
+    bm.sparse_skinning = False
+    try:
+        return bm(**x).v
+    finally:
+        bm.sparse_skinning = True
 
 
 def smplx_forward(ref, x):
@@ -108,14 +112,10 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
-_clock = time.perf_counter
-
-
-def time_alternating(fns: dict, device, reps: int, warmup: int = 2) -> dict:
-    """Run each fn once per round, in turn, for warmup + reps rounds -> {name: [seconds, ...]}."""
+def time_alternating(fns: dict, device, reps: int, warmup: int = 2, clock=time.perf_counter) -> dict:
+    """Run each fn once per round, in turn, for warmup + reps rounds -> {name: [seconds, ...]}.
+    clock: time.perf_counter (wall) or, on the CPU with one thread, time.thread_time."""
     times = {name: [] for name in fns}
-    clock = _clock if device.type == "cpu" else time.perf_counter
     for r in range(warmup + reps):
         for name, fn in fns.items():
             _sync(device)
@@ -140,7 +140,7 @@ def spread(ts):
     return 100 * (q[2] - q[0]) / 2 / statistics.median(ts)
 
 
-def bench_body_model(path, device, batches, quick):
+def bench_body_model(path, device, batches, quick, clock=time.perf_counter):
     bm, calls, note = load_contenders(path, device)
     rows = []
     for batch in batches:
@@ -151,8 +151,10 @@ def bench_body_model(path, device, batches, quick):
         del outs
         xg = random_inputs(batch, device, seed=batch, requires_grad=True)
         reps = reps_for(batch, quick)
-        fwd = time_alternating({n: (lambda c=c: forward_only(c, x)) for n, c in calls.items()}, device, reps)
-        fb = time_alternating({n: (lambda c=c: forward_backward(c, xg)) for n, c in calls.items()}, device, reps)
+        fwd = time_alternating({n: (lambda c=c: forward_only(c, x)) for n, c in calls.items()}, device, reps,
+                               clock=clock)
+        fb = time_alternating({n: (lambda c=c: forward_backward(c, xg)) for n, c in calls.items()}, device, reps,
+                              clock=clock)
         row = dict(batch=batch, reps=reps, max_abs_diff=diff,
                    forward={n: statistics.median(t) for n, t in fwd.items()},
                    forward_spread={n: spread(t) for n, t in fwd.items()},
@@ -264,7 +266,7 @@ def cuda_peak_memory(path, batch, device):
 
 
 # ----------------------------------------------------------------------------------------- VPoser
-def bench_vposer(device, bm_path, quick):
+def bench_vposer(device, bm_path, quick, clock=time.perf_counter):
     """Decode / encode throughput (poses/s, batch 1024, eval mode) and a training step (frames/s,
     batch 512, the 2019 objective on 1000 loss vertices, Adam), or None when VPoser is not there."""
     try:
@@ -299,9 +301,9 @@ def bench_vposer(device, bm_path, quick):
 
     reps = 5 if quick else 15
     vp.eval()
-    t = time_alternating({"decode": decode, "encode": encode}, device, reps)
+    t = time_alternating({"decode": decode, "encode": encode}, device, reps, clock=clock)
     vp.train()
-    t.update(time_alternating({"train": train_step}, device, reps))
+    t.update(time_alternating({"train": train_step}, device, reps, clock=clock))
     return dict(decode=n_inf / statistics.median(t["decode"]), encode=n_inf / statistics.median(t["encode"]),
                 train=n_train / statistics.median(t["train"]))
 
@@ -400,19 +402,16 @@ def main(argv=None):
                     help="model file(s) to measure; default: the synthetic SMPL-X and the shipped open one")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--no-cuda", action="store_true")
-    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                    help="CPU timings: wall time (default), or the CPU time of the calling thread, which other "
-                         "processes on a shared machine disturb less (needs --threads 1)")
+    ap.add_argument("--clock", choices=("both", "thread", "wall"), default="both",
+                    help="CPU timings: 'wall' time with --threads threads; 'thread', the CPU time of the calling "
+                         "thread with 1 thread, which other processes on a shared machine disturb far less; "
+                         "'both' (default) runs the two")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-vposer", action="store_true")
     ap.add_argument("--memory-child", nargs=4, metavar=("CONTENDER", "MODE", "BATCH", "FILE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.clock == "thread" and args.threads != 1:
-        ap.error("--clock thread measures one thread's CPU time: use it with --threads 1")
-    global _clock
-    _clock = CLOCKS[args.clock]
     if args.memory_child:
         contender, mode, batch, path = args.memory_child
         print(json.dumps(memory_child(contender, mode, int(batch), path)))
@@ -429,16 +428,23 @@ def main(argv=None):
             shipped = Path(default_body_model_path("smplx", "neutral"))
             if shipped.exists():
                 models.append(str(shipped))
-        devices = [torch.device("cpu")]
+        cpu_clocks = ["thread", "wall"] if args.clock == "both" else [args.clock]
+        runs = [(torch.device("cpu"), 1 if clock == "thread" else args.threads, clock) for clock in cpu_clocks]
         if torch.cuda.is_available() and not args.no_cuda:
-            devices.append(torch.device("cuda"))
+            runs.append((torch.device("cuda"), args.threads, "wall"))
         sections = []
         for path in models:
             name = "synthetic official-layout SMPL-X" if Path(path).parent == Path(tmp) else Path(path).name
-            for device in devices:
-                print(f"{name} on {device}", flush=True)
-                res = bench_body_model(path, device, args.batches, args.quick)
-                text = [f"### {name}, {device.type}, float32",
+            for device, threads, clock in runs:
+                where = (f"{device.type}, {threads} thread{'s' if threads > 1 else ''}, "
+                         f"{'CPU time of the calling thread' if clock == 'thread' else 'wall time'}"
+                         if device.type == "cpu" else device.type)
+                print(f"{name} on {where}", flush=True)
+                torch.set_num_threads(threads)
+                res = bench_body_model(path, device, args.batches, args.quick,
+                                       time.thread_time if clock == "thread" else time.perf_counter)
+                torch.set_num_threads(args.threads)
+                text = [f"### {name}, {where}, float32",
                         f"{res['vertices']} vertices, pose correctives {'on' if res['posedirs'] else 'off (all zero)'}, "
                         f"{res['nonzero_weights']} non-zero skinning weights (at most "
                         f"{res['max_weights_per_vertex']} per vertex).", "", body_model_table(res)]
@@ -446,13 +452,20 @@ def main(argv=None):
                     text += ["", res["note"]]
                 if device.type == "cuda":
                     text += ["", "Achieved memory bandwidth of the BodyModel forward:", "", bandwidth_table(res)]
-                if not args.skip_memory:
+                if not args.skip_memory and (device.type == "cuda" or clock == cpu_clocks[-1]):
                     big = max(args.batches)
                     mem = (cpu_peak_memory(path, big, args.threads) if device.type == "cpu"
                            else cuda_peak_memory(path, big, device))
                     text += ["", f"Peak extra memory at batch {big}:", "", memory_table(mem)]
                 sections.append("\n".join(text))
-        vposer = {} if args.skip_vposer else {d.type: bench_vposer(d, models[-1], args.quick) for d in devices}
+        vposer = {}
+        for device, threads, clock in ([] if args.skip_vposer else [runs[0]] + [r for r in runs if r[0].type == "cuda"]):
+            torch.set_num_threads(threads)
+            label = (f"cpu, {threads} thread{'s' if threads > 1 else ''}, "
+                     f"{'thread CPU time' if clock == 'thread' else 'wall time'}" if device.type == "cpu" else "cuda")
+            vposer[label] = bench_vposer(device, models[-1], args.quick,
+                                         time.thread_time if clock == "thread" else time.perf_counter)
+        torch.set_num_threads(args.threads)
 
     load_after = os.getloadavg()
     cmd = "PYTHONPATH=. python benchmarks/bench_body_model.py" + (" " + " ".join(argv if argv is not None
@@ -461,12 +474,11 @@ def main(argv=None):
         "# Performance", "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} in "
         f"{time.time() - started:.0f} s with", "", f"    {cmd}", "", machine_description(args.threads),
-        f"- load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after: other processes "
-        "shared the CPUs; the contenders alternate so load hits them alike, and ±x% is half the interquartile "
-        "range of the repetitions relative to the median", "",
+        f"- load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, on "
+        f"{os.cpu_count()} CPUs: the contenders alternate so that load from other processes hits them alike; "
+        "±x% is half the interquartile range of the repetitions relative to the median", "",
         "## BodyModel", "",
-        f"Times are medians ({'CPU time of the calling thread' if args.clock == 'thread' else 'wall time'}) "
-        "in milliseconds; *ours / smplx* below 1 means BodyModel is faster. "
+        "Times are medians in milliseconds; *ours / smplx* below 1 means BodyModel is faster. "
         "*plain dense path* is lbs.py's reference path (the implementation before the fast path: a (3, 4) "
         "transform blended from all joints for every vertex). The fast path keeps the mesh vertex-major "
         "(V, 3, B), applies shape and pose correctives as one matrix product each, and skins each vertex "

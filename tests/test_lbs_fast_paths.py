@@ -210,3 +210,16 @@ def test_body_model_buffers_move_and_save(smplx_file):
     fresh.load_state_dict(bm64.state_dict())  # float32-rounded weights: the index follows them
     assert torch.equal(fresh._skin_values, bm64._skin_values)
     assert torch.equal(fresh(pose_body=torch.full((1, 63), 0.2, dtype=torch.float64)).v, v64)
+
+
+def test_body_model_plain_path_switch_and_second_derivatives(smplx_file):
+    bm = BodyModel(smplx_file, num_betas=10, dtype=torch.float64)
+    pose = torch.full((1, 63), 0.3, dtype=torch.float64, requires_grad=True)
+    fast = bm(pose_body=pose).v
+    bm.sparse_skinning = False
+    plain = bm(pose_body=pose).v
+    assert (fast - plain).abs().max() < 1e-10
+    # the plain path is twice differentiable (the fast one's embedding_bag is not)
+    (g,) = torch.autograd.grad(plain.pow(2).sum(), pose, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), pose)
+    assert torch.isfinite(gg).all() and gg.abs().max() > 0

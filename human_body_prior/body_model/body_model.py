@@ -149,6 +149,9 @@ class BodyModel(nn.Module):
             self.register_buffer("posedirs", as_tensor(np.asarray(posedirs).reshape(-1, num_feats)).t())
         else:
             self.posedirs = None
+        # The fast skinning path (lbs.py); False selects the plain dense path, e.g. for second derivatives,
+        # which the fast path's embedding_bag does not have.
+        self.sparse_skinning = True
         self._index_skinning_weights()
         self.register_load_state_dict_post_hook(lambda module, _keys: module._index_skinning_weights())
 
@@ -265,7 +268,8 @@ class BodyModel(nn.Module):
             J_template = J_shapedirs = None  # regress joints from the given template
         verts, joints = lbs(full_pose, shape_coeffs, template, self.shapedirs, self.posedirs,
                            self.J_regressor, self.weights, self._tree, J_template, J_shapedirs,
-                           sparse_weights=(self._skin_joints, self._skin_values, self._skin_offsets))
+                           sparse_weights=(self._skin_joints, self._skin_values, self._skin_offsets)
+                           if self.sparse_skinning else None)
         trans = values["trans"].unsqueeze(1)
         out = BodyModelOutput(v=verts + trans, f=self.f, Jtr=joints + trans, full_pose=full_pose, **values)
         return dict(out) if return_dict else out

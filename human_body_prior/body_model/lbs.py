@@ -9,7 +9,8 @@ Two equivalent paths compute the posed mesh:
   kept vertex-major, (V, 3, B), so that shape and pose correctives are one matrix product each with
   the file's own (3 V, K) and (3 V, P) layouts, and each vertex blends only the joints it has non-zero
   weights for (every non-zero weight is kept, however small, so the result is exact).
-tests/test_lbs_fast_paths.py checks that both paths agree.
+tests/test_lbs_fast_paths.py checks that both paths agree. The fast path is differentiable once
+(torch's embedding_bag has no second derivative); the plain path supports higher derivatives.
 """
 
 import torch
@@ -124,11 +125,30 @@ def skin_vertices_sparse(rest_vm: torch.Tensor, sparse_weights: tuple, transform
     # of rows per vertex is that vertex's blended transform, already in the layout of rest_vm.
     table = transforms.permute(1, 3, 2, 0).reshape(J, 12 * B)
     blended = F.embedding_bag(joints, table, offsets, mode="sum", per_sample_weights=values).view(V, 4, 3, B)
-    # unbind, not four selects: its backward writes the gradient of `blended` once, not four zero-filled copies
-    col0, col1, col2, translation = blended.unbind(1)
-    posed = torch.addcmul(translation, col0, rest_vm[:, 0:1])
-    posed = posed.addcmul_(col1, rest_vm[:, 1:2])
-    return posed.addcmul_(col2, rest_vm[:, 2:3])
+    return _ApplyBlended.apply(blended, rest_vm)
+
+
+class _ApplyBlended(torch.autograd.Function):
+    """posed = blended[:, 3] + sum_d blended[:, d] * rest[:, d]: blended (V, 4, 3, B) per-vertex transforms
+    stored by column, rest (V, 3, B) -> (V, 3, B). Written out because autograd's own backward of the
+    three fused multiply-adds makes several extra passes over (V, 3, B) arrays."""
+
+    @staticmethod
+    def forward(ctx, blended, rest):
+        ctx.save_for_backward(blended, rest)
+        posed = torch.addcmul(blended[:, 3], blended[:, 0], rest[:, 0:1])
+        posed.addcmul_(blended[:, 1], rest[:, 1:2])
+        return posed.addcmul_(blended[:, 2], rest[:, 2:3])
+
+    @staticmethod
+    def backward(ctx, grad):
+        blended, rest = ctx.saved_tensors
+        grad_blended = grad_rest = None
+        if ctx.needs_input_grad[0]:
+            grad_blended = torch.stack([grad * rest[:, 0:1], grad * rest[:, 1:2], grad * rest[:, 2:3], grad], 1)
+        if ctx.needs_input_grad[1]:
+            grad_rest = (blended[:, :3] * grad.unsqueeze(1)).sum(2)
+        return grad_blended, grad_rest
 
 
 def shaped_vertices_vertex_major(shape_coeffs: torch.Tensor, v_template: torch.Tensor,
