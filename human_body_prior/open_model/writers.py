@@ -156,6 +156,7 @@ def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> int:
     try:
         with os.fdopen(fd, "wb") as fh:
             _write_npz(fh, arrays)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -186,7 +187,8 @@ def mano_arrays(body: BuiltBody, side: str, num_betas: int = 10) -> dict[str, np
     new_of_old = -np.ones(len(keep), dtype=np.int64)
     new_of_old[old] = np.arange(len(old))
     weights = body.weights[old][:, cols].copy()
-    weights[:, 0] += 1.0 - weights.sum(1)  # the arm's share goes to the wrist (root)
+    weights[:, 0] += np.clip(1.0 - weights.sum(1), 0.0, None)  # the arm's share goes to the wrist (root)
+    weights /= weights.sum(1, keepdims=True)
     reg = body.j_regressor[cols][:, old]
     if not np.allclose(reg.sum(1), 1.0):
         raise ValueError("MANO cut lost part of a hand joint's regressor support")
