@@ -284,3 +284,34 @@ def test_builder_is_reproducible(tmp_path):
         shipped = Path(default_body_model_path(t, g))
         rebuilt = out / name
         assert hashlib.sha256(rebuilt.read_bytes()).hexdigest() == hashlib.sha256(shipped.read_bytes()).hexdigest(), name
+
+
+def test_rest_pose_rotation_helpers():
+    from human_body_prior.open_model.rest_pose import frame_alignment, rotation_between
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a, b, c, e = rng.normal(size=(4, 3))
+        r = rotation_between(a, b)
+        assert np.allclose(r @ r.T, np.eye(3)) and np.isclose(np.linalg.det(r), 1.0)
+        assert np.allclose(r @ (a / np.linalg.norm(a)), b / np.linalg.norm(b))
+        f = frame_alignment(a, c, b, e)
+        assert np.allclose(f @ f.T, np.eye(3)) and np.isclose(np.linalg.det(f), 1.0)
+        assert np.allclose(f @ (a / np.linalg.norm(a)), b / np.linalg.norm(b))
+        # the lateral direction lands in the plane of (b, e), on e's side of b
+        lat = f @ c
+        n = np.cross(b, e)
+        assert abs(np.dot(n / np.linalg.norm(n), lat)) < 1e-9
+        e_perp = e - np.dot(e, b) / np.dot(b, b) * b
+        assert np.dot(lat, e_perp) > 0
+
+
+def test_phenotype_interpolation_weights():
+    from human_body_prior.open_model.phenotype import _age_weights, _signed_pair, _three_level_weights
+    w = _age_weights(0.75)
+    assert np.isclose(w["young"], 0.5) and np.isclose(w["old"], 0.5) and sum(w.values()) == 1.0
+    w = _three_level_weights(0.25, ("min", "avg", "max"))
+    assert w == {"min": 0.5, "avg": 0.5, "max": 0.0}
+    assert _signed_pair(0.5, "lo", "hi") == {"lo": 0.0, "hi": 0.0}
+    assert _signed_pair(1.0, "lo", "hi") == {"lo": 0.0, "hi": 1.0}
+    with pytest.raises(ValueError, match="age"):
+        _age_weights(1.5)

@@ -68,7 +68,7 @@ class Builder:
         self.weights = w / w.sum(1, keepdims=True)
         self.targets = phenotype.MacroTargets(assets, len(self.base))
         names, units = expressions.expression_units(assets, len(self.base), self.body_count)
-        self.expr_dirs, self.expr_explained = expressions.expression_basis(units, NUM_EXPRESSIONS, self.vmir)
+        self.expr_dirs, self.expr_explained = expressions.expression_basis(units, NUM_EXPRESSIONS)
         self.expr_units = names
 
     def build_gender(self, gender: str, seed: int):

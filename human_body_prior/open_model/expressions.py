@@ -14,7 +14,6 @@ import numpy as np
 from human_body_prior.open_model.assets import MakeHumanAssets
 from human_body_prior.open_model.phenotype import RACES
 from human_body_prior.open_model.shape_space import DM_TO_M
-from human_body_prior.open_model.symmetry import symmetrize_directions
 
 UNIT_DIR = "targets/expression/units"
 
@@ -31,7 +30,7 @@ def expression_units(assets: MakeHumanAssets, num_verts: int, body_count: int) -
     return names, np.stack(units)
 
 
-def expression_basis(units: np.ndarray, num: int, vert_mirror: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def expression_basis(units: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
     """(V, 3, num) expression directions and the fraction of variance each explains."""
     u_count, v, _ = units.shape
     if num > u_count:

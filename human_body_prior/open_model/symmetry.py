@@ -26,8 +26,3 @@ def joint_mirror(names=SMPLX_JOINT_NAMES) -> np.ndarray:
 def symmetrize_points(x: np.ndarray, mirror: np.ndarray, axis: int = -2) -> np.ndarray:
     """Average points (..., N, 3) with their mirror images; ``mirror`` (N,) permutes N."""
     return 0.5 * (x + np.take(x, mirror, axis=axis) * _FLIP)
-
-
-def symmetrize_directions(d: np.ndarray, mirror: np.ndarray) -> np.ndarray:
-    """Same for blend shapes laid out (N, 3, K)."""
-    return 0.5 * (d + d[mirror] * _FLIP[None, :, None])
