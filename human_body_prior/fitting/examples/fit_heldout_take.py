@@ -7,9 +7,10 @@ and draw the fitted bodies beside the targets.
 TAKE: an AMASS-style .npz take (``poses`` (N, >= 66)) or a VPoser data split folder (pose.pt,
 root_orient.pt). The true bodies are the take's poses on the body model (betas 0); the targets are
 their 22 body joints with Gaussian noise and joints missing at random. Each column of the figure is a
-frame: top row the VPoser fit, bottom row the fit without a prior. Grey: true skeleton; coloured: the
-fitted skeleton (and a sprinkle of the fitted mesh's vertices with --mesh); green dots: the noisy
-targets given to the fit; red crosses: true positions of the joints that were missing.
+frame: the VPoser fit, then the fit without a prior (with --mesh, each followed by a row of the
+rendered fitted meshes, seen from the same side). Grey: true skeleton; coloured: the fitted
+skeleton; green dots: the noisy targets given to the fit; red crosses: true positions of the joints
+that were missing.
 """
 
 import argparse
@@ -48,30 +49,59 @@ def _plot_skeleton(ax, joints, parents, color, lw=2.0, alpha=1.0):
         ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color=color, lw=lw, alpha=alpha)
 
 
-def draw(out_png, rows, truth, targets, conf, parents, titles, verts=None, dpi=80):
-    """rows: [(label, fitted joints (K, 22, 3), colour)], truth/targets (K, 22, 3), conf (K, 22)."""
+def render_meshes(verts, faces, R, width=220, height=280):
+    """Fitted meshes (K, V, 3) -> images (K, H, W, 3) seen like the skeleton plots (up = R's third row,
+    camera on the -depth side), with the project's headless renderer; None if it is unavailable."""
+    try:
+        from human_body_prior.tools.visualization_tools import render_vertices
+    except ImportError:
+        return None
+    to_view = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]) @ R  # plot (side, depth, up) -> renderer (x, y up, z to camera)
+    try:
+        return render_vertices(verts @ to_view.T, faces, view_angles=(0.0,), width=width, height=height)[0]
+    except Exception as e:  # no OpenGL context (EGL/OSMesa) on this machine
+        print(f"mesh rendering skipped: {e}")
+        return None
+
+
+def draw(out_png, rows, truth, targets, conf, parents, titles, faces=None, dpi=80):
+    """rows: [(label, fitted joints (K, 22, 3), colour, fitted vertices (K, V, 3) or None)],
+    truth/targets (K, 22, 3), conf (K, 22). Each method gets a row of skeleton plots and, when
+    vertices and faces are given and rendering works, a row of rendered fitted meshes."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     K = truth.shape[0]
     R = view_frame(truth)
-    fig = plt.figure(figsize=(2.4 * K, 3.0 * len(rows)), dpi=dpi)
-    for r, (label, fit, color) in enumerate(rows):
+    panels = []  # (kind, row)
+    for row in rows:
+        panels.append(("skeleton", row))
+        if faces is not None and row[3] is not None:
+            images = render_meshes(row[3], faces, R)
+            if images is not None:
+                panels.append(("mesh", row[:3] + (images,)))
+    heights = [3.0 if kind == "skeleton" else 2.6 for kind, _ in panels]
+    fig = plt.figure(figsize=(2.4 * K, sum(heights)), dpi=dpi)
+    grid = fig.add_gridspec(len(panels), K, height_ratios=heights)
+    for p, (kind, row) in enumerate(panels):
+        label, fit, color = row[:3]
         for k in range(K):
-            ax = fig.add_subplot(len(rows), K, r * K + k + 1, projection="3d")
+            if kind == "mesh":
+                ax = fig.add_subplot(grid[p, k])
+                ax.imshow(row[3][k])
+                ax.set_axis_off()
+                continue
+            ax = fig.add_subplot(grid[p, k], projection="3d")
             centre = truth[k, 0]
             t, f, g = ((x - centre) @ R.T for x in (truth[k], fit[k], targets[k]))
-            if verts is not None and verts[r] is not None:
-                v = (verts[r][k] - centre) @ R.T
-                ax.scatter(v[:, 0], v[:, 1], v[:, 2], s=1.0, color=color, alpha=0.25, linewidths=0)
             _plot_skeleton(ax, t, parents, "0.6", lw=3.0, alpha=0.7)
             _plot_skeleton(ax, f, parents, color, lw=1.6)
             vis, miss = conf[k] > 0, conf[k] == 0
             ax.scatter(g[vis, 0], g[vis, 1], g[vis, 2], s=8, color="tab:green")
             ax.scatter(t[miss, 0], t[miss, 1], t[miss, 2], s=25, color="tab:red", marker="x")
             err = np.linalg.norm(fit[k] - truth[k], axis=-1).mean() * 1000
-            ax.set_title(f"{label}: {err:.0f} mm" + (f"\n{titles[k]}" if r == 0 and titles else ""), fontsize=8)
+            ax.set_title(f"{label}: {err:.0f} mm" + (f"\n{titles[k]}" if p == 0 and titles else ""), fontsize=8)
             ax.set_xlim(-0.9, 0.9), ax.set_ylim(-0.9, 0.9), ax.set_zlim(-1.05, 0.75)
             ax.set_box_aspect((1, 1, 1), zoom=1.35)
             ax.view_init(elev=10, azim=-90)
@@ -103,7 +133,7 @@ def main(argv=None):
     ap.add_argument("--missing", type=float, default=0.3)
     ap.add_argument("--prior-weight", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--mesh", action="store_true", help="also sprinkle the fitted mesh's vertices")
+    ap.add_argument("--mesh", action="store_true", help="also render the fitted meshes (headless OpenGL)")
     ap.add_argument("--out", default="docs/fitting_heldout.png")
     args = ap.parse_args(argv)
 
@@ -120,23 +150,21 @@ def main(argv=None):
     truth = truth.numpy().astype(np.float64)
     targets, conf = corrupt_joints(truth, args.noise_mm / 1000, args.missing, args.seed)
 
-    rows, verts = [], []
+    rows = []
     for method, label, color in (("vposer", "VPoser prior", "tab:blue"), ("none", "no prior", "tab:orange")):
         fitter = BodyFitter(bm, pose_prior=method, vposer=vposer,
                             prior_weight=args.prior_weight if method == "vposer" else None)
         r = fitter.fit(JointTargets3D(targets, conf), write_back=False)
-        rows.append((label, r.joints[:, :NUM_BODY_JOINTS].numpy(), color))
+        verts = None
         if args.mesh:
             with torch.no_grad():
-                v = bm(root_orient=r.root_orient, pose_body=r.pose_body, trans=r.trans, betas=r.betas).v.numpy()
-            sub = np.random.default_rng(0).choice(v.shape[1], size=min(1500, v.shape[1]), replace=False)
-            verts.append(v[:, sub])
-        else:
-            verts.append(None)
+                verts = bm(root_orient=r.root_orient, pose_body=r.pose_body, trans=r.trans, betas=r.betas).v.numpy()
+        rows.append((label, r.joints[:, :NUM_BODY_JOINTS].numpy(), color, verts))
         err = np.linalg.norm(rows[-1][1] - truth, axis=-1).mean() * 1000
         print(f"{label}: mean joint error {err:.1f} mm over {len(idx)} frames")
     titles = [f"frame {i}" for i in idx]
-    print("wrote", draw(args.out, rows, truth, targets, conf, bm.parents, titles, verts))
+    faces = bm.f.numpy() if args.mesh else None
+    print("wrote", draw(args.out, rows, truth, targets, conf, bm.parents, titles, faces))
 
 
 if __name__ == "__main__":
