@@ -351,3 +351,47 @@ def test_cli_bad_input_reports_clearly(assets, tmp_path, capsys):
     assert cli_main([str(bad), str(tmp_path / "o.npz"), "--bm-path", bm_path, "--expr-dir", expr_dir]) == 2
     assert "all zero" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
+
+
+# ---------------------------------------------------------------------------------------------- held-out helpers
+def test_heldout_loading_and_corruption(tmp_path):
+    from human_body_prior.fitting.heldout import corrupt_joints, load_poses, pick_frames
+    rng = np.random.default_rng(0)
+    poses = rng.normal(size=(7, 165))
+    np.savez(tmp_path / "take.npz", poses=poses)
+    loaded = load_poses(tmp_path / "take.npz")
+    np.testing.assert_array_equal(loaded["root_orient"], poses[:, :3])
+    np.testing.assert_array_equal(loaded["pose_body"], poses[:, 3:66])
+    split = tmp_path / "test"
+    split.mkdir()
+    torch.save(torch.as_tensor(poses[:, 3:66], dtype=torch.float32), split / "pose.pt")
+    torch.save(torch.as_tensor(poses[:, :3], dtype=torch.float32), split / "root_orient.pt")
+    np.testing.assert_allclose(load_poses(split)["pose_body"], poses[:, 3:66], atol=1e-6)
+    with pytest.raises(ValueError, match="'poses'"):
+        np.savez(tmp_path / "bad.npz", pose=poses)
+        load_poses(tmp_path / "bad.npz")
+
+    idx = pick_frames(100, 10, seed=3)
+    assert len(np.unique(idx)) == 10 and np.all(np.diff(idx) > 0)
+    np.testing.assert_array_equal(idx, pick_frames(100, 10, seed=3))
+    joints = rng.normal(size=(2000, 22, 3))
+    targets, conf = corrupt_joints(joints, noise_sigma=0.02, missing=0.3, seed=1)
+    assert abs((conf == 0).mean() - 0.3) < 0.01
+    assert np.all(np.isnan(targets[conf == 0])) and np.all(np.isfinite(targets[conf > 0]))
+    resid = (targets - joints)[conf > 0]
+    assert abs(resid.std() - 0.02) < 0.001 and abs(resid.mean()) < 0.001
+    assert (conf > 0).sum(1).min() >= 3
+    JointTargets3D(targets, conf)  # valid fitting input
+
+
+def test_example_figure_is_written(assets, tmp_path):
+    from human_body_prior.fitting.examples.fit_heldout_take import draw
+    bm = _bm(assets)
+    _, joints = _known_bodies(bm, 2, seed=13)
+    truth = joints[:, :22].numpy()
+    conf = np.ones((2, 22))
+    conf[:, 5] = 0
+    rows = [("fit", truth + 0.01, "tab:blue", None)]
+    out = draw(tmp_path / "fig.png", rows, truth, truth, conf, bm.parents, ["a", "b"])
+    with open(out, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
