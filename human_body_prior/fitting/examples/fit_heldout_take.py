@@ -113,6 +113,7 @@ def draw(out_png, rows, truth, targets, conf, parents, titles, faces=None, dpi=8
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, out_png)
     finally:
         plt.close(fig)
