@@ -190,8 +190,8 @@ def main(argv=None) -> dict:
     res = evaluate(expr_dir, args.data_dir, args.splits, args.num_samples, args.seed, args.bm_path, args.num_threads)
     print(format_markdown(res))
     if args.json:
-        from human_body_prior.tools.model_loader import _atomic_write
-        _atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(res, indent=1)))
+        from human_body_prior.tools.atomic_io import atomic_write_bytes
+        atomic_write_bytes(Path(args.json), json.dumps(res, indent=1).encode())
     return res
 
 

@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from human_body_prior.priors.vposer import VPoser
 from human_body_prior.tools import model_loader
+from human_body_prior.tools.atomic_io import atomic_write
 from human_body_prior.train import distributed
 from human_body_prior.train.losses import BodySurface, vposer_loss
 from human_body_prior.train.pose_data import PoseBatches, load_pose_split
@@ -257,7 +258,7 @@ class VPoserTrainer:
         if not self.dist.is_main:
             return
         state = self.state_dict()
-        model_loader._atomic_write(self.work_dir / TRAINING_STATE, lambda tmp: torch.save(state, tmp))
+        atomic_write(self.work_dir / TRAINING_STATE, lambda tmp: torch.save(state, tmp))
 
     def resume(self, path) -> None:
         """Continue from a training_state.pt (model, optimizer, schedule, epoch) or from a bare
