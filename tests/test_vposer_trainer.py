@@ -301,3 +301,32 @@ def test_packaging_the_shipped_folder(tiny, tmp_path):
     ini_text = (out / "TR00_vposer_v1_0_open.ini").read_text()
     assert str(tmp_path) not in ini_text and "work_dir : .\n" in ini_text  # relocatable, no scratch paths
     assert not (tmp_path / "shipped.packing").exists() and not (tmp_path / "shipped.old").exists()
+
+
+def test_rotation_error_metric_against_scipy(tiny):
+    from scipy.spatial.transform import Rotation
+
+    from human_body_prior.train.evaluate_vposer import reconstruction_errors
+
+    _, bm_path = tiny
+
+    class FixedDecoder(VPoser):  # encodes anything to 0 and decodes to a known pose
+        def __init__(self, out):
+            super().__init__(8, 2, [1, 21, 3])
+            self.out = out
+
+        def encode(self, Pin):
+            return torch.distributions.Normal(torch.zeros(len(Pin), 2), torch.ones(len(Pin), 2))
+
+        def decode(self, Zin, output_type="matrot"):
+            return self.out.expand(len(Zin), 1, 21, 9)
+
+    rng = np.random.default_rng(0)
+    poses = torch.tensor(rng.normal(scale=0.5, size=(5, 21, 3)), dtype=torch.float64)
+    out_aa = rng.normal(scale=0.5, size=(21, 3))
+    out = torch.tensor(Rotation.from_rotvec(out_aa).as_matrix().reshape(1, 1, 21, 9))
+    surf = losses.BodySurface(bm_path, dtype=torch.float64)
+    res = reconstruction_errors(FixedDecoder(out).double(), surf, poses)
+    ref = [(Rotation.from_rotvec(p).inv() * Rotation.from_rotvec(out_aa)).magnitude() for p in poses.numpy()]
+    assert res["rotation_error_deg"] == pytest.approx(np.degrees(np.mean(ref)), rel=1e-6)
+    assert res["kl_nats"] == pytest.approx(0.0, abs=1e-9)  # N(0, 1) posterior

@@ -9,7 +9,9 @@ by the 21 body joints only (zero root, shape and hands), all vertices, lengths i
 Held-out splits, encode -> decode with the posterior mean (eval mode):
   * per-joint error: mean Euclidean distance of body joints 1..21 (the root never moves);
   * per-vertex error: mean Euclidean distance over all mesh vertices;
-  * KL: mean over poses of KL(q(z|x) || N(0, I)) summed over the latent dimensions (nats).
+  * KL: mean over poses of KL(q(z|x) || N(0, I)) summed over the latent dimensions (nats);
+  * rotation error: geodesic angle between input and decoded local rotation of each body joint, in
+    degrees (the mesh alone does not pin down every joint's rotation, so this is checked too).
 
 Samples (``--num-samples`` codes z ~ N(0, I), fixed seed, decoded in eval mode):
   * non-finite count (NaN/inf in the decoded rotations);
@@ -34,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from human_body_prior.body_model.joint_names import JOINT_NAMES
 from human_body_prior.priors.vposer import VPoser
 from human_body_prior.tools.model_loader import load_vposer
 from human_body_prior.train.losses import M_TO_MM, BodySurface, kl_to_standard_normal
@@ -86,17 +89,24 @@ def body_joints(surface: BodySurface, body_rotmats: torch.Tensor, chunk: int = 4
 def reconstruction_errors(vp: VPoser, surface: BodySurface, poses: torch.Tensor, chunk: int = 1024) -> dict:
     """Encode -> decode (posterior mean) errors on (N, 21, 3) axis-angle poses."""
     j_err = v_err = kl = 0.0
+    rot_err = torch.zeros(21, dtype=torch.float64)
     for s in range(0, len(poses), chunk):
         p = poses[s:s + chunk]
         q = vp.encode(p)
         rec = vp.decode(q.loc, output_type="matrot").reshape(-1, 21, 3, 3)
-        v_in, j_in = surface(VPoser.aa2matrot(p).reshape(-1, 21, 3, 3))
+        R_in = VPoser.aa2matrot(p).reshape(-1, 21, 3, 3)
+        cos = (((R_in.transpose(-1, -2) @ rec).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+        rot_err += torch.rad2deg(torch.acos(cos.double())).sum(0)
+        v_in, j_in = surface(R_in)
         v_rec, j_rec = surface(rec)
         j_err += float((j_rec[:, 1:22] - j_in[:, 1:22]).norm(dim=-1).mean(-1).sum()) * M_TO_MM
         v_err += float((v_rec - v_in).norm(dim=-1).mean(-1).sum()) * M_TO_MM
         kl += float(kl_to_standard_normal(q.loc, q.scale).sum())
     n = len(poses)
-    return {"poses": n, "per_joint_mm": j_err / n, "per_vertex_mm": v_err / n, "kl_nats": kl / n}
+    rot_err = rot_err / n
+    return {"poses": n, "per_joint_mm": j_err / n, "per_vertex_mm": v_err / n, "kl_nats": kl / n,
+            "rotation_error_deg": float(rot_err.mean()),
+            "rotation_error_deg_per_joint": {JOINT_NAMES["smplx"][j + 1]: float(rot_err[j]) for j in range(21)}}
 
 
 @torch.no_grad()
@@ -152,11 +162,13 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
 
 
 def format_markdown(res: dict) -> str:
-    lines = ["| split | poses | per-joint error (mm) | per-vertex error (mm) | KL (nats) | real poses anatomical (4 hinges) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| split | poses | per-joint error (mm) | per-vertex error (mm) | KL (nats) | rotation error (deg), mean / worst joint | real poses anatomical (4 hinges) |",
+             "|---|---|---|---|---|---|---|"]
     for split, r in res["splits"].items():
         lines.append(f"| {split} | {r['poses']} | {r['per_joint_mm']:.1f} | {r['per_vertex_mm']:.1f} | "
-                     f"{r['kl_nats']:.1f} | {100 * r['anatomical_real']['all_four']:.1f}% |")
+                     f"{r['kl_nats']:.1f} | {r['rotation_error_deg']:.1f} / {max(r['rotation_error_deg_per_joint'].values()):.1f} "
+                     f"({max(r['rotation_error_deg_per_joint'], key=r['rotation_error_deg_per_joint'].get)}) | "
+                     f"{100 * r['anatomical_real']['all_four']:.1f}% |")
     s = res["samples"]
     a = s["anatomical"]
     lines += ["", f"Samples: {s['num_samples']} (seed {s['seed']}), non-finite: {s['non_finite']}",

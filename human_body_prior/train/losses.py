@@ -3,8 +3,11 @@
 Objective per batch (2019): ``kl_coef * KL(q(z|x) || N(0, I))`` (summed over the latent
 dimensions, averaged over the batch) ``+ (1 - kl_coef) * L1`` between the body-model vertices of
 the input pose and of its reconstruction (mean absolute coordinate difference, millimetres),
-plus, during the first epochs, ``(1 - kl_coef) * `` the mean squared difference of the rotation
-matrices (which steers the decoder toward the right rotations while the mesh term is still flat).
+plus, during the first epochs, ``(1 - kl_coef) * pose_loss_weight *`` the mean squared difference of
+the rotation matrices. The mesh alone does not pin every joint rotation down (a joint can turn by
+a large angle and its child turn back with little change of the skin, e.g. two short spine
+segments), so without this term decoded rotations can drift far from the data's while the mesh
+still matches.
 """
 
 import numpy as np
@@ -89,11 +92,12 @@ def kl_to_standard_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor
 
 
 def vposer_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface, kl_coef: float,
-                use_pose_term: bool) -> dict:
+                use_pose_term: bool, pose_weight: float = 1.0) -> dict:
     """The 2019 objective on one batch.
 
     pose_matrot_in / pose_matrot_rec: (N, 1, 21, 9) or (N, 21, 3, 3) rotation matrices;
-    mean, std: (N, D) posterior parameters. Returns a dict of scalar tensors: 'loss' (to minimise),
+    mean, std: (N, D) posterior parameters. pose_weight scales the rotation term (1: as in 2019).
+    Returns a dict of scalar tensors: 'loss' (to minimise),
     'kl', 'mesh_l1_mm', 'pose_mse' and 'v2v_mm' (mean vertex distance, for logging).
     """
     N = pose_matrot_in.shape[0]
@@ -108,7 +112,7 @@ def vposer_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface
     pose_mse = (R_rec - R_in.to(R_rec.dtype)).pow(2).mean()
     loss = kl_coef * kl + (1.0 - kl_coef) * mesh_l1
     if use_pose_term:
-        loss = loss + (1.0 - kl_coef) * pose_mse
+        loss = loss + (1.0 - kl_coef) * pose_weight * pose_mse
     with torch.no_grad():
         v2v = diff_mm.norm(dim=-1).mean()
     return {"loss": loss, "kl": kl.detach(), "mesh_l1_mm": mesh_l1.detach(), "pose_mse": pose_mse.detach(),

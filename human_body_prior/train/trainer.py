@@ -113,6 +113,7 @@ class VPoserTrainer:
         self.dtype = _DTYPES[dtype_name]
         self.seed = int(ps.seed)
         self.kl_coef = float(ps.kl_coef)
+        self.pose_weight = float(ps.get("pose_loss_weight", 1.0))
 
         self.expr_code = str(ps.get("expr_code") or "vposer_run")
         work_dir = ps.get("work_dir") or str(Path(ps.get("work_root") or ".") / self.expr_code)
@@ -210,7 +211,8 @@ class VPoserTrainer:
                               dtype=self.dtype)
             with _LocalRandom(seed, self.device):  # dropout masks
                 mean, std, rec = self.step_module(pose_aa, eps)
-            out = vposer_loss(VPoser.aa2matrot(pose_aa), rec, mean, std, self.surface, self.kl_coef, use_pose_term)
+            out = vposer_loss(VPoser.aa2matrot(pose_aa), rec, mean, std, self.surface, self.kl_coef, use_pose_term,
+                              self.pose_weight)
             self.optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             self.optimizer.step()
@@ -238,7 +240,7 @@ class VPoserTrainer:
             q_z = self.vposer.encode(p)
             rec = self.vposer.decode(q_z.loc, output_type="matrot")
             out = vposer_loss(VPoser.aa2matrot(p), rec, q_z.loc, q_z.scale, self.surface, self.kl_coef,
-                              use_pose_term)
+                              use_pose_term, self.pose_weight)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(p)
             total += len(p)
