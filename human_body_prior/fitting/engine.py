@@ -197,7 +197,7 @@ class BodyFitter:
                 cam = item["camera"]
                 pred = cam.project(pred)
                 sigma = None if o.robust_sigma is None else o.robust_sigma / float(item["scale"].mean())
-                err = confidence_weighted_error(pred, item["target"], item["conf"], sigma, item["scale"])
+                err = confidence_weighted_error(pred, item["target"], item["conf"], sigma, item["scale"].unsqueeze(-1))
             else:
                 err = confidence_weighted_error(pred, item["target"], item["conf"], o.robust_sigma)
             total = total + o.weight * err

@@ -18,7 +18,7 @@ def confidence_weighted_error(pred: torch.Tensor, target: torch.Tensor, conf: to
     """Per-frame sum over points of conf * rho(|pred - target|^2).
 
     pred, target (B, J, D); conf (B, J) >= 0 (0 = missing: the target is ignored, even when NaN);
-    scale: optional (B, 1) or scalar divisor applied to the residual first (e.g. focal length);
+    scale: optional (B, 1, 1) or scalar divisor applied to the residual first (e.g. focal length);
     robust_sigma: None for plain squared error, else the Geman-McClure scale in the units of the
     (scaled) residual. Returns (B,).
     """
