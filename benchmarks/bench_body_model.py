@@ -45,7 +45,8 @@ from human_body_prior.body_model.synthetic import write_synthetic_model  # noqa:
 
 BATCHES = (1, 64, 256, 1024)
 CONTENDERS = ("ours", "plain", "smplx")
-LABELS = {"ours": "BodyModel", "plain": "plain dense path", "smplx": "smplx 0.1.28"}
+LABELS = {"ours": "BodyModel", "plain": "plain dense path", "smplx": "smplx 0.1.28",
+          "compiled": "torch.compile(BodyModel)"}
 NUM_BETAS, NUM_EXPRESSIONS = 10, 10
 
 
@@ -63,10 +64,14 @@ def random_inputs(batch, device, seed=0, requires_grad=False):
                 trans=r(3, 0.5))
 
 
-def load_contenders(path, device):
-    """{'ours': callable(inputs) -> vertices, ...}; smplx is left out, with a note, if it cannot load the file."""
+def load_contenders(path, device, compile_model=False):
+    """{'ours': callable(inputs) -> vertices, ...}; smplx is left out, with a note, if it cannot load the file.
+    compile_model adds 'compiled', torch.compile of a second BodyModel (compiled on first use per batch)."""
     bm = BodyModel(path, num_betas=NUM_BETAS, num_expressions=NUM_EXPRESSIONS).to(device)
     calls = {"ours": lambda x: bm(**x).v, "plain": lambda x: plain_dense_forward(bm, x)}
+    if compile_model:
+        compiled = torch.compile(BodyModel(path, num_betas=NUM_BETAS, num_expressions=NUM_EXPRESSIONS).to(device))
+        calls["compiled"] = lambda x: compiled(**x).v
     note = ""
     try:
         import smplx
@@ -140,11 +145,16 @@ def spread(ts):
     return 100 * (q[2] - q[0]) / 2 / statistics.median(ts)
 
 
-def bench_body_model(path, device, batches, quick, clock=time.perf_counter):
-    bm, calls, note = load_contenders(path, device)
+def bench_body_model(path, device, batches, quick, clock=time.perf_counter, compile_model=False):
+    bm, calls, note = load_contenders(path, device, compile_model)
     rows = []
     for batch in batches:
         x = random_inputs(batch, device, seed=batch)
+        if "compiled" in calls:  # compile outside the timings (forward, then forward + backward)
+            start = time.perf_counter()
+            forward_only(calls["compiled"], x)
+            forward_backward(calls["compiled"], random_inputs(batch, device, seed=batch, requires_grad=True))
+            print(f"  torch.compile at batch {batch}: {time.perf_counter() - start:.0f} s", flush=True)
         with torch.no_grad():
             outs = {name: call(x) for name, call in calls.items()}
         diff = {name: float((outs["ours"] - v).abs().max()) for name, v in outs.items() if name != "ours"}
@@ -339,7 +349,7 @@ def _ms(s):
 
 def body_model_table(res):
     rows = res["rows"]
-    have = [c for c in CONTENDERS if c in rows[0]["forward"]]
+    have = [c for c in (*CONTENDERS, "compiled") if c in rows[0]["forward"]]
     head = ["batch"]
     for part in ("forward", "fwd+bwd"):
         head += [f"{part} {LABELS[c]} ms" for c in have]
@@ -406,6 +416,8 @@ def main(argv=None):
                     help="CPU timings: 'wall' time with --threads threads; 'thread', the CPU time of the calling "
                          "thread with 1 thread, which other processes on a shared machine disturb far less; "
                          "'both' (default) runs the two")
+    ap.add_argument("--compile", action="store_true",
+                    help="add torch.compile(BodyModel) as a contender (compiling takes minutes on 2 cores)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-vposer", action="store_true")
     ap.add_argument("--memory-child", nargs=4, metavar=("CONTENDER", "MODE", "BATCH", "FILE"),
@@ -442,7 +454,7 @@ def main(argv=None):
                 print(f"{name} on {where}", flush=True)
                 torch.set_num_threads(threads)
                 res = bench_body_model(path, device, args.batches, args.quick,
-                                       time.thread_time if clock == "thread" else time.perf_counter)
+                                       time.thread_time if clock == "thread" else time.perf_counter, args.compile)
                 torch.set_num_threads(args.threads)
                 text = [f"### {name}, {where}, float32",
                         f"{res['vertices']} vertices, pose correctives {'on' if res['posedirs'] else 'off (all zero)'}, "

@@ -223,3 +223,20 @@ def test_body_model_plain_path_switch_and_second_derivatives(smplx_file):
     (g,) = torch.autograd.grad(plain.pow(2).sum(), pose, create_graph=True)
     (gg,) = torch.autograd.grad(g.sum(), pose)
     assert torch.isfinite(gg).all() and gg.abs().max() > 0
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager(smplx_file):
+    """torch.compile(bm) is the opt-in compiled path (minutes of compile time on 2 cores, hence slow)."""
+    bm = BodyModel(smplx_file, num_betas=10)
+    compiled = torch.compile(bm)
+    g = torch.Generator().manual_seed(6)
+    x = dict(pose_body=torch.randn(4, 63, generator=g) * 0.4, betas=torch.randn(4, 10, generator=g),
+             trans=torch.randn(4, 3, generator=g))
+    pose = x["pose_body"].clone().requires_grad_()
+    eager = bm(**{**x, "pose_body": pose}).v
+    (g_eager,) = torch.autograd.grad(eager.pow(2).sum(), pose)
+    out = compiled(**{**x, "pose_body": pose}).v
+    (g_compiled,) = torch.autograd.grad(out.pow(2).sum(), pose)
+    assert (out - eager).abs().max() < 1e-5
+    assert (g_compiled - g_eager).abs().max() < 1e-4 * max(1.0, float(g_eager.abs().max()))
