@@ -37,6 +37,20 @@ class KinematicTree:
         for d in range(1, max(depth) + 1):
             joints = [j for j in range(len(parents)) if depth[j] == d]
             self.levels.append((torch.tensor(joints), torch.tensor([parents[j] for j in joints])))
+        # The joints sorted by depth (stable), so that each level is a contiguous slice; every parent of
+        # level d sits in level d - 1, at `level_parents[d - 1]` within that level's slice.
+        order = sorted(range(len(parents)), key=lambda j: depth[j])
+        position = {j: i for i, j in enumerate(order)}
+        self.order = torch.tensor(order)
+        self.inverse_order = torch.tensor([position[j] for j in range(len(parents))])
+        self.sorted_parents = torch.tensor([position[parents[j]] if j else 0 for j in order])
+        self.level_slices, self.level_parents = [(0, 1)], []
+        for d in range(1, max(depth) + 1):
+            start = self.level_slices[-1][1]
+            members = [j for j in order if depth[j] == d]
+            prev_start = self.level_slices[-1][0]
+            self.level_parents.append(torch.tensor([position[parents[j]] - prev_start for j in members]))
+            self.level_slices.append((start, start + len(members)))
 
     def __len__(self):
         return len(self.parents)
@@ -59,18 +73,22 @@ def forward_kinematics(rot_mats: torch.Tensor, joints: torch.Tensor, tree: Kinem
     rot_mats (B, J, 3, 3) local rotations; joints (B, J, 3) rest joint locations.
     Returns posed joints (B, J, 3) and skinning transforms (B, J, 3, 4) that map rest-pose points
     to posed points for each joint (rotation, translation).
+
+    Joints are processed depth-sorted, one level at a time: a level's global (3, 4) transforms are its
+    parents' (from the previous level) times its local 4x4 ones, one gather and one product per level.
     """
-    rel = joints.clone()
-    for idx, par in tree.levels:
-        rel[:, idx] = joints[:, idx] - joints[:, par]
-    glob_R = torch.empty_like(rot_mats)
-    glob_t = torch.empty_like(joints)
-    glob_R[:, 0] = rot_mats[:, 0]
-    glob_t[:, 0] = joints[:, 0]
-    for idx, par in tree.levels:
-        parent_R = glob_R[:, par]
-        glob_R[:, idx] = parent_R @ rot_mats[:, idx]
-        glob_t[:, idx] = (parent_R @ rel[:, idx].unsqueeze(-1)).squeeze(-1) + glob_t[:, par]
+    B, J = rot_mats.shape[:2]
+    rot = rot_mats[:, tree.order]
+    rest = joints[:, tree.order]
+    rel = torch.cat([rest[:, :1], rest[:, 1:] - rest[:, tree.sorted_parents[1:]]], dim=1)
+    bottom = rot_mats.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(B, J, 1, 4)
+    local = torch.cat([torch.cat([rot, rel.unsqueeze(-1)], dim=-1), bottom], dim=-2)  # (B, J, 4, 4)
+    start, end = tree.level_slices[0]
+    chain = [local[:, start:end, :3]]
+    for (start, end), parent in zip(tree.level_slices[1:], tree.level_parents):
+        chain.append(chain[-1][:, parent] @ local[:, start:end])
+    glob = torch.cat(chain, dim=1)[:, tree.inverse_order]  # (B, J, 3, 4) in joint order
+    glob_R, glob_t = glob[..., :3], glob[..., 3]
     offset = glob_t - (glob_R @ joints.unsqueeze(-1)).squeeze(-1)
     return glob_t, torch.cat([glob_R, offset.unsqueeze(-1)], dim=-1)
 
