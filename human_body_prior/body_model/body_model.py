@@ -73,6 +73,10 @@ def _as_batch(name, value, width, dtype, device) -> torch.Tensor:
     return value.reshape(value.shape[0], width)
 
 
+def _reindex_skinning_weights(module, _incompatible_keys):
+    module._index_skinning_weights()
+
+
 class BodyModel(nn.Module):
     """A posable, shapeable SMPL-family body with per-batch learnable parameters.
 
@@ -153,7 +157,7 @@ class BodyModel(nn.Module):
         # which the fast path's embedding_bag does not have.
         self.sparse_skinning = True
         self._index_skinning_weights()
-        self.register_load_state_dict_post_hook(lambda module, _keys: module._index_skinning_weights())
+        self.register_load_state_dict_post_hook(_reindex_skinning_weights)  # a named function: picklable
 
         self._init_parameters(params or {}, dtype)
 
