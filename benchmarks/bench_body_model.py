@@ -491,8 +491,8 @@ def main(argv=None):
         "±x% is half the interquartile range of the repetitions relative to the median", "",
         "## BodyModel", "",
         "Times are medians in milliseconds; *ours / smplx* below 1 means BodyModel is faster. "
-        "*plain dense path* is lbs.py's reference path (the implementation before the fast path: a (3, 4) "
-        "transform blended from all joints for every vertex). The fast path keeps the mesh vertex-major "
+        "*plain dense path* is lbs.py's reference path (the skinning before the fast path: a (3, 4) transform "
+        "blended from all joints for every vertex; it shares the level-wise forward kinematics). The fast path keeps the mesh vertex-major "
         "(V, 3, B), applies shape and pose correctives as one matrix product each, and skins each vertex "
         "with only its non-zero weights (every one, so outputs are unchanged; tests/test_lbs_fast_paths.py). "
         "Forward + backward is `v.sum().backward()` with gradients for all pose, shape and translation inputs.",
