@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
 
 from human_body_prior.body_model.body_model import BodyModel  # noqa: E402
 from human_body_prior.body_model.synthetic import write_synthetic_model  # noqa: E402
+from human_body_prior.tools.atomic_io import atomic_write
 
 BATCHES = (1, 64, 256, 1024)
 CONTENDERS = ("ours", "plain", "smplx")
@@ -331,8 +332,9 @@ def machine_description(threads):
              f"- Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
              f"{platform.system()} {platform.release()}"]
     try:
-        import smplx  # noqa: F401
         from importlib.metadata import version
+
+        import smplx  # noqa: F401
         lines.append(f"- smplx {version('smplx')}")
     except Exception:
         lines.append("- smplx not installed: no comparison")
@@ -391,16 +393,7 @@ def memory_table(mem):
 
 
 def write_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def main(argv=None):

@@ -21,7 +21,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.fitting import BodyFitter, JointTargets3D
 from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT
 from human_body_prior.fitting.heldout import corrupt_joints, load_poses, pick_frames
+from human_body_prior.tools.atomic_io import atomic_write_bytes
 from human_body_prior.tools.model_loader import load_vposer
 
 NUM_BODY_JOINTS = 22
@@ -162,10 +162,7 @@ def main(argv=None):
     res["sec_per_frame_batch1"] = (time.perf_counter() - t0) / args.timing_frames
     print(json.dumps(res, indent=1))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(args.out).with_suffix(".tmp")
-        tmp.write_text(json.dumps(res, indent=1) + "\n")
-        os.replace(tmp, args.out)
+        atomic_write_bytes(args.out, (json.dumps(res, indent=1) + "\n").encode())
 
 
 if __name__ == "__main__":

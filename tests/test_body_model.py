@@ -131,7 +131,6 @@ class _NoExtraJoints(torch.nn.Module):
 
 def test_pickle_with_chumpy_and_sparse_loads_without_chumpy(tmp_path, model_files):
     """An official-style SMPL pickle: chumpy arrays, a scipy sparse J_regressor, Python 2 strings."""
-    import pickle
     import sys
     import types
 

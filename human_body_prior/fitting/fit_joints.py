@@ -11,18 +11,16 @@ fitted bodies, ``data_loss`` (N,) final weighted squared error per frame (m^2), 
 """
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT, BodyFitter, Stage
 from human_body_prior.fitting.observations import NUM_BODY_JOINTS, JointTargets3D
+from human_body_prior.tools.atomic_io import save_npz_atomic
 
 
 def load_targets(path):
@@ -49,21 +47,6 @@ def load_targets(path):
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
     return joints, conf
-
-
-def save_npz_atomic(path, arrays: dict):
-    """np.savez into a temp file beside path, then os.replace onto it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def build_fitter(pose_prior, bm_path=None, expr_dir=None, prior_weight=None, device="cpu", fit_betas=False,

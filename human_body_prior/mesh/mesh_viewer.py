@@ -12,9 +12,10 @@ is seen from the front.
 
 import os
 import sys
-import uuid
 
 import numpy as np
+
+from human_body_prior.tools.atomic_io import atomic_write
 
 INSTALL_HINT = (
     "Headless rendering needs an OpenGL context. On Debian/Ubuntu install EGL and Mesa with "
@@ -227,13 +228,7 @@ class MeshViewer:
             raise ValueError(f"unknown image extension {ext!r} for {fname}")
         if fmt in ("JPEG", "BMP"):
             image = image[..., :3]
-        tmp = os.path.join(folder, f".tmp_{uuid.uuid4().hex}{ext}")
-        try:
-            Image.fromarray(image).save(tmp, format=fmt)
-            os.replace(tmp, fname)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(fname, lambda tmp: Image.fromarray(image).save(tmp, format=fmt))
         return fname
 
     def close_viewer(self):

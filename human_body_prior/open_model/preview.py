@@ -17,6 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
 from human_body_prior.open_model.rest_pose import skin
+from human_body_prior.tools.atomic_io import atomic_write
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
 
@@ -99,10 +100,7 @@ def main(argv=None) -> None:
     import PIL.Image
 
     img = composite(args.models)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp.png")
-    PIL.Image.fromarray(img).save(tmp, optimize=True)
-    os.replace(tmp, args.out)
+    atomic_write(args.out, lambda tmp: PIL.Image.fromarray(img).save(tmp, format="PNG", optimize=True))
     print(f"wrote {args.out} {img.shape[1]}x{img.shape[0]} ({args.out.stat().st_size / 1e3:.0f} kB)")
 
 

@@ -12,8 +12,6 @@ Extra non-official key: ``keypoint_vertex_ids`` (21,), smplx's extra keypoints i
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from human_body_prior.body_model.joint_names import (
-    SMPL_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES, PARENTS)
+    PARENTS,
+    SMPL_JOINT_NAMES,
+    SMPLH_JOINT_NAMES,
+    SMPLX_JOINT_NAMES,
+)
+from human_body_prior.tools.atomic_io import atomic_write
 
 ROOT_PARENT = 4294967295
 QUANTUM = 2.0 ** -24  # metres; rounding shape directions this finely lets them compress better
@@ -150,19 +153,12 @@ def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
 
 def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> int:
     """Write a compressed npz atomically (temp file + rename); returns its size in bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    def write(tmp):
+        with open(tmp, "wb") as fh:
             _write_npz(fh, arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path.stat().st_size
+
+    atomic_write(path, write)
+    return Path(path).stat().st_size
 
 
 def mano_arrays(body: BuiltBody, side: str, num_betas: int = 10) -> dict[str, np.ndarray]:

@@ -8,9 +8,10 @@
 """
 
 import os
-import uuid
 
 import numpy as np
+
+from human_body_prior.tools.atomic_io import atomic_write
 
 BODY_COLOR = (0.70, 0.72, 0.78)
 BACKGROUND = (1.0, 1.0, 1.0)
@@ -20,21 +21,6 @@ def _to_numpy(x):
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def _atomic_target(outpath):
-    """A fresh temporary path in the folder of ``outpath`` (same extension), for os.replace."""
-    folder = os.path.dirname(os.path.abspath(outpath))
-    os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, f".tmp_{uuid.uuid4().hex}{os.path.splitext(outpath)[1]}")
-
-
-def _finish(tmp, outpath):
-    try:
-        os.replace(tmp, outpath)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def image_grid(frame_tiles):
@@ -71,23 +57,18 @@ def imagearray2file(img_array, outpath, fps=10):
     if fmt is None:
         raise ValueError(f"unknown image extension {ext!r} for {outpath}")
 
-    tmp = _atomic_target(outpath)
-    try:
+    def write(tmp):
         if len(frames) == 1:
             Image.fromarray(frames[0]).save(tmp, format=fmt)
-        else:
-            # one shared adaptive palette keeps colours steady across the animation
-            palette_src = Image.fromarray(np.concatenate(frames[:: max(1, len(frames) // 8)], axis=0))
-            palette = palette_src.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-            pil_frames = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
-                          for f in frames]
-            pil_frames[0].save(tmp, format="GIF", save_all=True, append_images=pil_frames[1:],
-                               duration=int(round(1000.0 / fps)), loop=0, optimize=False)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _finish(tmp, outpath)
+            return
+        # one shared adaptive palette keeps colours steady across the animation
+        palette_src = Image.fromarray(np.concatenate(frames[:: max(1, len(frames) // 8)], axis=0))
+        palette = palette_src.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+        pil_frames = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+        pil_frames[0].save(tmp, format="GIF", save_all=True, append_images=pil_frames[1:],
+                           duration=int(round(1000.0 / fps)), loop=0, optimize=False)
+
+    atomic_write(outpath, write)
     return outpath
 
 
@@ -236,13 +217,7 @@ def smpl_params2ply(bm, out_dir, pose_body, pose_hand=None, trans=None, betas=No
     paths = []
     for i, v in enumerate(verts):
         path = os.path.join(out_dir, f"{i:03d}.ply")
-        tmp = _atomic_target(path)
-        try:
-            trimesh.Trimesh(v, faces, process=False).export(tmp, file_type="ply")
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        _finish(tmp, path)
+        mesh = trimesh.Trimesh(v, faces, process=False)
+        atomic_write(path, lambda tmp: mesh.export(tmp, file_type="ply"))
         paths.append(path)
     return paths

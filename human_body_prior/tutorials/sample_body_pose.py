@@ -19,8 +19,12 @@ import sys
 import numpy as np
 import torch
 
-from human_body_prior.tools.visualization_tools import (imagearray2file, render_smpl_params,
-                                                        smpl_params2ply)
+from human_body_prior.tools.atomic_io import save_npz_atomic
+from human_body_prior.tools.visualization_tools import (
+    imagearray2file,
+    render_smpl_params,
+    smpl_params2ply,
+)
 
 VIEW_ANGLES = (0.0, 90.0, -90.0)
 TILE_SIZE = (240, 320)  # width, height of one body picture in pixels
@@ -45,19 +49,6 @@ def _replace_ext(path, ext):
     return os.path.splitext(path)[0] + ext
 
 
-def _save_npz(path, **arrays):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp_{secrets.token_hex(8)}.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def dump_vposer_samples(bm, pose_body, out_imgpath, save_ply=False, view_angles=VIEW_ANGLES,
                         tile_size=TILE_SIZE):
     """Render body poses to a grid picture and save them.
@@ -72,7 +63,7 @@ def dump_vposer_samples(bm, pose_body, out_imgpath, save_ply=False, view_angles=
     images = render_smpl_params(bm, {"pose_body": pose_body}, view_angles=view_angles,
                                 width=tile_size[0], height=tile_size[1])
     imagearray2file(images[:, :, None], out_imgpath)
-    _save_npz(_replace_ext(out_imgpath, ".npz"), pose_body=pose_body.cpu().numpy())
+    save_npz_atomic(_replace_ext(out_imgpath, ".npz"), {"pose_body": pose_body.cpu().numpy()})
     if save_ply:
         smpl_params2ply(bm, _replace_ext(out_imgpath, "_ply"), pose_body)
     return out_imgpath

@@ -14,9 +14,6 @@ that were missing.
 """
 
 import argparse
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +22,7 @@ import human_body_prior as hbp
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.fitting import BodyFitter, JointTargets3D
 from human_body_prior.fitting.heldout import corrupt_joints, load_poses
+from human_body_prior.tools.atomic_io import atomic_write
 from human_body_prior.tools.model_loader import load_vposer
 
 NUM_BODY_JOINTS = 22
@@ -107,19 +105,10 @@ def draw(out_png, rows, truth, targets, conf, parents, titles, faces=None, dpi=8
             ax.view_init(elev=10, azim=-90)
             ax.set_xticks([]), ax.set_yticks([]), ax.set_zticks([])
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.93, wspace=0, hspace=0.08)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, out_png)
+        return atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return str(out_png)
 
 
 def main(argv=None):
