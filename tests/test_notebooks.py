@@ -97,19 +97,6 @@ def test_sampling_notebook_with_downloads(downloads_layout):
     assert "(3, 22, 32) (3, 22, 63)" in text
 
 
-def _shipped_defaults_exist():
-    try:
-        from human_body_prior import default_body_model_path, default_vposer_dir
-
-        default_body_model_path("smplx", "neutral")
-        default_vposer_dir()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(not _shipped_defaults_exist(),
-                    reason="the shipped open body model / open VPoser are not built yet")
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebooks_with_shipped_defaults(tmp_path, name):
     from human_body_prior import default_vposer_dir

@@ -146,19 +146,6 @@ def test_cli_errors_are_clear(assets, tmp_path):
     assert not (tmp_path / "vposer_samples").exists()
 
 
-def _shipped_defaults_exist():
-    try:
-        from human_body_prior import default_body_model_path, default_vposer_dir
-
-        default_body_model_path("smplx", "neutral")
-        default_vposer_dir()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(not _shipped_defaults_exist(),
-                    reason="the shipped open body model / open VPoser are not built yet")
 def test_cli_no_options_uses_shipped_defaults(tmp_path):
     from human_body_prior import default_body_model_path
 
