@@ -228,7 +228,7 @@ def test_two_process_gloo_ranks_agree(tiny, tmp_path):
 def test_hinge_angles_analytic():
     from scipy.spatial.transform import Rotation
 
-    from human_body_prior.train.evaluate_vposer import anatomical_share, hinge_angles
+    from human_body_prior.tools.hinges import anatomical_share, hinge_angles
 
     rest = torch.zeros(55, 3, dtype=torch.float64)
     rest[7] = rest[4] + torch.tensor([0.0, -0.4, 0.0])  # left knee -> ankle straight down
@@ -251,6 +251,25 @@ def test_hinge_angles_analytic():
     share = anatomical_share(rots, rest)
     assert share["left_knee"] == pytest.approx(2 / 3) and share["right_knee"] == pytest.approx(2 / 3)
     assert share["all_four"] == pytest.approx(1 / 3)
+
+
+def test_posture_angles_analytic():
+    from human_body_prior.train.evaluate_vposer import posture
+
+    pelvis = torch.tensor([0.0, 100.0, 0.0])
+    J = torch.zeros(3, 21, 3, dtype=torch.float64)
+    lean = torch.tensor([10.0, -20.0, 0.0])
+    J[:, 11] = pelvis + 300 * torch.stack([torch.zeros(3), torch.cos(torch.deg2rad(lean)),
+                                           torch.sin(torch.deg2rad(lean))], dim=-1)  # neck
+    J[:, 0] = pelvis + torch.tensor([80.0, -50.0, 0.0])  # left hip; its knee 30 deg forward of straight down
+    J[:, 3] = J[:, 0] + 400 * torch.tensor([0.0, -np.cos(np.pi / 6), np.sin(np.pi / 6)])
+    J[:, 1] = pelvis + torch.tensor([-80.0, -50.0, 0.0])  # right thigh straight down
+    J[:, 4] = J[:, 1] + torch.tensor([0.0, -400.0, 0.0])
+    p = posture(J, pelvis)
+    assert p["trunk_lean_deg"] == pytest.approx(0.0, abs=1e-9)  # median of 10, -20, 0
+    assert p["thigh_pitch_deg"] == pytest.approx(0.0, abs=1e-9)  # lower median of 30 x3, 0 x3
+    p1 = posture(J[:1], pelvis)
+    assert p1["trunk_lean_deg"] == pytest.approx(10.0) and p1["thigh_pitch_deg"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_evaluation_script_on_tiny_run(tiny, tmp_path):

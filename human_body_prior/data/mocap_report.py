@@ -23,6 +23,8 @@ from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh
 from human_body_prior.data.prepare_open_mocap import list_source_takes
 from human_body_prior.data.retarget import Retargeter
 from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm, strict_joint_errors_mm
+from human_body_prior.tools.hinges import anatomical_share
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 
 PICTURE_TAKES = {"cmu_daz": "cmu_daz/martial/05.bvh", "cmu_daz_atelier": "cmu_daz_atelier/subjects/13/13_30.bvh",
                  "cmu_iclone": "cmu_iclone/subjects/005/005_05.bvh", "reactidle": "reactidle/acted/004_acted.bvh"}
@@ -150,7 +152,8 @@ def main(argv=None) -> int:
         res, joints, errs, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
         d = per_set.setdefault(s, {"takes": [], "err_sum": 0.0, "err_n": 0, "per_joint": {}, "knee_good": 0,
                                    "knee_bent": 0, "elbow_good": 0, "elbow_bent": 0, "swing_sum": 0.0, "swing_n": 0,
-                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res["skeleton"], "flips": []})
+                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res["skeleton"], "turns": {},
+                                   "plane_sum": 0.0, "plane_n": 0})
         d["takes"].append(rel)
         for j, e in errs.items():
             d["err_sum"] += float(e.sum())
@@ -158,7 +161,11 @@ def main(argv=None) -> int:
             pj = d["per_joint"].setdefault(rt.names[j], [0.0, 0])
             pj[0] += float(e.sum())
             pj[1] += e.size
-        d["flips"] += [f"{rel}:{j}" for j in res["twist_flips"]]
+        for j, t in res["hinge_twist_deg"].items():
+            d["turns"].setdefault(j, []).append(t)
+        share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res["pose"][:, 1:22])), torch.from_numpy(rest[:22]))
+        d["plane_sum"] += share["joint_share"] * len(res["pose"])
+        d["plane_n"] += len(res["pose"])
         for e in res["strict_errors"].values():
             d["strict_sum"] += float(e.sum())
             d["strict_n"] += e.size
@@ -185,7 +192,10 @@ def main(argv=None) -> int:
             "elbow_anatomical_share": d["elbow_good"] / d["elbow_bent"] if d["elbow_bent"] else None,
             "elbow_bent_frames": d["elbow_bent"],
             "mean_swing_correction_deg": d["swing_sum"] / max(d["swing_n"], 1),
-            "half_turn_twist_repairs": d["flips"],
+            "hinge_plane_share": d["plane_sum"] / max(d["plane_n"], 1),
+            "hinge_twist_turns_deg": {j: {"median_abs": float(np.median(np.abs(t))), "max_abs": float(np.max(np.abs(t))),
+                                          "takes": len(t), "half_turns": int(np.sum(np.abs(t) > 150))}
+                                      for j, t in d["turns"].items()},
         }
     Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out_json).write_text(json.dumps(report, indent=1))

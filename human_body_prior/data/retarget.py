@@ -19,8 +19,9 @@ Method (batched over frames):
    little). Twist about the bone comes from the source orientation.
 4. Local rotations ``R_parent^T R``; a chain of k SMPL-X joints sharing one source joint gets
    the k-th root of the chain's rotation at each joint. Unmapped joints keep the identity.
-5. A take whose elbow or knee mostly bends the non-anatomical way (an upper bone twisted half a
-   turn in the source, which gives the same positions) gets that upper bone turned back.
+5. Hinge calibration: per take, each upper arm and thigh is turned about its own axis so that its
+   elbow or knee flexes straight forwards / backwards in the model's rest frame (rigs roll these
+   bones differently at rest; see ``_calibrate_hinge_twist``). Joint positions do not change.
 6. Translation: the source hip centre scaled by model leg length / source leg length.
 
 All lengths of the output are metres in the model's frame; ``world_up='z'`` turns the world to the
@@ -279,7 +280,7 @@ class Retargeter:
                 glob[:, j] = Rp @ local[:, j]
             else:
                 glob[:, j] = Rp  # identity local
-        flips = self._repair_flipped_limbs(local, glob, head_of)
+        twist_turns = self._calibrate_hinge_twist(local, glob, head_of)
         root_global = glob[:, 0].copy()
 
         # translation: hip centre, scaled to the model's legs
@@ -295,23 +296,30 @@ class Retargeter:
         return {"pose": pose, "trans": trans, "global_rot": glob, "skeleton": sk.name, "scale": scale,
                 "swing_deg": swing_deg, "world_rotation": W, "C": C, "groups": groups,
                 "source_positions": P, "source_index": src_idx, "source_rotations": G,
-                "reference_rotations": G_ref, "alignments": A, "twist_flips": flips}
+                "reference_rotations": G_ref, "alignments": A, "hinge_twist_deg": twist_turns}
 
-    # (upper joint, hinge joint, child, +1: bends forwards (+Z) / -1: backwards) in the upper bone's frame
+    # (upper joint, hinge joint, child, +1: flexes forwards (+Z) / -1: backwards) in the model's rest frame
     HINGES = (("left_shoulder", "left_elbow", "left_wrist", 1.0), ("right_shoulder", "right_elbow", "right_wrist", 1.0),
               ("left_hip", "left_knee", "left_ankle", -1.0), ("right_hip", "right_knee", "right_ankle", -1.0))
 
-    def _repair_flipped_limbs(self, local, glob, mapped, min_bend_deg=20.0, min_frames=10) -> list[str]:
-        """Undo a half-turn twist of an upper arm or thigh that some conversions bake into a take.
+    def _calibrate_hinge_twist(self, local, glob, mapped, min_bend_deg=15.0, min_frames=10,
+                               min_concentration=0.5) -> dict[str, float]:
+        """Turn each upper arm and thigh about its own axis so that its elbow or knee flexes straight
+        forwards (elbows) or backwards (knees) in the model's rest frame.
 
-        The same positions can come from an elbow bending forwards, or from the upper arm twisted by
-        180 degrees and the elbow bending backwards; several CMU DAZ takes have the second. Where most
-        bent frames of a take bend a knee or elbow the non-anatomical way, the upper bone is turned half
-        a turn about its own axis for the whole take and the hinge's rotation compensates, so every
-        bone keeps its place and orientation below the hinge. Edits local/glob in place; returns the
-        names of the repaired upper joints.
+        An elbow or knee bends in one plane fixed to its upper bone, but rigs roll that bone
+        differently in their rest poses: the CMU conversions here bend the elbow 24-33 degrees above
+        straight forwards, the ReActIdle rig 17-60 degrees below, and a few CMU DAZ takes turn the
+        upper arm half a turn and bend the elbow backwards (the same positions). Copied as they are,
+        one movement would reach the prior with several upper-arm twists. Per take, the bending plane
+        is the circular mean direction in which the lower bone leaves its rest direction, over frames
+        bent more than ``min_bend_deg``; the upper bone is turned about its own axis by that angle for
+        the whole take and the hinge's rotation compensates, so every joint keeps its position and
+        everything below the hinge its orientation. Takes with fewer bent frames, or no consistent
+        plane (mean resultant length below ``min_concentration``), are left as they are.
+        Edits local (F, 55, 3, 3) and glob in place; returns {upper joint: turn in degrees}.
         """
-        flipped = []
+        turns = {}
         n = {name: i for i, name in enumerate(self.names)}
         for upper, hinge, child, sign in self.HINGES:
             a, h, c = n[upper], n[hinge], n[child]
@@ -319,18 +327,24 @@ class Retargeter:
                 continue
             u = _unit(self.J[h] - self.J[a])
             v = _unit(self.J[c] - self.J[h])
-            d = local[:, h] @ v
-            bent = np.degrees(np.arccos(np.clip(d @ u, -1, 1))) > min_bend_deg
+            d = local[:, h] @ v  # lower bone direction in the upper bone's frame
+            bent = np.degrees(np.arccos(np.clip(d @ v, -1, 1))) > min_bend_deg
             if bent.sum() < min_frames:
                 continue
-            wrong = sign * (d[:, 2] - u[2]) < 0
-            if wrong[bent].mean() > 0.5:
-                T = 2 * np.outer(u, u) - np.eye(3)  # half turn about the upper bone
-                local[:, a] = local[:, a] @ T
-                local[:, h] = T @ local[:, h]
-                glob[:, a] = glob[:, a] @ T
-                flipped.append(upper)
-        return flipped
+            f = np.array([0.0, 0.0, sign])
+            f = _unit(f - (f @ u) * u)
+            s = np.cross(u, f)
+            w = d[bent] - v
+            z = np.mean(np.exp(1j * np.arctan2(w @ s, w @ f)))
+            if abs(z) < min_concentration:
+                continue
+            theta = float(np.angle(z))
+            T = axis_angle_to_matrix(torch.from_numpy(u * theta)).numpy()  # turn about the upper bone
+            local[:, a] = local[:, a] @ T
+            local[:, h] = T.T @ local[:, h]
+            glob[:, a] = glob[:, a] @ T
+            turns[upper] = round(float(np.degrees(theta)), 2)
+        return turns
 
     def _heading_alignment(self, P_ref, first, C):
         """Rotation about the vertical taking the model's hip line onto the source reference's."""

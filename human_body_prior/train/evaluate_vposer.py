@@ -33,49 +33,14 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from human_body_prior.body_model.joint_names import JOINT_NAMES
 from human_body_prior.priors.vposer import VPoser
+from human_body_prior.tools.hinges import HINGES, anatomical_share, hinge_angles  # noqa: F401 (re-exported)
 from human_body_prior.tools.model_loader import load_vposer
 from human_body_prior.train.losses import M_TO_MM, BodySurface, kl_to_standard_normal
 from human_body_prior.train.pose_data import load_pose_split
-
-# (name, joint index in the model, child joint index, flexion direction in the rest frame)
-HINGES = (("left_knee", 4, 7, (0.0, 0.0, -1.0)), ("right_knee", 5, 8, (0.0, 0.0, -1.0)),
-          ("left_elbow", 18, 20, (0.0, 0.0, 1.0)), ("right_elbow", 19, 21, (0.0, 0.0, 1.0)))
-HYPEREXTENSION_TOL_DEG = 10.0
-SIDE_TOL_DEG = 30.0
-
-
-def hinge_angles(body_rotmats: torch.Tensor, joints_rest: torch.Tensor) -> dict:
-    """(N, 21, 3, 3) local body rotations -> {hinge name: (flexion_deg (N,), side_deg (N,))}."""
-    out = {}
-    for name, j, child, flex_dir in HINGES:
-        b = joints_rest[child] - joints_rest[j]
-        b = b / b.norm()
-        f = torch.tensor(flex_dir, dtype=b.dtype, device=b.device)
-        f = f - (f @ b) * b  # make the flexion direction exactly perpendicular to the bone
-        f = f / f.norm()
-        s = torch.linalg.cross(b, f, dim=-1)
-        rb = body_rotmats[:, j - 1].to(b.dtype) @ b
-        flex = torch.rad2deg(torch.atan2(rb @ f, rb @ b))
-        side = torch.rad2deg(torch.asin((rb @ s).abs().clamp(max=1.0)))
-        out[name] = (flex, side)
-    return out
-
-
-def anatomical_share(body_rotmats: torch.Tensor, joints_rest: torch.Tensor) -> dict:
-    """Share (0..1) of poses whose knees/elbows bend the anatomical way, per hinge and for all four together."""
-    res, all_ok = {}, None
-    for name, (flex, side) in hinge_angles(body_rotmats, joints_rest).items():
-        ok = (flex >= -HYPEREXTENSION_TOL_DEG) & (side <= SIDE_TOL_DEG)
-        res[name] = float(ok.double().mean())
-        all_ok = ok if all_ok is None else all_ok & ok
-    res["all_four"] = float(all_ok.double().mean())
-    res["joint_share"] = float(np.mean([res[n] for n, *_ in HINGES]))
-    return res
 
 
 @torch.no_grad()
@@ -107,6 +72,32 @@ def reconstruction_errors(vp: VPoser, surface: BodySurface, poses: torch.Tensor,
     return {"poses": n, "per_joint_mm": j_err / n, "per_vertex_mm": v_err / n, "kl_nats": kl / n,
             "rotation_error_deg": float(rot_err.mean()),
             "rotation_error_deg_per_joint": {JOINT_NAMES["smplx"][j + 1]: float(rot_err[j]) for j in range(21)}}
+
+
+def posture(joints_mm: torch.Tensor, pelvis_mm: torch.Tensor) -> dict:
+    """Median trunk and thigh lean (deg, + forward) of body joints 1..21 (N, 21, 3) posed with the
+    root at zero; pelvis_mm (3,) is the root joint, which does not move."""
+    J = joints_mm.double()
+    trunk = J[:, 11] - pelvis_mm.double()  # neck (joint 12)
+    thighs = torch.cat([J[:, 3] - J[:, 0], J[:, 4] - J[:, 1]])  # knees (4, 5) - hips (1, 2)
+    lean = torch.rad2deg(torch.atan2(trunk[:, 2], trunk[:, 1]))
+    thigh = torch.rad2deg(torch.atan2(thighs[:, 2], -thighs[:, 1]))
+    return {"trunk_lean_deg": float(lean.median()), "thigh_pitch_deg": float(thigh.median())}
+
+
+@torch.no_grad()
+def aggregate_posterior(vp: VPoser, poses: torch.Tensor, chunk: int = 4096) -> dict:
+    """Mean over latent dims of |E[mu]| and of Var[z] for the encoder over (N, 21, 3) poses."""
+    mus, var = [], []
+    for s in range(0, len(poses), chunk):
+        q = vp.encode(poses[s:s + chunk])
+        mus.append(q.loc.double())
+        var.append(q.scale.double().pow(2))
+    mu, var = torch.cat(mus), torch.cat(var)
+    total = mu.var(0) + var.mean(0)
+    return {"mean_abs_mu": float(mu.mean(0).abs().mean()), "mean_var_z": float(total.mean()),
+            "min_var_z": float(total.min()), "max_var_z": float(total.max()),
+            "mean_posterior_sigma": float(var.sqrt().mean())}
 
 
 @torch.no_grad()
@@ -146,7 +137,8 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
     s["anatomical"] = anatomical_share(samples[finite], surface.joints_rest)
     train = load_pose_split(data_dir / "train")
     train_j = body_joints(joint_surface, VPoser.aa2matrot(train).reshape(-1, 21, 3, 3))
-    d = nearest_distances(body_joints(joint_surface, samples[finite]), train_j)
+    sample_j = body_joints(joint_surface, samples[finite])
+    d = nearest_distances(sample_j, train_j)
     s["nearest_train_rms_joint_mm"] = {"median": float(d.median()), "mean": float(d.mean()),
                                        "p90": float(torch.quantile(d, 0.9))}
     if (data_dir / "test").is_dir():
@@ -156,7 +148,12 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
         dt = nearest_distances(body_joints(joint_surface, VPoser.aa2matrot(test[pick]).reshape(-1, 21, 3, 3)), train_j)
         s["reference_test_poses_nearest_train_rms_joint_mm"] = {"median": float(dt.median()), "mean": float(dt.mean()),
                                                                "p90": float(torch.quantile(dt, 0.9))}
+    pelvis = joint_surface.joints_rest[0] * M_TO_MM
+    s["posture"] = posture(sample_j, pelvis)
+    s["posture_train"] = posture(train_j, pelvis)
+    s["mean_pose_offset_mm"] = float((sample_j.double().mean(0) - train_j.double().mean(0)).norm(dim=-1).mean())
     result["samples"] = s
+    result["aggregate_posterior"] = aggregate_posterior(vp, train)
     result["train_poses"] = len(train)
     return result
 
@@ -181,6 +178,13 @@ def format_markdown(res: dict) -> str:
     if ref:
         lines.append(f"Reference, held-out test poses to nearest training pose: median {ref['median']:.1f}, "
                      f"mean {ref['mean']:.1f}, 90th percentile {ref['p90']:.1f}")
+    p, pt, ag = s["posture"], s["posture_train"], res["aggregate_posterior"]
+    lines += [f"Posture (root at zero, median lean forward): samples trunk {p['trunk_lean_deg']:.1f} deg, thighs "
+              f"{p['thigh_pitch_deg']:.1f} deg; training poses trunk {pt['trunk_lean_deg']:.1f}, thighs "
+              f"{pt['thigh_pitch_deg']:.1f}; mean-pose offset {s['mean_pose_offset_mm']:.1f} mm",
+              f"Aggregate posterior over the training poses: mean |E[mu]| {ag['mean_abs_mu']:.2f}, Var[z] mean "
+              f"{ag['mean_var_z']:.2f} (range {ag['min_var_z']:.2f}-{ag['max_var_z']:.2f}), mean posterior sigma "
+              f"{ag['mean_posterior_sigma']:.3f} (N(0, I) has 0 and 1)"]
     return "\n".join(lines)
 
 
