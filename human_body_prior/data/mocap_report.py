@@ -194,7 +194,7 @@ def main(argv=None) -> int:
             "mean_swing_correction_deg": d["swing_sum"] / max(d["swing_n"], 1),
             "hinge_plane_share": d["plane_sum"] / max(d["plane_n"], 1),
             "hinge_twist_turns_deg": {j: {"median_abs": float(np.median(np.abs(t))), "max_abs": float(np.max(np.abs(t))),
-                                          "takes": len(t), "half_turns": int(np.sum(np.abs(t) > 150))}
+                                          "takes": len(t), "over_90": int(np.sum(np.abs(t) > 90))}
                                       for j, t in d["turns"].items()},
         }
     Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
