@@ -37,7 +37,7 @@ import torch
 
 from human_body_prior.body_model.joint_names import JOINT_NAMES
 from human_body_prior.priors.vposer import VPoser
-from human_body_prior.tools.hinges import HINGES, anatomical_share, hinge_angles  # noqa: F401 (re-exported)
+from human_body_prior.tools.hinges import anatomical_share
 from human_body_prior.tools.model_loader import load_vposer
 from human_body_prior.train.losses import M_TO_MM, BodySurface, kl_to_standard_normal
 from human_body_prior.train.pose_data import load_pose_split
