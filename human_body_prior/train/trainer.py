@@ -342,25 +342,29 @@ class VPoserTrainer:
         return summary
 
     def render_pictures(self, num: int = 6) -> None:
-        """Reconstructions (top: input, bottom: reconstruction) of vald poses and random samples as PNGs."""
+        """Reconstructions (top: input, bottom: reconstruction) of vald poses and random samples as PNGs,
+        made with the best snapshot (the model ``load_vposer`` returns) and named after it."""
         try:
+            import copy
+
             from human_body_prior.body_model.body_model import BodyModel
             from human_body_prior.tools.visualization_tools import imagearray2file, render_smpl_params
 
             bm = BodyModel(self.ps.bm_path)
             idx = torch.linspace(0, len(self.vald_poses) - 1, num).long()
             p = self.vald_poses[idx].to(self.device)
-            self.vposer.eval()
+            best = copy.deepcopy(self.vposer).eval()
+            best.load_state_dict(torch.load(self.best_snapshot, map_location=self.device, weights_only=True))
             with torch.no_grad():
-                rec = self.vposer.decode(self.vposer.encode(p).loc, output_type="aa")
-                samples = self.vposer.sample_poses(num, output_type="aa", seed=self.seed)
-            self.vposer.train()
+                rec = best.decode(best.encode(p).loc, output_type="aa")
+                samples = best.sample_poses(num, output_type="aa", seed=self.seed)
             pics = self.work_dir / "pictures"
+            stem = Path(self.best_snapshot).stem
             rows = [render_smpl_params(bm, {"pose_body": x.reshape(num, -1).cpu().float()}, width=200, height=200)[0]
                     for x in (p, rec)]
-            imagearray2file(np.stack(rows)[:, :, None], str(pics / f"TR{self.try_num:02d}_E{self.epoch:03d}_reconstructions.png"))
+            imagearray2file(np.stack(rows)[:, :, None], str(pics / f"{stem}_reconstructions.png"))
             s_img = render_smpl_params(bm, {"pose_body": samples.reshape(num, -1).cpu().float()}, width=200, height=200)
-            imagearray2file(s_img[:, :, None], str(pics / f"TR{self.try_num:02d}_E{self.epoch:03d}_samples.png"))
+            imagearray2file(s_img[:, :, None], str(pics / f"{stem}_samples.png"))
             self.log(f"pictures written to {pics}")
         except Exception as e:  # rendering is optional (no OpenGL context, no display)
             self.log(f"pictures skipped: rendering not available ({type(e).__name__}: {e})")
