@@ -14,6 +14,7 @@ from human_body_prior.data import bvh2amass
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh, write_bvh
 from human_body_prior.data.retarget import Retargeter, model_rest_skeleton
 from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm
+from human_body_prior.tools.hinges import anatomical_share, hinge_angles
 
 BODY = 22
 Q_ZUP = Rotation.from_euler("x", 90, degrees=True).as_matrix()  # model (Y up) -> a Z-up file
@@ -214,6 +215,14 @@ def test_shared_skeletons_import_with_quality(shared_take_dir, tpose_model_path,
     for k in ("knee", "elbow"):
         if bend[f"{k}_bent_frames"] >= 20:
             assert bend[k] >= 0.95, bend
+    # and in the plane the prior's evaluation expects (tools/hinges: at most 30 deg sideways); the
+    # uncalibrated rigs bend CMU elbows 24-33 deg and ReActIdle's 17-60 deg out of it
+    R = torch.from_numpy(Rotation.from_rotvec(res["pose"][:, 1:22].reshape(-1, 3)).as_matrix().reshape(-1, 21, 3, 3))
+    plane = anatomical_share(R, torch.from_numpy(rt.J))
+    assert plane["left_elbow"] >= 0.97 and plane["right_elbow"] >= 0.97, plane
+    for name, (flex, side) in hinge_angles(R, torch.from_numpy(rt.J)).items():
+        if "elbow" in name and int((flex > 20).sum()) >= 20:
+            assert float(side[flex > 20].median()) < 5.0, (name, float(side[flex > 20].median()))
     # feet near the ground (Z up, metres): the lowest ankle over the take is within 25 cm of z = 0
     assert abs(joints[:, [7, 8], 2].min()) < 0.25
 

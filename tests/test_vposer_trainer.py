@@ -272,6 +272,29 @@ def test_posture_angles_analytic():
     assert p1["trunk_lean_deg"] == pytest.approx(10.0) and p1["thigh_pitch_deg"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_aggregate_posterior_analytic():
+    """Var[z] of the mixture of posteriors = Var over poses of mu + mean of sigma^2 (law of total variance)."""
+    from human_body_prior.train.evaluate_vposer import aggregate_posterior
+
+    class FixedEncoder:  # posterior N(mu_i, sigma_i^2) read off the pose itself
+        def encode(self, p):
+            flat = p.reshape(len(p), -1)
+            return torch.distributions.Normal(flat[:, :2], flat[:, 2:4].abs() + 0.1)
+
+    gen = torch.Generator().manual_seed(0)
+    poses = torch.randn(5000, 21, 3, generator=gen, dtype=torch.float64)
+    res = aggregate_posterior(FixedEncoder(), poses, chunk=700)
+    flat = poses.reshape(len(poses), -1)
+    mu, sd = flat[:, :2], flat[:, 2:4].abs() + 0.1
+    var = mu.var(0) + sd.pow(2).mean(0)
+    assert res["mean_abs_mu"] == pytest.approx(float(mu.mean(0).abs().mean()), rel=1e-12)
+    assert res["mean_var_z"] == pytest.approx(float(var.mean()), rel=1e-12)
+    assert res["min_var_z"] == pytest.approx(float(var.min()), rel=1e-12)
+    # standard normal codes with sigma ~ |N(0,1)| + 0.1: Var[z] = 1 + E[(|x| + 0.1)^2] = 2.1596...
+    expected = 1 + 1 + 0.2 * (2 / np.pi) ** 0.5 + 0.01
+    assert res["mean_var_z"] == pytest.approx(expected, abs=0.06)
+
+
 def test_evaluation_script_on_tiny_run(tiny, tmp_path):
     from human_body_prior.train.evaluate_vposer import evaluate
 
