@@ -188,6 +188,12 @@ def format_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def save_json(res: dict, path) -> None:
+    """Write the numbers of ``evaluate`` to ``path`` atomically."""
+    from human_body_prior.tools.atomic_io import atomic_write_bytes
+    atomic_write_bytes(Path(path), json.dumps(res, indent=1).encode())
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--expr-dir", default=None, help="experiment folder (default: the shipped open VPoser)")
@@ -206,8 +212,7 @@ def main(argv=None) -> dict:
     res = evaluate(expr_dir, args.data_dir, args.splits, args.num_samples, args.seed, args.bm_path, args.num_threads)
     print(format_markdown(res))
     if args.json:
-        from human_body_prior.tools.atomic_io import atomic_write_bytes
-        atomic_write_bytes(Path(args.json), json.dumps(res, indent=1).encode())
+        save_json(res, args.json)
     return res
 
 

@@ -126,16 +126,13 @@ def main(argv=None) -> int:
     package(expr_dir, out)
     if not args.skip_eval:
         print("[4/4] evaluating on the held-out takes")
-        import json
-
-        from human_body_prior.tools.atomic_io import atomic_write_bytes
         from human_body_prior.train import evaluate_vposer
         res = evaluate_vposer.evaluate(out, data_dir)
         print(evaluate_vposer.format_markdown(res))
         # the shipped folder is relocatable: no paths of the machine that made it
         res.update(expr_dir=".", data_dir="<work-dir>/vposer_data (prepared from ../shared/mocap)",
                    bm_path="support_data/body_models/smplx/SMPLX_NEUTRAL.npz (the shipped open neutral)")
-        atomic_write_bytes(out / "evaluation.json", json.dumps(res, indent=1).encode())
+        evaluate_vposer.save_json(res, out / "evaluation.json")
     return 0
 
 

@@ -344,17 +344,17 @@ class VPoserTrainer:
     def render_pictures(self, num: int = 6) -> None:
         """Reconstructions (top: input, bottom: reconstruction) of vald poses and random samples as PNGs,
         made with the best snapshot (the model ``load_vposer`` returns) and named after it."""
-        try:
-            import copy
+        import copy
 
+        best = copy.deepcopy(self.vposer).eval()
+        best.load_state_dict(torch.load(self.best_snapshot, map_location=self.device, weights_only=True))
+        try:
             from human_body_prior.body_model.body_model import BodyModel
             from human_body_prior.tools.visualization_tools import imagearray2file, render_smpl_params
 
             bm = BodyModel(self.ps.bm_path)
             idx = torch.linspace(0, len(self.vald_poses) - 1, num).long()
             p = self.vald_poses[idx].to(self.device)
-            best = copy.deepcopy(self.vposer).eval()
-            best.load_state_dict(torch.load(self.best_snapshot, map_location=self.device, weights_only=True))
             with torch.no_grad():
                 rec = best.decode(best.encode(p).loc, output_type="aa")
                 samples = best.sample_poses(num, output_type="aa", seed=self.seed)
