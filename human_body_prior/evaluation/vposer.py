@@ -1,6 +1,6 @@
 """Measure a trained VPoser on held-out poses and on its own samples.
 
-    python -m human_body_prior.train.evaluate_vposer --expr-dir support_data/vposer_v1_0_open \\
+    python -m human_body_prior.evaluation.vposer --expr-dir support_data/vposer_v1_0_open \\
         --data-dir /work/scratch/mocap/vposer_data [--splits vald test] [--num-samples 1000] [--json out.json]
 
 All body quantities use the body model ``--bm-path`` (default: the shipped open SMPL-X neutral) posed
@@ -36,9 +36,9 @@ from pathlib import Path
 import torch
 
 from human_body_prior.body_model.joint_names import JOINT_NAMES
+from human_body_prior.evaluation.hinges import anatomical_share
+from human_body_prior.priors.experiment import load_vposer
 from human_body_prior.priors.vposer import VPoser
-from human_body_prior.tools.hinges import anatomical_share
-from human_body_prior.tools.model_loader import load_vposer
 from human_body_prior.train.losses import M_TO_MM, BodySurface, kl_to_standard_normal
 from human_body_prior.train.pose_data import load_pose_split
 
