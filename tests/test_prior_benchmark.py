@@ -19,7 +19,7 @@ from human_body_prior.evaluation.prior_metrics import (apd, fid, frechet_distanc
 from human_body_prior.evaluation.prior_protocols import (OCCLUSIONS, BenchData, complete, joint_ids,
                                                          part_vertices)
 from human_body_prior.priors.gmm import GMMPosePrior, default_gmm_path, fit_gmm
-from human_body_prior.tools.model_loader import load_vposer
+from human_body_prior.priors.experiment import load_vposer
 
 
 @pytest.fixture(scope="module")

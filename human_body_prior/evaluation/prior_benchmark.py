@@ -121,15 +121,18 @@ def build_priors(names, data: BenchData, vposer_v1_dir=None, vposer_v2_dir=None,
             priors.append(GMMPrior(GMMPosePrior.load(gmm_path, dtype=data.dtype)))
         elif name == "vposer_v1":
             import human_body_prior as hbp
-            from human_body_prior.tools.model_loader import load_vposer
+            from human_body_prior.priors.experiment import load_vposer
 
             vp, _ = load_vposer(vposer_v1_dir or hbp.default_vposer_dir(), verbose=False)
             priors.append(LatentPrior.from_vposer_v1(vp.to(data.dtype)))
         elif name == "vposer_v2":
             if vposer_v2_dir is None:
                 raise ValueError("the prior 'vposer_v2' needs --vposer-v2 DIR (a 2021 experiment folder)")
-            from human_body_prior.tools.model_loader import load_model
+            from human_body_prior.priors import experiment
 
+            load_model = getattr(experiment, "load_model", None)  # the 2021 loader (issue #13)
+            if load_model is None:
+                raise ValueError("this version cannot load VPoser v2 experiments (no load_model)")
             vp, _ = load_model(vposer_v2_dir, disable_grad=True)
             priors.append(LatentPrior.from_vposer_v2(vp.to(data.dtype)))
         else:
@@ -246,7 +249,7 @@ def render_pictures(data: BenchData, priors: list, out_dir: str, num_samples: in
                     part: str = "left_arm", frame: int = 0) -> list:
     """samples_<prior>.png: num_samples samples (seed) from front and side; completion_<prior>.png: the
     held-out frame (grey) and 5 completions of the occluded part."""
-    from human_body_prior.tools.visualization_tools import imagearray2file, render_vertices
+    from human_body_prior.mesh.rendering import imagearray2file, render_vertices
 
     written = []
     faces = data.bm.f.cpu().numpy() if torch.is_tensor(data.bm.f) else np.asarray(data.bm.f)

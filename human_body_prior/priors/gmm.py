@@ -185,19 +185,29 @@ def fit_gmm(poses, num_components: int = 8, iterations: int = 100, seed: int = 0
     return GMMPosePrior(weights, means, covs, dtype=torch.float64)
 
 
-def main(argv=None):
-    from human_body_prior.fitting.heldout import load_poses
+def _training_poses(folder) -> np.ndarray:
+    """pose.pt (N, 63) of a prepared data split folder (read with weights_only=True)."""
+    path = Path(folder) / "pose.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no pose.pt in {folder} (expected a prepared split folder, e.g. vposer_data/train)")
+    pose = torch.load(path, map_location="cpu", weights_only=True)
+    pose = np.asarray(pose, dtype=np.float64).reshape(len(pose), -1)
+    if pose.shape[1] != POSE_DIM:
+        raise ValueError(f"{path}: expected (N, {POSE_DIM}) body poses, got {pose.shape}")
+    return pose
 
+
+def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m human_body_prior.priors.gmm",
                                  description="Fit the max-mixture GMM pose prior on training poses.")
-    ap.add_argument("--train", required=True, help="training split folder (pose.pt) or AMASS-style takes")
+    ap.add_argument("--train", required=True, help="training split folder with pose.pt (N, 63)")
     ap.add_argument("--out", required=True, help="output .npz")
     ap.add_argument("--components", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     try:
-        poses = load_poses(args.train)["pose_body"]
+        poses = _training_poses(args.train)
         gmm = fit_gmm(poses, args.components, args.iterations, args.seed, verbose=True)
         gmm.save(args.out)
         e = gmm.energy(torch.as_tensor(poses, dtype=torch.float64))
