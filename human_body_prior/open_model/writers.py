@@ -7,6 +7,9 @@ SMPL-X: K = 400, shape in columns 0..299, expression in 300..399.
 SMPL-H and SMPL: K = 300 (smplx caps both at 10 betas unless the file has 300 columns).
 Extra non-official key: ``keypoint_vertex_ids`` (21,), smplx's extra keypoints in the order of
 ``landmarks.KEYPOINT_NAMES``.
+Each file's vertices are reordered so smplx's vertex-id table for its type lands on the matching
+anatomy (``vertex_order``): SMPL-X follows the ``smplx`` table, SMPL-H and SMPL the ``smplh`` table,
+MANO the ``mano`` table; ``keypoint_vertex_ids`` then equals that table.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from human_body_prior.body_model.joint_names import (
     SMPLH_JOINT_NAMES,
     SMPLX_JOINT_NAMES,
 )
+from human_body_prior.open_model.landmarks import KEYPOINT_NAMES
+from human_body_prior.open_model.vertex_order import MANO_FINGERTIPS, reorder_for_table
 from human_body_prior.tools.atomic_io import atomic_write
 
 ROOT_PARENT = 4294967295
@@ -111,7 +116,7 @@ def smplx_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
         "dynamic_lmk_bary_coords": body.dynamic_lmk_bary_coords.astype(np.float64),
         "keypoint_vertex_ids": body.keypoint_vertex_ids.astype(np.int64),
     })
-    return out
+    return reorder_for_table(out, "smplx", body.keypoint_vertex_ids)
 
 
 def smplh_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
@@ -121,7 +126,7 @@ def smplh_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
     out["shapedirs"] = _pad_dirs(body.shapedirs, 300)
     out.update(_hand_pca())
     out["keypoint_vertex_ids"] = body.keypoint_vertex_ids.astype(np.int64)
-    return out
+    return reorder_for_table(out, "smplh", body.keypoint_vertex_ids)
 
 
 def smpl_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
@@ -135,7 +140,8 @@ def smpl_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
     w, reg = _merge_joints(body.weights, body.j_regressor, SMPL_JOINT_NAMES, fold)
     out = _common(body, "smpl", w, reg)
     out["shapedirs"] = _pad_dirs(body.shapedirs, 300)
-    return out
+    out["keypoint_vertex_ids"] = body.keypoint_vertex_ids.astype(np.int64)
+    return reorder_for_table(out, "smpl", body.keypoint_vertex_ids)
 
 
 def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
@@ -201,4 +207,6 @@ def mano_arrays(body: BuiltBody, side: str, num_betas: int = 10) -> dict[str, np
         "hands_components": np.eye(45, dtype=np.float64),
         "hands_mean": np.zeros(45, dtype=np.float64),
     }
-    return out
+    prefix = side[0]  # KEYPOINT_NAMES call the fingertips lthumb, ..., rpinky
+    tips = body.keypoint_vertex_ids[[KEYPOINT_NAMES.index(prefix + f) for f in MANO_FINGERTIPS]]
+    return reorder_for_table(out, "mano", new_of_old[tips])
