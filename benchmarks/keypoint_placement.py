@@ -30,7 +30,7 @@ FINGER_NUM = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}
 
 def _load(path):
     with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        return {k: z[k] for k in z.files if k not in ("joint2num", "part2num")}  # skip the pickled name tables
 
 
 def table_vs_keypoints(folder):

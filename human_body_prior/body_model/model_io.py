@@ -39,6 +39,7 @@ OPTIONAL_METADATA = frozenset({
 })
 _ROOT_PARENTS = (-1, 2 ** 32 - 1)  # how files store the root's parent (int and uint32 writers)
 _SPARSE_DENSE_SLACK = 2 ** 24  # bytes a sparse matrix may expand to regardless of the file's size
+_MAX_DEFLATE_RATIO = 1100  # deflate expands at most ~1032x
 
 
 class ModelFileError(ValueError):
@@ -101,6 +102,21 @@ def _checked_encode(text, encoding="utf-8", errors="strict"):
     return codecs.encode(text, "latin1", errors)
 
 
+def _checked_zlib_decompress(data, *args):
+    """zlib.decompress for array data stored compressed (the shipped plain-numpy SMPL .pkl); output is
+    bounded by deflate's largest expansion of the input, so the file's size bounds the allocation."""
+    if not isinstance(data, (bytes, bytearray)) or args:
+        raise pickle.UnpicklingError("refusing zlib.decompress with arguments other than one bytes object")
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, _MAX_DEFLATE_RATIO * len(data) + 65536)
+    except zlib.error as err:
+        raise pickle.UnpicklingError(f"damaged compressed array data: {err}") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise pickle.UnpicklingError("compressed array data is truncated or expands beyond what deflate can")
+    return out
+
+
 # Python 3 names of the globals a model file may use. Python 2 names (__builtin__, copy_reg, ...) are first
 # translated by the standard library's own Python-2 table, so the translation cannot widen this list.
 _SAFE_GLOBALS = {
@@ -114,6 +130,7 @@ _SAFE_GLOBALS = {
     ("_codecs", "encode"): _checked_encode,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("zlib", "decompress"): _checked_zlib_decompress,
 }
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _SAFE_GLOBALS[(_mod, "_reconstruct")] = _checked_array_reconstruct
@@ -234,7 +251,7 @@ def _load_pickle(path: Path) -> dict:
 def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
     """One .npy member, with object arrays unpickled by the restricted unpickler. The sizes the member's
     header announces are checked against what the archive stores before anything is allocated."""
-    max_ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1100  # deflate expands at most ~1032x
+    max_ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
     if info.file_size > max_ratio * info.compress_size + 4096:
         raise ValueError(f"the archive says it inflates {info.compress_size} bytes to {info.file_size}, "
                          "which its compression cannot do (damaged)")

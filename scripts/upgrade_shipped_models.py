@@ -1,9 +1,11 @@
-"""Apply the smplx-table vertex order (open_model.vertex_order) to already built model files in place.
+"""Bring model files of an earlier build to what the current builder writes, without the 13-minute rebuild.
 
-The builder (python -m human_body_prior.open_model.build) writes this order itself; this script brought the
-files built before it into the same order without the 13-minute rebuild. It is idempotent.
+Applies the smplx-table vertex order (open_model.vertex_order), adds ``joint2num``/``part2num`` to the
+SMPL-X files and writes SMPL's plain-numpy ``.pkl`` beside its ``.npz``, through the builder's own writer
+functions, in place. The builder (python -m human_body_prior.open_model.build) does all of this itself.
+Idempotent.
 
-    python scripts/reorder_shipped_models.py support_data/body_models
+    python scripts/upgrade_shipped_models.py support_data/body_models
 """
 
 import sys
@@ -11,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from human_body_prior.body_model.model_io import load_model_file
 from human_body_prior.open_model.landmarks import KEYPOINT_NAMES
 from human_body_prior.open_model.vertex_order import MANO_FINGERTIPS, reorder_for_table
-from human_body_prior.open_model.writers import save_npz_atomic
+from human_body_prior.open_model.writers import _name_table, save_npz_atomic, save_pickle_atomic
 
 
 def _load(path):
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    return load_model_file(path, required=())
 
 
 def _match(points, reference, atol=1e-9):
@@ -47,8 +49,14 @@ def main(folder):
             kp = _match(body_v[body_kp], arrays["v_template"])
             if model_type == "smpl":
                 arrays["keypoint_vertex_ids"] = kp
-            save_npz_atomic(folder / rel, reorder_for_table(arrays, model_type, kp))
+            if model_type == "smplx":
+                arrays.update(joint2num=_name_table("smplx"), part2num=_name_table("smplx"))
+            arrays = reorder_for_table(arrays, model_type, kp)
+            save_npz_atomic(folder / rel, arrays)
             print(f"{rel}: reordered for smplx's {model_type} table")
+            if model_type == "smpl":
+                save_pickle_atomic((folder / rel).with_suffix(".pkl"), arrays)
+                print(f"{rel[:-4]}.pkl: written")
         if gender != "NEUTRAL":
             continue
         wrist = {n: smplx["J_regressor"][i] @ body_v for n, i in (("left", 20), ("right", 21))}
