@@ -3,8 +3,9 @@
 The official .pkl files of SMPL, SMPL-H and MANO were written by Python 2 with chumpy and scipy.sparse;
 the official SMPL-X .npz files hold a few pickled members (``joint2num``, ``part2num``). Both are read by
 a restricted unpickler that can build numpy arrays, a few inert builtins and placeholders for chumpy and
-scipy.sparse objects, and nothing else: no code from the file runs, neither chumpy nor scipy is needed,
-and no size is taken from the file without checking it against the file's own length.
+scipy.sparse objects (and ``zlib.decompress`` for deflated array data), and nothing else: no code from
+the file runs, neither chumpy nor scipy is needed, and no size is taken from the file without checking it
+against the file's own length.
 
 ``load_model_file`` also validates what it read (finite values, face indices, the kinematic tree, the
 vertex count of every per-vertex array) and names the file and key of anything wrong.
@@ -245,7 +246,16 @@ def _load_pickle(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ModelFileError(f"{path}: expected a pickled dict of arrays, found {type(data).__name__}")
     budget = max(_SPARSE_DENSE_SLACK, 16 * len(raw))
-    return {str(k): _to_numpy(v, str(path), str(k), budget) for k, v in data.items()}
+    out = {}
+    for key, value in data.items():
+        key = str(key)
+        try:
+            out[key] = _to_numpy(value, str(path), key, budget)
+        except ModelFileError as err:
+            if key not in OPTIONAL_METADATA:
+                raise
+            warnings.warn(f"{err}; it is optional metadata, skipped", stacklevel=3)
+    return out
 
 
 def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
