@@ -33,6 +33,7 @@ CASES = [
     ("train.vposer_smpl", ["--num_epochs"], 2, ["--num_epochs", "needs a value"]),
     ("train.evaluate_vposer", ["--data-dir", "{tmp}/nodata", "--num-samples", "0"], 2, ["--num-samples", "'0'"]),
     ("train.evaluate_vposer", ["--data-dir", "{tmp}/nodata", "--expr-dir", "{tmp}/noexpr"], 1, ["noexpr"]),
+    ("evaluation.vposer", ["--data-dir", "{tmp}/nodata", "--num-threads", "-2"], 2, ["--num-threads"]),
     ("train.train_open_vposer", ["--work-dir", "{tmp}/w", "--num-epochs", "-1"], 2, ["--num-epochs"]),
     ("train.train_open_vposer", [], 2, ["--work-dir"]),
     ("data.prepare_open_mocap", ["--mocap-dir", "{tmp}/nomocap", "--work-dir", "{tmp}/w", "--out-dir", "{tmp}/o"],
@@ -83,6 +84,22 @@ def test_user_error_is_one_line(module, args, code, words, tmp_path):
     # (and empty work folders some commands create before failing)
     left = [p for p in tmp_path.rglob("*") if p.is_file() and p != regular]
     assert not left, left
+
+
+def test_every_command_runs_through_cli():
+    """Each module with a ``__main__`` block exits with ``cli.run(main...)``, and each has a case above."""
+    import ast
+
+    pkg = ROOT / "human_body_prior"
+    commands = set()
+    for path in pkg.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+                commands.add(path.relative_to(pkg).with_suffix("").as_posix().replace("/", "."))
+                assert "sys.exit(cli.run(main" in ast.unparse(node), f"{path}: __main__ does not use cli.run"
+    commands.discard("tools.cli")
+    assert commands == {c[0] for c in CASES}
 
 
 # ------------------------------------------------------------------------------------------- cli.run itself

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from human_body_prior.priors import experiment
 from human_body_prior.priors.vposer import VPoser
-from human_body_prior.tools import model_loader
 from human_body_prior.tools.atomic_io import atomic_write
 from human_body_prior.train import distributed
 from human_body_prior.train.losses import BodySurface, vposer_loss
@@ -272,7 +272,7 @@ class VPoserTrainer:
             raise FileNotFoundError(f"cannot resume: {path} not found")
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state and "optimizer" in state:
-            model_loader.load_state_dict_checked(self.vposer, state["model"], source=f"training state {path}")
+            experiment.load_state_dict_checked(self.vposer, state["model"], source=f"training state {path}")
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler"):
                 self.scheduler.load_state_dict(state["scheduler"])
@@ -284,7 +284,7 @@ class VPoserTrainer:
             m = re.match(r"^TR\d+_E(\d+)\.pt$", path.name)
             if m is None:
                 raise ValueError(f"cannot resume from {path}: neither a training state nor a TRxx_Eyyy.pt snapshot")
-            model_loader.load_state_dict_checked(self.vposer, model_loader.read_state_dict(path),
+            experiment.load_state_dict_checked(self.vposer, experiment.read_state_dict(path),
                                                  source=f"snapshot {path}")
             self.epoch = int(m.group(1))
         self.vposer.to(device=self.device, dtype=self.dtype)
@@ -323,7 +323,7 @@ class VPoserTrainer:
                 self.best_val = val_loss
                 self.epochs_since_best = 0
                 if self.dist.is_main:
-                    self.best_snapshot = model_loader.write_vposer_experiment(
+                    self.best_snapshot = experiment.write_vposer_experiment(
                         self.work_dir, self.vposer, settings=self._settings_to_save(), epoch=epoch,
                         try_num=self.try_num, expr_code=self.expr_code)
             else:
@@ -350,7 +350,7 @@ class VPoserTrainer:
         best.load_state_dict(torch.load(self.best_snapshot, map_location=self.device, weights_only=True))
         try:
             from human_body_prior.body_model.body_model import BodyModel
-            from human_body_prior.tools.visualization_tools import imagearray2file, render_smpl_params
+            from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params
 
             bm = BodyModel(self.ps.bm_path)
             idx = torch.linspace(0, len(self.vald_poses) - 1, num).long()
