@@ -45,14 +45,17 @@ class SourceKeyPoints(nn.Module):
 
 
 def fit(ik, source, targets, batch):
-    """IK over targets (n, 22, 3) in batches -> (fitted joints (n, 22, 3), seconds)."""
+    """IK over targets (n, 22, 3) in batches -> (fitted joints (n, 22, 3), wall seconds, CPU seconds).
+
+    CPU seconds (this process's, all threads) are reported beside wall time because the machines this
+    runs on are shared: with one thread on a busy machine they are what an idle core would take."""
     out = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for s in range(0, len(targets), batch):
         res = ik(source, targets[s:s + batch])
         with torch.no_grad():
             out.append(source({k: res[k] for k in ("root_orient", "pose_body", "trans", "betas")})["source_kpts"])
-    return torch.cat(out), time.perf_counter() - t0
+    return torch.cat(out), time.perf_counter() - t0, time.process_time() - c0
 
 
 def main(argv=None):
@@ -79,15 +82,16 @@ def main(argv=None):
     ik = IK_Engine(args.expr_dir, data_loss=nn.MSELoss(reduction="sum"), optimizer_args=OPTIMIZER_ARGS,
                    stepwise_weights=STEPWISE_WEIGHTS, verbosity=0)
 
-    fitted, seconds = fit(ik, source, targets, args.batch)
+    fitted, seconds, cpu = fit(ik, source, targets, args.batch)
     err = (fitted - targets).norm(dim=-1) * 1000
     n1 = min(args.timing_frames, len(targets))
-    fitted1, seconds1 = fit(ik, source, targets[:n1], 1)
+    fitted1, seconds1, cpu1 = fit(ik, source, targets[:n1], 1)
     err1 = (fitted1 - targets[:n1]).norm(dim=-1) * 1000
     res = {"frames": int(len(idx)), "batch": args.batch, "mean_joint_error_mm": float(err.mean()),
            "median_joint_error_mm": float(err.median()), "p95_frame_error_mm": float(err.mean(1).quantile(0.95)),
-           "frames_per_second_batch": len(idx) / seconds,
+           "frames_per_second_batch": len(idx) / seconds, "frames_per_cpu_second_batch": len(idx) / cpu,
            "timing_frames_batch1": n1, "frames_per_second_batch1": n1 / seconds1,
+           "frames_per_cpu_second_batch1": n1 / cpu1, "load_average_1min_at_end": os.getloadavg()[0],
            "mean_joint_error_mm_batch1_frames": float(err1.mean()),
            "same_frames_at_batch_size": float(err[:n1].mean()),
            "stepwise_weights": STEPWISE_WEIGHTS, "optimizer_args": OPTIMIZER_ARGS,

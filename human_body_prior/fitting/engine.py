@@ -134,11 +134,16 @@ class BodyFitter:
         return self.joints_model.from_rotations(axis_angle_to_matrix(root_orient),
                                                 self.pose_space.decode_rotations(pose_var), trans, betas, num_joints)
 
+    def prior_term(self, pose_var: torch.Tensor) -> torch.Tensor:
+        """(B,) per-frame prior before weighting: the pose space's (|poZ_body|^2, |pose_body|^2 or 0).
+        A subclass may replace it, e.g. with another prior's energy of pose_body on the 'l2' space."""
+        return self.pose_space.prior(pose_var)
+
     def frame_loss(self, prepared, prior_weight: float, num_joints: int):
         """The objective E_b of the module docstring as a function of (root_orient, trans, pose, betas) -> (B,)."""
         def loss(root_orient, trans, pose_var, betas):
             joints = self.posed_joints(root_orient, pose_var, trans, betas, num_joints)
-            value = data_term(prepared, joints) + prior_weight * self.pose_space.prior(pose_var)
+            value = data_term(prepared, joints) + prior_weight * self.prior_term(pose_var)
             if self.fit_betas:
                 value = value + self.betas_weight * (betas * betas).sum(-1)
             return value
