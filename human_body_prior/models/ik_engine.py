@@ -53,15 +53,14 @@ def load_vposer_any(expr_dir=None):
     folder = Path(expr_dir if expr_dir is not None else default_vposer_dir())
     if not folder.is_dir():
         raise FileNotFoundError(f"VPoser experiment folder {folder} not found")
-    if any(folder.glob("*.yaml")) and not any(folder.glob("*.ini")):
+    if (any(folder.glob("*.yaml")) or any(folder.glob("*.yml"))) and not any(folder.glob("*.ini")):
         try:
-            from human_body_prior.priors.experiment import load_model
-            from human_body_prior.models.vposer_model import VPoser
+            from human_body_prior.priors.vposer_v2_io import load_model
         except ImportError as err:
             raise ValueError(f"{folder} is a 2021 (v2) VPoser folder, which this installation cannot load "
-                             f"yet ({err})") from None
-        model, _ = load_model(str(folder), model_code=VPoser, remove_words_in_model_weights="vp_model.",
-                              disable_grad=True)
+                             f"({err})") from None
+        model, _ = load_model(str(folder), remove_words_in_model_weights="vp_model.", disable_grad=True,
+                              comp_device="cpu", verbose=False)
     else:
         from human_body_prior.priors.experiment import load_vposer
         model, _ = load_vposer(str(folder), vp_model="snapshot", verbose=False)
