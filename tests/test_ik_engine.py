@@ -116,3 +116,18 @@ def test_bad_and_degenerate_targets(bm, targets):
         _engine(optimizer_args={"type": "SGD"})
     with pytest.raises(ValueError, match="max_iter'\\] must be an integer >= 1"):
         _engine(optimizer_args={"type": "LBFGS", "max_iter": 0})
+
+
+def test_v2_vposer_folder(bm, targets):
+    pytest.importorskip("human_body_prior.models.vposer_model", reason="the v2 model (#13) is not in this tree")
+    from pathlib import Path
+
+    folders = sorted(p.parent for p in Path(hbp.support_data_dir()).glob("*/*.yaml"))
+    if not folders:
+        pytest.skip("no shipped v2 VPoser folder in this tree yet (#13)")
+    ik = _engine(vposer_expr_dir=str(folders[0]), optimizer_args={"type": "LBFGS", "max_iter": 300})
+    res = ik(SourceJoints(bm), targets[:2])
+    assert res["pose_body"].shape == (2, 63) and res["poZ_body"].shape[0] == 2
+    with torch.no_grad():
+        fitted = bm(**{k: res[k] for k in ("pose_body", "root_orient", "trans", "betas")}).Jtr[:, :22]
+    assert ((fitted - targets[:2]).norm(dim=-1).mean(-1) * 1000 < 20).all()
