@@ -253,3 +253,19 @@ def test_command_errors_are_one_line(capsys):
     assert prior_benchmark.main(["--quick", "--priors", "none,nonsense", "--no-pictures"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nonsense" in err[0]
+
+
+@pytest.mark.render
+def test_render_vertices_takes_per_vertex_colours():
+    from human_body_prior.mesh.rendering import render_vertices
+
+    # two separate triangles facing the camera: left one red, right one blue
+    v = np.array([[-1.0, 0, 0], [-0.2, 0, 0], [-0.6, 0.8, 0], [0.2, 0, 0], [1.0, 0, 0], [0.6, 0.8, 0]])
+    f = np.array([[0, 1, 2], [3, 4, 5]])
+    col = np.array([[1.0, 0, 0]] * 3 + [[0, 0, 1.0]] * 3)
+    img = render_vertices(v[None], f, width=120, height=80, color=col)[0, 0].astype(int)
+    left, right = img[:, :60].reshape(-1, 3), img[:, 60:].reshape(-1, 3)
+    assert ((left[:, 0] - left[:, 2]) > 60).any() and not ((left[:, 2] - left[:, 0]) > 60).any()
+    assert ((right[:, 2] - right[:, 0]) > 60).any() and not ((right[:, 0] - right[:, 2]) > 60).any()
+    with pytest.raises(ValueError, match="color must have shape"):
+        render_vertices(v[None], f, color=col[:4])

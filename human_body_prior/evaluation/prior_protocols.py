@@ -92,6 +92,12 @@ class BenchData:
         return self._cache[key]
 
 
+def _sem(x: np.ndarray) -> float:
+    """Standard error of the mean over frames."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
+
+
 def _mean_std(rows: list) -> tuple:
     keys = rows[0].keys()
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
@@ -213,27 +219,33 @@ def complete(data: BenchData, prior, observed: torch.Tensor, occluded: list, hyp
 
 
 def completion(data: BenchData, prior, frames: np.ndarray, parts=tuple(OCCLUSIONS), hypotheses: int = 10,
-               seed: int = 0, iterations: int = 80) -> dict:
+               seed: int = 0, iterations: int = 80, latent_weight: float = LATENT_COMPLETION_WEIGHT,
+               split: str = "test") -> dict:
     """Per occlusion set: min and mean (over the hypotheses) MPVPE (mm) over the occluded part's
     vertices, averaged over frames, and the APD (cm, 22 joints) across each frame's hypotheses."""
-    gt = data.test[frames].to(data.dtype)
+    gt = (data.test if split == "test" else data.vald)[frames].to(data.dtype)
     gt_v = data.vertices(gt)
     res = {}
     for p_i, part in enumerate(parts):
         occ = joint_ids(OCCLUSIONS[part])
         verts = torch.as_tensor(part_vertices(data.bm, OCCLUSIONS[part]))
         t0 = time.perf_counter()
-        hyp = complete(data, prior, gt, occ, hypotheses, seed=seed * 100 + p_i, iterations=iterations)
+        hyp = complete(data, prior, gt, occ, hypotheses, seed=seed * 100 + p_i, iterations=iterations,
+                       latent_weight=latent_weight)
         seconds = time.perf_counter() - t0
         F, S = hyp.shape[:2]
         v = data.vertices(hyp.reshape(F * S, 63)).reshape(F, S, -1, 3)
         err = (v[:, :, verts] - gt_v[:, None, verts]).norm(dim=-1).mean(-1) * 1000.0  # (F, S) mm
         j = data.joints(hyp.reshape(F * S, 63)).reshape(F, S, NUM_BODY_JOINTS, 3)
         apds = [apd(j[f]) * 100.0 for f in range(F)] if S > 1 else [0.0]
-        res[part] = {"mpvpe_min_mm": float(err.min(1).values.mean()), "mpvpe_mean_mm": float(err.mean()),
-                     "apd_cm": float(np.mean(apds)), "seconds_per_frame": seconds / F}
+        best = err.min(1).values
+        res[part] = {"mpvpe_min_mm": float(best.mean()), "mpvpe_mean_mm": float(err.mean()),
+                     "mpvpe_min_sem_mm": _sem(best.numpy()), "apd_cm": float(np.mean(apds)),
+                     "seconds_per_frame": seconds / F}
     return {"parts": res, "frames": int(len(frames)), "hypotheses": int(hypotheses), "iterations": iterations,
-            "mean": {k: float(np.mean([r[k] for r in res.values()])) for k in next(iter(res.values()))}}
+            "latent_weight": latent_weight if prior.kind == "latent" else None,
+            "mean": {k: float(np.mean([r[k] for r in res.values()])) for k in next(iter(res.values()))
+                     if not k.endswith("sem_mm")}}
 
 
 # ---------------------------------------------------------------------- fitting protocols
@@ -293,7 +305,8 @@ def fitting_protocol(data: BenchData, prior, weight: float, frames: np.ndarray, 
     truth, targets, conf = fitting_targets(data, split, frames, noise_mm, missing, seed)
     fit, params, seconds = fit_joints(data, prior, weight, targets, conf)
     d = np.linalg.norm(fit.to(torch.float64).numpy() - truth, axis=-1) * 1000.0
-    res = {"mpjpe_mm": float(d.mean()), "seconds_per_frame": seconds / len(frames), "weight": weight}
+    res = {"mpjpe_mm": float(d.mean()), "mpjpe_sem_mm": _sem(d.mean(1)), "seconds_per_frame": seconds / len(frames),
+           "weight": weight}
     if missing > 0:
         res["visible_mm"] = float(d[conf > 0].mean())
         res["missing_mm"] = float(d[conf == 0].mean())
