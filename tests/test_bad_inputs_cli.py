@@ -56,6 +56,10 @@ CASES = [
     ("data.bvh2amass", ["{tmp}/missing.bvh", "{tmp}/out.npz", "--target-fps", "0"], 2, ["--target-fps"]),
     ("data.mocap_report", ["--raw-dir", "{tmp}/noraw", "--out-json", "{tmp}/q.json"], 1, ["noraw"]),
     ("data.mocap_report", ["--raw-dir", "{tmp}", "--out-json", "{tmp}/q.json"], 1, ["no BVH takes"]),
+    ("evaluation.prior_benchmark", ["--threads", "0"], 2, ["--threads"]),
+    ("evaluation.prior_benchmark", ["--write-subset", "{tmp}/s"], 1, ["--write-subset needs --data"]),
+    ("priors.gmm", ["--train", "{tmp}/notrain", "--out", "{tmp}/g.npz"], 1, ["notrain"]),
+    ("priors.gmm", ["--train", "{tmp}", "--out", "{tmp}/g.npz", "--components", "0"], 2, ["--components"]),
 ]
 
 
