@@ -131,12 +131,13 @@ def build_priors(names, data: BenchData, vposer_v1_dir=None, vposer_v2_dir=None,
         elif name == "vposer_v2":
             if vposer_v2_dir is None:
                 raise ValueError("the prior 'vposer_v2' needs --vposer-v2 DIR (a 2021 experiment folder)")
-            from human_body_prior.priors import experiment
+            import importlib
 
-            load_model = getattr(experiment, "load_model", None)  # the 2021 loader (issue #13)
-            if load_model is None:
-                raise ValueError("this version cannot load VPoser v2 experiments (no load_model)")
-            vp, _ = load_model(vposer_v2_dir, disable_grad=True)
+            try:  # the 2021 loader (issue #13)
+                load_model = importlib.import_module("human_body_prior.priors.vposer_v2_io").load_model
+            except ImportError as exc:
+                raise ValueError("this version cannot load VPoser v2 experiment folders") from exc
+            vp, _ = load_model(vposer_v2_dir, disable_grad=True, comp_device="cpu", verbose=False)
             priors.append(LatentPrior.from_vposer_v2(vp.to(data.dtype)))
         else:
             raise ValueError(f"unknown prior {name!r}; choose from {PRIOR_NAMES}")
