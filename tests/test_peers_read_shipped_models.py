@@ -7,6 +7,7 @@ Both are test-only dependencies (see scripts/setup.sh for how body-models is ins
 
 import io
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,11 @@ def test_body_models_loads_mano(body_models_torch, side):
         theirs = peer.forward_vertices(x["pose_hand"].view(B, 15, 3), wrist_rotation=x["root_orient"],
                                        shape=x["betas"], global_translation=x["trans"])
     np.testing.assert_allclose(theirs.numpy(), _ours(path, "mano", x), atol=TOL, rtol=0)
+
+
+def test_readme_peer_snippet_runs():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Peers read the shipped files", 1)[1].split("\n## ", 1)[0]
+    (snippet,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    pytest.importorskip("body_models")
+    exec(compile(snippet, "README.md peers snippet", "exec"), {"__name__": "__readme__"})

@@ -20,7 +20,6 @@ fitting (20 mm noise, 30% missing joints). See docs/PRIORS.md.
 writes the small pose subset (train 3000, test 1000 frames with root orientations, seed 0).
 """
 
-import argparse
 import json
 import os
 import platform
@@ -33,9 +32,11 @@ import torch
 from tqdm import tqdm
 
 from human_body_prior.evaluation.compared_priors import GMMPrior, L2Prior, LatentPrior, NoPrior
-from human_body_prior.evaluation.prior_protocols import (OCCLUSIONS, BenchData, completion, complete,
+from human_body_prior.evaluation.prior_protocols import (LATENT_COMPLETION_WEIGHT, OCCLUSIONS, BenchData,
+                                                         completion, complete,
                                                          fitting_protocol, generation, generation_real,
                                                          joint_ids, part_vertices, tune_weight)
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
 PRIOR_NAMES = ("none", "l2", "gmm", "vposer_v1", "vposer_v2")
@@ -46,14 +47,16 @@ DEFAULT_WEIGHTS = {
     "denoise_100": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
     "partial": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
 }
-WEIGHT_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+WEIGHT_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+# latent priors' completion: weight of |z|^2 against the rotation misfit of the observed joints
+LATENT_COMPLETION_GRID = (1e-3, 1e-2, 1e-1)
 FIT_PROTOCOLS = {"denoise_40": (40.0, 0.0), "denoise_100": (100.0, 0.0), "partial": (20.0, 0.3)}
 
 SIZES = {
-    "full": dict(seeds=(0, 1, 2, 3, 4), samples=500, completion_frames=100, hypotheses=10, fit_frames=512,
-                 tune_frames=128, iterations=80),
+    "full": dict(seeds=(0, 1, 2), samples=500, completion_frames=60, hypotheses=10, fit_frames=384,
+                 tune_frames=96, tune_completion_frames=16, iterations=80),
     "quick": dict(seeds=(0, 1), samples=100, completion_frames=3, hypotheses=10, fit_frames=24,
-                  tune_frames=0, iterations=80),
+                  tune_frames=0, tune_completion_frames=0, iterations=80),
 }
 
 
@@ -91,7 +94,7 @@ def load_data(bm, data_dir=None) -> tuple:
     train, _ = _load_split(folder, "train")
     test, test_root = _load_split(folder, "test")
     vald, vald_root = _load_split(folder, "vald") if (folder / "vald").is_dir() else (None, None)
-    return BenchData(bm, train, test, test_root, vald, vald_root), str(folder)
+    return BenchData(bm, train, test, test_root, vald, vald_root), f"data folder {folder.name}"
 
 
 def write_subset(data_dir, out, train_frames=3000, test_frames=1000, seed=0) -> str:
@@ -128,12 +131,13 @@ def build_priors(names, data: BenchData, vposer_v1_dir=None, vposer_v2_dir=None,
         elif name == "vposer_v2":
             if vposer_v2_dir is None:
                 raise ValueError("the prior 'vposer_v2' needs --vposer-v2 DIR (a 2021 experiment folder)")
-            from human_body_prior.priors import experiment
+            import importlib
 
-            load_model = getattr(experiment, "load_model", None)  # the 2021 loader (issue #13)
-            if load_model is None:
-                raise ValueError("this version cannot load VPoser v2 experiments (no load_model)")
-            vp, _ = load_model(vposer_v2_dir, disable_grad=True)
+            try:  # the 2021 loader (issue #13)
+                load_model = importlib.import_module("human_body_prior.priors.vposer_v2_io").load_model
+            except ImportError as exc:
+                raise ValueError("this version cannot load VPoser v2 experiment folders") from exc
+            vp, _ = load_model(vposer_v2_dir, disable_grad=True, comp_device="cpu", verbose=False)
             priors.append(LatentPrior.from_vposer_v2(vp.to(data.dtype)))
         else:
             raise ValueError(f"unknown prior {name!r}; choose from {PRIOR_NAMES}")
@@ -152,10 +156,10 @@ def run(data: BenchData, priors: list, sizes: dict, tune: bool, progress=True) -
                                                          replace=False))
     tasks = [("generation", "real", None)]
     for p in priors:
-        tasks += [("generation", p.name, p), ("completion", p.name, p)]
+        tasks += [("generation", p.name, p)]
         if tune and p.name != "none":
             tasks += [("tune", p.name, p)]
-        tasks += [("fitting", p.name, p)]
+        tasks += [("completion", p.name, p), ("fitting", p.name, p)]
     bar = tqdm(tasks, desc="prior benchmark", disable=not progress, dynamic_ncols=True)
     for kind, name, p in bar:
         bar.set_postfix_str(f"{kind} {name}")
@@ -164,12 +168,20 @@ def run(data: BenchData, priors: list, sizes: dict, tune: bool, progress=True) -
         elif kind == "generation":
             res["generation"][name] = generation(data, p, sizes["seeds"], sizes["samples"])
         elif kind == "completion":
+            lw = res["weights"].get("completion", {}).get(name, LATENT_COMPLETION_WEIGHT)
             res["completion"][name] = completion(data, p, comp_frames, hypotheses=sizes["hypotheses"],
-                                                 iterations=sizes["iterations"])
+                                                 iterations=sizes["iterations"], latent_weight=lw)
         elif kind == "tune":
             tf = np.sort(np.random.default_rng(2).choice(len(data.vald), size=min(sizes["tune_frames"], len(data.vald)),
                                                          replace=False))
             res["tuning"][name] = {}
+            if p.kind == "latent":
+                cf = tf[:sizes["tune_completion_frames"]]
+                scores = {w: completion(data, p, cf, hypotheses=sizes["hypotheses"], iterations=sizes["iterations"],
+                                        latent_weight=w, split="vald")["mean"]["mpvpe_min_mm"]
+                          for w in LATENT_COMPLETION_GRID}
+                res["weights"].setdefault("completion", {})[name] = min(scores, key=scores.get)
+                res["tuning"][name]["completion"] = {f"{k:g}": v for k, v in scores.items()}
             for proto, (noise, missing) in FIT_PROTOCOLS.items():
                 w, scores = tune_weight(data, p, WEIGHT_GRID, tf, noise, missing)
                 res["weights"].setdefault(proto, {})[name] = w
@@ -200,22 +212,26 @@ def tables(res: dict) -> str:
             "(66-D, m^2); precision/recall: PRDC k = 3 on joint positions; dNN: summed per-joint angle to "
             "the nearest training pose (rad). Reference: held-out poses; the real row scores held-out poses "
             "against the training poses.", "",
-            "| prior | APD (cm) | FID aa | FID joints | precision | recall | dNN (rad) |", "|---|---|---|---|---|---|---|"]
+            "| prior | APD (cm) | FID aa | FID joints | precision | recall | dNN (rad) | ms/sample |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, r in g.items():
         m, s = r["mean"], r["std"]
+        ms = f"{1000 * r['seconds_per_sample']:.3f}" if "seconds_per_sample" in r else "-"
         out.append(f"| {name} | {_pm(m['apd_cm'], s['apd_cm'], '{:.2f}')} | {_pm(m['fid_aa'], s['fid_aa'], '{:.3f}')} | "
                    f"{_pm(m['fid_joints'], s['fid_joints'], '{:.4f}')} | {_pm(m['precision'], s['precision'], '{:.3f}')} | "
-                   f"{_pm(m['recall'], s['recall'], '{:.3f}')} | {_pm(m['dnn_rad'], s['dnn_rad'], '{:.3f}')} |")
+                   f"{_pm(m['recall'], s['recall'], '{:.3f}')} | {_pm(m['dnn_rad'], s['dnn_rad'], '{:.3f}')} | {ms} |")
     c = res["completion"]
     if c:
         first = next(iter(c.values()))
         parts = list(first["parts"])
         out += ["", "### Completion", "",
                 f"{first['frames']} held-out frames, {first['hypotheses']} hypotheses each; per occlusion set "
-                "min / mean over the hypotheses of the MPVPE (mm) over the occluded part's vertices.", "",
+                "min (± standard error over frames) / mean over the hypotheses of the MPVPE (mm) over the "
+                "occluded part's vertices; seconds per frame and occlusion set (all hypotheses).", "",
                 "| prior | " + " | ".join(parts) + " | mean | s/frame |", "|---" * (len(parts) + 3) + "|"]
         for name, r in c.items():
-            cells = [f"{r['parts'][p]['mpvpe_min_mm']:.1f} / {r['parts'][p]['mpvpe_mean_mm']:.1f}" for p in parts]
+            cells = [f"{r['parts'][p]['mpvpe_min_mm']:.1f} ± {r['parts'][p]['mpvpe_min_sem_mm']:.1f} / "
+                     f"{r['parts'][p]['mpvpe_mean_mm']:.1f}" for p in parts]
             sec = np.mean([r['parts'][p]['seconds_per_frame'] for p in parts])
             out.append(f"| {name} | " + " | ".join(cells) +
                        f" | {r['mean']['mpvpe_min_mm']:.1f} / {r['mean']['mpvpe_mean_mm']:.1f} | {sec:.3f} |")
@@ -228,49 +244,81 @@ def tables(res: dict) -> str:
     if any(f.values()):
         n = res.get("fit_frames")
         out += ["", "### Denoising", "", f"{n} held-out frames; Gaussian noise per axis on the 22 joints; "
-                "MPJPE (mm) of the fit against the clean joints; prior weight; seconds per frame.", "",
+                "MPJPE (mm, ± standard error over frames) of the fit against the clean joints; prior weight; "
+                "seconds per frame.", "",
                 "| prior | 40 mm: MPJPE | weight | s/frame | 100 mm: MPJPE | weight | s/frame |", "|---|---|---|---|---|---|---|"]
         for name in f["denoise_40"]:
             a, b = f["denoise_40"][name], f["denoise_100"][name]
-            out.append(f"| {name} | {a['mpjpe_mm']:.1f} | {a['weight']:g} | {a['seconds_per_frame']:.4f} | "
-                       f"{b['mpjpe_mm']:.1f} | {b['weight']:g} | {b['seconds_per_frame']:.4f} |")
+            out.append(f"| {name} | {a['mpjpe_mm']:.1f} ± {a['mpjpe_sem_mm']:.1f} | {a['weight']:g} | "
+                       f"{a['seconds_per_frame']:.4f} | {b['mpjpe_mm']:.1f} ± {b['mpjpe_sem_mm']:.1f} | {b['weight']:g} | "
+                       f"{b['seconds_per_frame']:.4f} |")
         out += ["", "### Partial fitting", "", f"{n} held-out frames; 20 mm noise per axis, each joint missing "
                 "with probability 0.3; joint errors (mm) over all 22 joints, the visible and the missing ones; "
                 "mean vertex distance to the true mesh (mm).", "",
                 "| prior | all joints | visible | missing | vertices | weight | s/frame |", "|---|---|---|---|---|---|---|"]
         for name, r in f["partial"].items():
-            out.append(f"| {name} | {r['mpjpe_mm']:.1f} | {r['visible_mm']:.1f} | {r['missing_mm']:.1f} | "
+            out.append(f"| {name} | {r['mpjpe_mm']:.1f} ± {r['mpjpe_sem_mm']:.1f} | {r['visible_mm']:.1f} | {r['missing_mm']:.1f} | "
                        f"{r['vertex_mm']:.1f} | {r['weight']:g} | {r['seconds_per_frame']:.4f} |")
     return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------------- pictures
+HYPOTHESIS_COLORS = np.array([[0.90, 0.35, 0.20], [0.20, 0.55, 0.90], [0.25, 0.70, 0.35], [0.85, 0.65, 0.10],
+                              [0.60, 0.30, 0.75], [0.10, 0.70, 0.70], [0.85, 0.30, 0.55], [0.45, 0.45, 0.45],
+                              [0.55, 0.35, 0.15], [0.30, 0.30, 0.80]])
+
+
 def render_pictures(data: BenchData, priors: list, out_dir: str, num_samples: int = 6, seed: int = 0,
-                    part: str = "left_arm", frame: int = 0) -> list:
-    """samples_<prior>.png: num_samples samples (seed) from front and side; completion_<prior>.png: the
-    held-out frame (grey) and 5 completions of the occluded part."""
-    from human_body_prior.mesh.rendering import imagearray2file, render_vertices
+                    part: str = "left_arm", frame: int = 0, hypotheses: int = 10, latent_weights=None) -> list:
+    """samples_<prior>.png: num_samples samples (same seed for every prior), front and side views.
+    completion_<prior>.png: columns: the held-out frame (occluded part in black), all hypotheses
+    overlaid (occluded part in one colour per hypothesis), then the first three alone."""
+    from human_body_prior.mesh.rendering import BODY_COLOR, imagearray2file, render_vertices
 
     written = []
     faces = data.bm.f.cpu().numpy() if torch.is_tensor(data.bm.f) else np.asarray(data.bm.f)
+    views, size = (0.0, 90.0), dict(width=180, height=240)
     for p in priors:
         v = data.vertices(p.sample(num_samples, seed=seed))
-        img = render_vertices(v, faces, view_angles=(0.0, 90.0), width=160, height=220)
+        img = render_vertices(v, faces, view_angles=views, **size)
         written.append(imagearray2file(img[:, :, None], os.path.join(out_dir, f"samples_{p.name}.png")))
     gt = data.test[[frame]]
     occ = joint_ids(OCCLUSIONS[part])
-    gt_img = render_vertices(data.vertices(gt), faces, view_angles=(0.0, 90.0), width=160, height=220,
-                             color=(0.6, 0.6, 0.6))
+    verts = part_vertices(data.bm, OCCLUSIONS[part])
+    V = data.bm.weights.shape[0]
+    gt_v = data.vertices(gt)[0]
     for p in priors:
-        hyp = complete(data, p, gt, occ, 5, seed=seed)[0]
-        img = render_vertices(data.vertices(hyp), faces, view_angles=(0.0, 90.0), width=160, height=220)
-        written.append(imagearray2file(np.concatenate([gt_img, img], 1)[:, :, None],
+        lw = (latent_weights or {}).get(p.name, LATENT_COMPLETION_WEIGHT)
+        hyp_v = data.vertices(complete(data, p, gt, occ, hypotheses, seed=seed, latent_weight=lw)[0])  # (S, V, 3)
+        S = hyp_v.shape[0]
+        colors = np.tile(np.asarray(BODY_COLOR), (S, V, 1))
+        colors[:, verts] = HYPOTHESIS_COLORS[np.arange(S) % len(HYPOTHESIS_COLORS)][:, None]
+        gt_col = np.tile(np.asarray(BODY_COLOR), (V, 1))
+        gt_col[verts] = 0.15
+        # all hypotheses in one mesh: faces offset per copy
+        all_f = np.concatenate([faces + s * V for s in range(S)])
+        centre = 0.5 * (gt_v.min(0).values + gt_v.max(0).values).numpy()[None]
+        tiles = [render_vertices(gt_v[None], faces, view_angles=views, color=gt_col, centers=centre, **size),
+                 render_vertices(hyp_v.reshape(1, -1, 3), all_f, view_angles=views, color=colors.reshape(-1, 3),
+                                 centers=centre, **size)]
+        tiles += [render_vertices(hyp_v[s:s + 1], faces, view_angles=views, color=colors[s], centers=centre, **size)
+                  for s in range(min(3, S))]
+        written.append(imagearray2file(np.concatenate(tiles, 1)[:, :, None],
                                        os.path.join(out_dir, f"completion_{p.name}.png")))
     return written
 
 
+def _command_line(argv) -> str:
+    """The command as run, with folder arguments reduced to their last component (no machine paths)."""
+    out, prev = [], None
+    for a in argv:
+        out.append(Path(a).name if prev in ("--data", "--vposer-v1", "--vposer-v2", "--gmm", "--bm-path") else a)
+        prev = a
+    return " ".join(["python -m human_body_prior.evaluation.prior_benchmark"] + out)
+
+
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m human_body_prior.evaluation.prior_benchmark",
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.evaluation.prior_benchmark",
                                  description="Pose-prior benchmark (generation, completion, denoising, partial fitting).")
     ap.add_argument("--data", default=None, help="prepared data folder with train/ vald/ test/ (default: shipped subset)")
     ap.add_argument("--quick", action="store_true", help="small sizes, default weights (CI smoke test)")
@@ -280,7 +328,7 @@ def build_parser():
     ap.add_argument("--vposer-v2", default=None, help="VPoser v2 experiment folder (for the prior 'vposer_v2')")
     ap.add_argument("--gmm", default=None, help="GMM prior .npz (default: the shipped one)")
     ap.add_argument("--bm-path", default=None, help="body model (default: the shipped open SMPL-X neutral)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--no-pictures", action="store_true")
     ap.add_argument("--write-subset", default=None, help="write the small pose subset from --data here and stop")
     return ap
@@ -288,45 +336,42 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        torch.set_num_threads(max(1, args.threads))
-        if args.write_subset:
-            if not args.data:
-                raise ValueError("--write-subset needs --data")
-            print(write_subset(args.data, args.write_subset))
-            return 0
-        import human_body_prior as hbp
-        from human_body_prior.body_model.body_model import BodyModel
+    torch.set_num_threads(max(1, args.threads))
+    if args.write_subset:
+        if not args.data:
+            raise ValueError("--write-subset needs --data")
+        print(write_subset(args.data, args.write_subset))
+        return 0
+    import human_body_prior as hbp
+    from human_body_prior.body_model.body_model import BodyModel
 
-        names = [n.strip() for n in args.priors.split(",") if n.strip()]
-        bad = [n for n in names if n not in PRIOR_NAMES]
-        if bad:
-            raise ValueError(f"unknown prior(s) {bad}; choose from {PRIOR_NAMES}")
-        t_start = time.perf_counter()
-        bm = BodyModel(args.bm_path or hbp.default_body_model_path())
-        data, source = load_data(bm, args.data)
-        priors = build_priors(names, data, args.vposer_v1, args.vposer_v2, args.gmm)
-        mode = "quick" if args.quick else "full"
-        sizes = SIZES[mode]
-        tune = mode == "full" and data.vald is not None
-        res = run(data, priors, sizes, tune)
-        os.makedirs(args.out, exist_ok=True)
-        pictures = [] if args.no_pictures else render_pictures(data, priors, args.out)
-        res.update({"mode": mode, "data": source, "sizes": {k: list(v) if isinstance(v, tuple) else v
-                                                           for k, v in sizes.items()},
-                    "train_poses": len(data.train), "test_poses": len(data.test), "torch_threads": torch.get_num_threads(),
-                    "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "command": "python -m human_body_prior.evaluation.prior_benchmark " + " ".join(argv if argv is not None else sys.argv[1:]),
-                    "wall_seconds": time.perf_counter() - t_start, "pictures": [os.path.basename(p) for p in pictures]})
-        atomic_write_bytes(os.path.join(args.out, "results.json"), (json.dumps(res, indent=1) + "\n").encode())
-        md = tables(res) + f"\nWall time: {res['wall_seconds']:.0f} s ({mode}, {source}, {res['torch_threads']} thread(s)).\n"
-        atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
-        print(md)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    names = [n.strip() for n in args.priors.split(",") if n.strip()]
+    bad = [n for n in names if n not in PRIOR_NAMES]
+    if bad:
+        raise ValueError(f"unknown prior(s) {bad}; choose from {PRIOR_NAMES}")
+    t_start = time.perf_counter()
+    bm = BodyModel(args.bm_path or hbp.default_body_model_path())
+    data, source = load_data(bm, args.data)
+    priors = build_priors(names, data, args.vposer_v1, args.vposer_v2, args.gmm)
+    mode = "quick" if args.quick else "full"
+    sizes = SIZES[mode]
+    tune = mode == "full" and data.vald is not None
+    res = run(data, priors, sizes, tune)
+    os.makedirs(args.out, exist_ok=True)
+    pictures = [] if args.no_pictures else render_pictures(data, priors, args.out,
+                                                            latent_weights=res["weights"].get("completion"))
+    res.update({"mode": mode, "data": source, "sizes": {k: list(v) if isinstance(v, tuple) else v
+                                                       for k, v in sizes.items()},
+                "train_poses": len(data.train), "test_poses": len(data.test), "torch_threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                "command": _command_line(argv if argv is not None else sys.argv[1:]),
+                "wall_seconds": time.perf_counter() - t_start, "pictures": [os.path.basename(p) for p in pictures]})
+    atomic_write_bytes(os.path.join(args.out, "results.json"), (json.dumps(res, indent=1) + "\n").encode())
+    md = tables(res) + f"\nWall time: {res['wall_seconds']:.0f} s ({mode}, {source}, {res['torch_threads']} thread(s)).\n"
+    atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
+    print(md)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

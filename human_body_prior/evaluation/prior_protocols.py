@@ -92,6 +92,12 @@ class BenchData:
         return self._cache[key]
 
 
+def _sem(x: np.ndarray) -> float:
+    """Standard error of the mean over frames."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
+
+
 def _mean_std(rows: list) -> tuple:
     keys = rows[0].keys()
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
@@ -213,27 +219,33 @@ def complete(data: BenchData, prior, observed: torch.Tensor, occluded: list, hyp
 
 
 def completion(data: BenchData, prior, frames: np.ndarray, parts=tuple(OCCLUSIONS), hypotheses: int = 10,
-               seed: int = 0, iterations: int = 80) -> dict:
+               seed: int = 0, iterations: int = 80, latent_weight: float = LATENT_COMPLETION_WEIGHT,
+               split: str = "test") -> dict:
     """Per occlusion set: min and mean (over the hypotheses) MPVPE (mm) over the occluded part's
     vertices, averaged over frames, and the APD (cm, 22 joints) across each frame's hypotheses."""
-    gt = data.test[frames].to(data.dtype)
+    gt = (data.test if split == "test" else data.vald)[frames].to(data.dtype)
     gt_v = data.vertices(gt)
     res = {}
     for p_i, part in enumerate(parts):
         occ = joint_ids(OCCLUSIONS[part])
         verts = torch.as_tensor(part_vertices(data.bm, OCCLUSIONS[part]))
         t0 = time.perf_counter()
-        hyp = complete(data, prior, gt, occ, hypotheses, seed=seed * 100 + p_i, iterations=iterations)
+        hyp = complete(data, prior, gt, occ, hypotheses, seed=seed * 100 + p_i, iterations=iterations,
+                       latent_weight=latent_weight)
         seconds = time.perf_counter() - t0
         F, S = hyp.shape[:2]
         v = data.vertices(hyp.reshape(F * S, 63)).reshape(F, S, -1, 3)
         err = (v[:, :, verts] - gt_v[:, None, verts]).norm(dim=-1).mean(-1) * 1000.0  # (F, S) mm
         j = data.joints(hyp.reshape(F * S, 63)).reshape(F, S, NUM_BODY_JOINTS, 3)
         apds = [apd(j[f]) * 100.0 for f in range(F)] if S > 1 else [0.0]
-        res[part] = {"mpvpe_min_mm": float(err.min(1).values.mean()), "mpvpe_mean_mm": float(err.mean()),
-                     "apd_cm": float(np.mean(apds)), "seconds_per_frame": seconds / F}
+        best = err.min(1).values
+        res[part] = {"mpvpe_min_mm": float(best.mean()), "mpvpe_mean_mm": float(err.mean()),
+                     "mpvpe_min_sem_mm": _sem(best.numpy()), "apd_cm": float(np.mean(apds)),
+                     "seconds_per_frame": seconds / F}
     return {"parts": res, "frames": int(len(frames)), "hypotheses": int(hypotheses), "iterations": iterations,
-            "mean": {k: float(np.mean([r[k] for r in res.values()])) for k in next(iter(res.values()))}}
+            "latent_weight": latent_weight if prior.kind == "latent" else None,
+            "mean": {k: float(np.mean([r[k] for r in res.values()])) for k in next(iter(res.values()))
+                     if not k.endswith("sem_mm")}}
 
 
 # ---------------------------------------------------------------------- fitting protocols
@@ -249,21 +261,23 @@ class _EnergyPriorFitter(BodyFitter):
         return self._energy(pose_var)
 
 
-def make_fitter(bm, prior, weight: float):
-    """A BodyFitter that fits with `prior` at `weight` (units of the data term, m^2 per frame)."""
+def make_fitter(bm, prior, weight: float, stages=None):
+    """A BodyFitter that fits with `prior` at `weight` (units of the data term, m^2 per frame);
+    stages: the engine's default (None) or a list of fitting.Stage, the same for every prior."""
     if prior.kind == "latent":
-        return BodyFitter(bm, pose_prior="vposer", vposer=prior.fitting_decoder(), prior_weight=weight)
+        return BodyFitter(bm, pose_prior="vposer", vposer=prior.fitting_decoder(), prior_weight=weight, stages=stages)
     if prior.name == "none":
-        return BodyFitter(bm, pose_prior="none")
+        return BodyFitter(bm, pose_prior="none", stages=stages)
     if prior.name == "l2":
-        return BodyFitter(bm, pose_prior="l2", prior_weight=weight)
-    return _EnergyPriorFitter(bm, prior.energy, weight)
+        return BodyFitter(bm, pose_prior="l2", prior_weight=weight, stages=stages)
+    return _EnergyPriorFitter(bm, prior.energy, weight, stages=stages)
 
 
-def fit_joints(data: BenchData, prior, weight: float, targets: np.ndarray, conf: np.ndarray, batch: int = 256):
+def fit_joints(data: BenchData, prior, weight: float, targets: np.ndarray, conf: np.ndarray, batch: int = 256,
+               stages=None):
     """Fit joints (N, 22, 3) with confidences (N, 22) -> (fitted joints (N, 22, 3), fitted parameters
     dict of (N, .) tensors, seconds)."""
-    fitter = make_fitter(data.bm, prior, weight)
+    fitter = make_fitter(data.bm, prior, weight, stages)
     out, prm = [], []
     t0 = time.perf_counter()
     for s in range(0, len(targets), batch):
@@ -283,17 +297,21 @@ def fitting_targets(data: BenchData, split: str, frames: np.ndarray, noise_mm: f
 
 
 def fitting_protocol(data: BenchData, prior, weight: float, frames: np.ndarray, noise_mm: float,
-                     missing: float = 0.0, seed: int = 0, split: str = "test", vertices: bool = False) -> dict:
+                     missing: float = 0.0, seed: int = 0, split: str = "test", vertices: bool = False,
+                     stages=None) -> dict:
     """Fit noisy (and incomplete) joints; errors (mm) against the clean joints.
 
     noise_mm: Gaussian noise per axis; missing: probability that a joint is unobserved. Returns
     mpjpe_mm (all 22 joints), visible / missing joint errors when some are missing, vertex error
-    (mean distance of the fitted to the true mesh) when vertices=True, seconds_per_frame.
+    (mean distance of the fitted to the true mesh) when vertices=True, seconds_per_frame. stages: the
+    fitting engine's default when None (2 x 40 L-BFGS iterations; not converged for every frame
+    in the axis-angle spaces).
     """
     truth, targets, conf = fitting_targets(data, split, frames, noise_mm, missing, seed)
-    fit, params, seconds = fit_joints(data, prior, weight, targets, conf)
+    fit, params, seconds = fit_joints(data, prior, weight, targets, conf, stages=stages)
     d = np.linalg.norm(fit.to(torch.float64).numpy() - truth, axis=-1) * 1000.0
-    res = {"mpjpe_mm": float(d.mean()), "seconds_per_frame": seconds / len(frames), "weight": weight}
+    res = {"mpjpe_mm": float(d.mean()), "mpjpe_sem_mm": _sem(d.mean(1)), "seconds_per_frame": seconds / len(frames),
+           "weight": weight}
     if missing > 0:
         res["visible_mm"] = float(d[conf > 0].mean())
         res["missing_mm"] = float(d[conf == 0].mean())
