@@ -18,7 +18,7 @@ them, from public descriptions of the files:
 * SMPL-H of AMASS (``smplh/<gender>/model.npz``): 16 shape columns, dense ``J_regressor``, ``bs_style`` and
   ``bs_type`` as byte-string arrays. DMPL of AMASS (``dmpls/<gender>/model.npz``): ``eigvec`` (6890, 3, 8).
 
-``plain_arrays(path)`` returns the model arrays a file holds (float64), as written, for comparisons.
+``write_release`` returns the arrays it wrote (float64), for comparisons.
 """
 
 import io
@@ -316,7 +316,7 @@ def write_release(path, release: str, seed: int = 0, num_verts=None) -> dict:
 
 
 def _plain(a):
-    """The arrays as written, without the face landmarks (smplx's SMPLX needs them; the others ignore them)."""
+    """The arrays as written (float64 values exactly representable in float32), by key."""
     return dict(a)
 
 
