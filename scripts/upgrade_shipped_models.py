@@ -1,7 +1,8 @@
 """Bring model files of an earlier build to what the current builder writes, without the 13-minute rebuild.
 
-Applies the smplx-table vertex order (open_model.vertex_order), adds ``joint2num``/``part2num`` to the
-SMPL-X files and writes SMPL's plain-numpy ``.pkl`` beside its ``.npz``, through the builder's own writer
+Applies the smplx-table vertex order (open_model.vertex_order), writes zeros of the shape directions as
++0.0 (the writers' ``_pad_dirs`` now does), adds ``joint2num``/``part2num`` to the SMPL-X files and
+writes SMPL's plain-numpy ``.pkl`` beside its ``.npz``, through the builder's own writer
 functions, in place. The builder (python -m human_body_prior.open_model.build) does all of this itself.
 Idempotent.
 
@@ -20,7 +21,9 @@ from human_body_prior.open_model.writers import _name_table, save_npz_atomic, sa
 
 
 def _load(path):
-    return load_model_file(path, required=())
+    arrays = load_model_file(path, required=())
+    arrays["shapedirs"] = arrays["shapedirs"] + arrays["shapedirs"].dtype.type(0)  # -0.0 -> +0.0
+    return arrays
 
 
 def _match(points, reference, atol=1e-9):

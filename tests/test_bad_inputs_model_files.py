@@ -123,7 +123,7 @@ def _limit_memory(max_bytes):
      b"\x8a\x05\x00\x00\x00\x80\x00tR.", "_reconstructor"),
     (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n\x8a\x05\x00\x00\x00\x80\x00\x85U\x01b\x87R.",
      "_reconstruct"),
-    (b"\x80\x02}U\x01Jcscipy.sparse.csc\ncsc_matrix\n)\x81}(U\x06_shapeJ\x00\x00\x01\x00J\x00\x00\x01\x00\x86"
+    (b"\x80\x02}U\x0bJ_regressorcscipy.sparse.csc\ncsc_matrix\n)\x81}(U\x06_shapeJ\x00\x00\x01\x00J\x00\x00\x01\x00\x86"
      b"U\x04data]U\x06indptr]U\x07indices]ubs.", "sparse"),
 ])
 def test_tiny_pickles_cannot_allocate_gigabytes(tmp_path, payload, what):

@@ -83,7 +83,9 @@ def _pad_dirs(dirs: np.ndarray, total: int, start: int = 0, out: np.ndarray | No
     k = dirs.shape[2]
     if start + k > total:
         raise ValueError(f"{k} components do not fit in columns {start}..{total - 1}")
-    out[:, :, start:start + k] = (np.round(dirs / QUANTUM) * QUANTUM).astype(np.float32)
+    # + 0 turns -0.0 into +0.0: which tiny values round to zero from below depends on BLAS summation
+    # order (thread count), and the sign of a zero must not change the file's bytes
+    out[:, :, start:start + k] = (np.round(dirs / QUANTUM) * QUANTUM).astype(np.float32) + np.float32(0)
     return out
 
 
