@@ -47,14 +47,14 @@ DEFAULT_WEIGHTS = {
     "denoise_100": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
     "partial": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
 }
-WEIGHT_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+WEIGHT_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # latent priors' completion: weight of |z|^2 against the rotation misfit of the observed joints
 LATENT_COMPLETION_GRID = (1e-3, 1e-2, 1e-1)
 FIT_PROTOCOLS = {"denoise_40": (40.0, 0.0), "denoise_100": (100.0, 0.0), "partial": (20.0, 0.3)}
 
 SIZES = {
     "full": dict(seeds=(0, 1, 2), samples=500, completion_frames=60, hypotheses=10, fit_frames=384,
-                 tune_frames=96, tune_completion_frames=16, iterations=80),
+                 tune_frames=64, tune_completion_frames=16, iterations=80),
     "quick": dict(seeds=(0, 1), samples=100, completion_frames=3, hypotheses=10, fit_frames=24,
                   tune_frames=0, tune_completion_frames=0, iterations=80),
 }
