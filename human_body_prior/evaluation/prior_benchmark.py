@@ -18,6 +18,10 @@ fitting (20 mm noise, 30% missing joints). See docs/PRIORS.md.
 
     python -m human_body_prior.evaluation.prior_benchmark --data D --write-subset FILE
 writes the small pose subset (train 3000, test 1000 frames with root orientations, seed 0).
+
+    python -m human_body_prior.evaluation.prior_benchmark --tables-from A/results.json B/results.json --out DIR
+writes DIR/tables.md with the priors of several runs (same data and sizes: the frames, seeds and
+noise draws are fixed, so a prior added later is measured on the same cases).
 """
 
 import argparse
@@ -262,6 +266,22 @@ def tables(res: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def merge_results(results: list) -> dict:
+    """Combine results of runs over different priors (same data, sizes and seeds) into one dict for
+    tables(): each prior's rows from the run that has them, the real-data row from the first."""
+    out = {"generation": {}, "completion": {}, "fitting": {k: {} for k in FIT_PROTOCOLS}}
+    for r in results:
+        for name, row in r["generation"].items():
+            out["generation"].setdefault(name, row)
+        for name, row in r["completion"].items():
+            out["completion"].setdefault(name, row)
+        for proto in FIT_PROTOCOLS:
+            for name, row in r["fitting"].get(proto, {}).items():
+                out["fitting"][proto].setdefault(name, row)
+        out.setdefault("fit_frames", r.get("fit_frames"))
+    return out
+
+
 # ---------------------------------------------------------------------- pictures
 HYPOTHESIS_COLORS = np.array([[0.90, 0.35, 0.20], [0.20, 0.55, 0.90], [0.25, 0.70, 0.35], [0.85, 0.65, 0.10],
                               [0.60, 0.30, 0.75], [0.10, 0.70, 0.70], [0.85, 0.30, 0.55], [0.45, 0.45, 0.45],
@@ -331,6 +351,8 @@ def build_parser():
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--no-pictures", action="store_true")
     ap.add_argument("--write-subset", default=None, help="write the small pose subset from --data here and stop")
+    ap.add_argument("--tables-from", nargs="+", default=None, metavar="RESULTS_JSON",
+                    help="only write OUT/tables.md combining the priors of these results.json files")
     return ap
 
 
@@ -342,6 +364,16 @@ def main(argv=None):
             if not args.data:
                 raise ValueError("--write-subset needs --data")
             print(write_subset(args.data, args.write_subset))
+            return 0
+        if args.tables_from:
+            runs = []
+            for f in args.tables_from:
+                with open(f) as fh:
+                    runs.append(json.load(fh))
+            md = tables(merge_results(runs))
+            os.makedirs(args.out, exist_ok=True)
+            atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
+            print(md)
             return 0
         import human_body_prior as hbp
         from human_body_prior.body_model.body_model import BodyModel
@@ -371,7 +403,7 @@ def main(argv=None):
         md = tables(res) + f"\nWall time: {res['wall_seconds']:.0f} s ({mode}, {source}, {res['torch_threads']} thread(s)).\n"
         atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
         print(md)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError, KeyError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
