@@ -45,11 +45,11 @@ from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
 PRIOR_NAMES = ("none", "l2", "gmm", "vposer_v1", "vposer_v2")
 # Prior weights (units of the data term, m^2 per frame) of the fitting protocols when not tuned
-# (--quick): the full run's choices on the vald split (docs/PRIORS.md).
+# (--quick): the full run's choices on the vald split (docs/PRIORS.md; v2: v1's until measured).
 DEFAULT_WEIGHTS = {
-    "denoise_40": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
-    "denoise_100": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
-    "partial": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
+    "denoise_40": {"l2": 1e-3, "gmm": 1e-3, "vposer_v1": 1e-2, "vposer_v2": 1e-2},
+    "denoise_100": {"l2": 1e-2, "gmm": 1e-2, "vposer_v1": 1e-1, "vposer_v2": 1e-1},
+    "partial": {"l2": 1e-5, "gmm": 1e-3, "vposer_v1": 1e-3, "vposer_v2": 1e-3},
 }
 WEIGHT_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # latent priors' completion: weight of |z|^2 against the rotation misfit of the observed joints
