@@ -24,7 +24,6 @@ writes DIR/tables.md with the priors of several runs (same data and sizes: the f
 noise draws are fixed, so a prior added later is measured on the same cases).
 """
 
-import argparse
 import json
 import os
 import platform
@@ -41,6 +40,7 @@ from human_body_prior.evaluation.prior_protocols import (LATENT_COMPLETION_WEIGH
                                                          completion, complete,
                                                          fitting_protocol, generation, generation_real,
                                                          joint_ids, part_vertices, tune_weight)
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
 PRIOR_NAMES = ("none", "l2", "gmm", "vposer_v1", "vposer_v2")
@@ -338,7 +338,7 @@ def _command_line(argv) -> str:
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m human_body_prior.evaluation.prior_benchmark",
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.evaluation.prior_benchmark",
                                  description="Pose-prior benchmark (generation, completion, denoising, partial fitting).")
     ap.add_argument("--data", default=None, help="prepared data folder with train/ vald/ test/ (default: shipped subset)")
     ap.add_argument("--quick", action="store_true", help="small sizes, default weights (CI smoke test)")
@@ -348,7 +348,7 @@ def build_parser():
     ap.add_argument("--vposer-v2", default=None, help="VPoser v2 experiment folder (for the prior 'vposer_v2')")
     ap.add_argument("--gmm", default=None, help="GMM prior .npz (default: the shipped one)")
     ap.add_argument("--bm-path", default=None, help="body model (default: the shipped open SMPL-X neutral)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--no-pictures", action="store_true")
     ap.add_argument("--write-subset", default=None, help="write the small pose subset from --data here and stop")
     ap.add_argument("--tables-from", nargs="+", default=None, metavar="RESULTS_JSON",
@@ -358,56 +358,52 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        torch.set_num_threads(max(1, args.threads))
-        if args.write_subset:
-            if not args.data:
-                raise ValueError("--write-subset needs --data")
-            print(write_subset(args.data, args.write_subset))
-            return 0
-        if args.tables_from:
-            runs = []
-            for f in args.tables_from:
-                with open(f) as fh:
-                    runs.append(json.load(fh))
-            md = tables(merge_results(runs))
-            os.makedirs(args.out, exist_ok=True)
-            atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
-            print(md)
-            return 0
-        import human_body_prior as hbp
-        from human_body_prior.body_model.body_model import BodyModel
-
-        names = [n.strip() for n in args.priors.split(",") if n.strip()]
-        bad = [n for n in names if n not in PRIOR_NAMES]
-        if bad:
-            raise ValueError(f"unknown prior(s) {bad}; choose from {PRIOR_NAMES}")
-        t_start = time.perf_counter()
-        bm = BodyModel(args.bm_path or hbp.default_body_model_path())
-        data, source = load_data(bm, args.data)
-        priors = build_priors(names, data, args.vposer_v1, args.vposer_v2, args.gmm)
-        mode = "quick" if args.quick else "full"
-        sizes = SIZES[mode]
-        tune = mode == "full" and data.vald is not None
-        res = run(data, priors, sizes, tune)
+    torch.set_num_threads(max(1, args.threads))
+    if args.write_subset:
+        if not args.data:
+            raise ValueError("--write-subset needs --data")
+        print(write_subset(args.data, args.write_subset))
+        return 0
+    if args.tables_from:
+        runs = []
+        for f in args.tables_from:
+            with open(f) as fh:
+                runs.append(json.load(fh))
+        md = tables(merge_results(runs))
         os.makedirs(args.out, exist_ok=True)
-        pictures = [] if args.no_pictures else render_pictures(data, priors, args.out,
-                                                                latent_weights=res["weights"].get("completion"))
-        res.update({"mode": mode, "data": source, "sizes": {k: list(v) if isinstance(v, tuple) else v
-                                                           for k, v in sizes.items()},
-                    "train_poses": len(data.train), "test_poses": len(data.test), "torch_threads": torch.get_num_threads(),
-                    "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "command": _command_line(argv if argv is not None else sys.argv[1:]),
-                    "wall_seconds": time.perf_counter() - t_start, "pictures": [os.path.basename(p) for p in pictures]})
-        atomic_write_bytes(os.path.join(args.out, "results.json"), (json.dumps(res, indent=1) + "\n").encode())
-        md = tables(res) + f"\nWall time: {res['wall_seconds']:.0f} s ({mode}, {source}, {res['torch_threads']} thread(s)).\n"
         atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
         print(md)
-    except (FileNotFoundError, ValueError, RuntimeError, KeyError, json.JSONDecodeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 0
+    import human_body_prior as hbp
+    from human_body_prior.body_model.body_model import BodyModel
+
+    names = [n.strip() for n in args.priors.split(",") if n.strip()]
+    bad = [n for n in names if n not in PRIOR_NAMES]
+    if bad:
+        raise ValueError(f"unknown prior(s) {bad}; choose from {PRIOR_NAMES}")
+    t_start = time.perf_counter()
+    bm = BodyModel(args.bm_path or hbp.default_body_model_path())
+    data, source = load_data(bm, args.data)
+    priors = build_priors(names, data, args.vposer_v1, args.vposer_v2, args.gmm)
+    mode = "quick" if args.quick else "full"
+    sizes = SIZES[mode]
+    tune = mode == "full" and data.vald is not None
+    res = run(data, priors, sizes, tune)
+    os.makedirs(args.out, exist_ok=True)
+    pictures = [] if args.no_pictures else render_pictures(data, priors, args.out,
+                                                            latent_weights=res["weights"].get("completion"))
+    res.update({"mode": mode, "data": source, "sizes": {k: list(v) if isinstance(v, tuple) else v
+                                                       for k, v in sizes.items()},
+                "train_poses": len(data.train), "test_poses": len(data.test), "torch_threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                "command": _command_line(argv if argv is not None else sys.argv[1:]),
+                "wall_seconds": time.perf_counter() - t_start, "pictures": [os.path.basename(p) for p in pictures]})
+    atomic_write_bytes(os.path.join(args.out, "results.json"), (json.dumps(res, indent=1) + "\n").encode())
+    md = tables(res) + f"\nWall time: {res['wall_seconds']:.0f} s ({mode}, {source}, {res['torch_threads']} thread(s)).\n"
+    atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
+    print(md)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))
