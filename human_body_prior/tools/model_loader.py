@@ -40,6 +40,9 @@ def _best_snapshot(expr_dir: Path) -> Path:
     if len(pts) == 1:  # a single snapshot under another name is unambiguous
         return pts[0]
     if not pts:
+        if any(snap_dir.glob("*.ckpt")):
+            raise FileNotFoundError(f"no snapshot (*.pt) in {snap_dir}, but *.ckpt files: a VPoser v2 (V02) "
+                                    "experiment folder; load it with human_body_prior.tools.model_loader.load_model")
         raise FileNotFoundError(f"no snapshot (*.pt) in {snap_dir}")
     raise FileNotFoundError(f"cannot tell the best snapshot in {snap_dir}: none of {[p.name for p in pts]} "
                             "is named TRxx_Eyyy.pt")
@@ -47,6 +50,9 @@ def _best_snapshot(expr_dir: Path) -> Path:
 
 def _settings_file(expr_dir: Path, snapshot: Path) -> Path:
     inis = sorted(p for p in expr_dir.glob("*.ini") if p.is_file())
+    if not inis and any(expr_dir.glob("*.yaml")):
+        raise FileNotFoundError(f"no settings file (*.ini) in {expr_dir}, but a .yaml: a VPoser v2 (V02) experiment "
+                                "folder; load it with human_body_prior.tools.model_loader.load_model")
     if not inis:
         raise FileNotFoundError(f"no settings file (*.ini) in the experiment folder {expr_dir}")
     if len(inis) == 1:
@@ -228,3 +234,21 @@ def write_vposer_experiment(expr_dir, model, settings=None, epoch: int = 0, try_
     from human_body_prior.priors import vposer as vposer_module
     atomic_write(expr_dir / "vposer_smpl.py", lambda tmp: shutil.copyfile(vposer_module.__file__, tmp))
     return save_snapshot(model, snapshot_fname(expr_dir, epoch, try_num))
+
+
+# ---------------------------------------------------------------------------------------------- VPoser v2
+def load_model(expr_dir, model_code=None, remove_words_in_model_weights=None, load_only_cfg=False,
+               disable_grad=True, model_cfg_override=None, comp_device="gpu", verbose: bool = True):
+    """Upstream-compatibility shim for the 2021 API: see :func:`human_body_prior.priors.vposer_v2_io.load_model`."""
+    from human_body_prior.priors.vposer_v2_io import load_model as _load_model
+
+    return _load_model(expr_dir, model_code=model_code, remove_words_in_model_weights=remove_words_in_model_weights,
+                       load_only_cfg=load_only_cfg, disable_grad=disable_grad, model_cfg_override=model_cfg_override,
+                       comp_device=comp_device, verbose=verbose)
+
+
+def exprdir2model(expr_dir, model_cfg_override=None):
+    """Upstream-compatibility shim for the 2021 API: see :func:`human_body_prior.priors.vposer_v2_io.exprdir2model`."""
+    from human_body_prior.priors.vposer_v2_io import exprdir2model as _exprdir2model
+
+    return _exprdir2model(expr_dir, model_cfg_override)
