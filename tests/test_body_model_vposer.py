@@ -202,6 +202,29 @@ def test_hand_posers(files, tmp_path):
                                expected[:1, 45:].numpy(), atol=1e-6)
 
 
+def test_vposer_instances_instead_of_folders(files, tmp_path):
+    from human_body_prior.priors.experiment import load_vposer
+
+    vp, _ = load_vposer(files["expr_dir"], verbose=False)
+    by_dir = BodyModelWithPoser(bm_path=files["bm_path"], batch_size=2, smpl_exp_dir=files["expr_dir"],
+                                dtype=torch.float64)
+    by_obj = BodyModelWithPoser(bm_path=files["bm_path"], batch_size=2, smpl_exp_dir=vp, dtype=torch.float64)
+    assert by_obj.poser_body_pt is vp and by_obj.poser_body_ps is None
+    assert vp.parameters().__next__().dtype == torch.float64 and not any(p.requires_grad for p in vp.parameters())
+    z = torch.tensor(np.random.default_rng(8).normal(size=(2, 32)))
+    with torch.no_grad():
+        a, b = by_dir(poZ_body=z), by_obj(poZ_body=z)
+    assert torch.equal(a.v, b.v) and torch.equal(a.full_pose, b.full_pose)
+    # hands: one instance for both, and a poser of the wrong width names itself
+    _, poser_h = _small_poser_dir(tmp_path / "h", 15, latentD=5, seed=1)
+    bm = BodyModelWithPoser(bm_path=files["bm_path"], smpl_exp_dir=vp, mano_exp_dir=poser_h)
+    assert bm.poser_handL_pt is poser_h and bm.poser_handR_pt is poser_h and bm.poZ_handL.shape == (1, 5)
+    mano_path = write_synthetic_model(tmp_path / "MANO_RIGHT.npz", "mano", seed=3)
+    assert BodyModelWithPoser(bm_path=mano_path, mano_exp_dir=poser_h).poser_hand_pt is poser_h
+    with pytest.raises(ValueError, match="given outputs 15 joints"):
+        BodyModelWithPoser(bm_path=files["bm_path"], smpl_exp_dir=poser_h)
+
+
 def test_default_poser_is_the_shipped_open_vposer(files, tmp_path, monkeypatch):
     support = tmp_path / "support_data"
     expr_dir, _ = _small_poser_dir(support / "vposer_v1_0_open", 21, latentD=7)

@@ -13,8 +13,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from human_body_prior.tools.visualization_tools import (frame_camera_distance, imagearray2file,
-                                                        render_vertices, smpl_params2ply)
+from human_body_prior.mesh.rendering import frame_camera_distance, imagearray2file, render_vertices, smpl_params2ply
 
 render = pytest.mark.render
 BG = np.array([255, 255, 255])

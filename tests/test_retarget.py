@@ -13,8 +13,8 @@ from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PAR
 from human_body_prior.data import bvh2amass
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh, write_bvh
 from human_body_prior.data.retarget import Retargeter, model_rest_skeleton
-from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm
-from human_body_prior.tools.hinges import anatomical_share, hinge_angles
+from human_body_prior.evaluation.retarget_quality import bend_direction_share, joint_errors_mm
+from human_body_prior.evaluation.hinges import anatomical_share, hinge_angles
 
 BODY = 22
 Q_ZUP = Rotation.from_euler("x", 90, degrees=True).as_matrix()  # model (Y up) -> a Z-up file
@@ -215,7 +215,7 @@ def test_shared_skeletons_import_with_quality(shared_take_dir, tpose_model_path,
     for k in ("knee", "elbow"):
         if bend[f"{k}_bent_frames"] >= 20:
             assert bend[k] >= 0.95, bend
-    # and in the plane the prior's evaluation expects (tools/hinges: at most 30 deg sideways); the
+    # and in the plane the prior's evaluation expects (evaluation/hinges: at most 30 deg sideways); the
     # uncalibrated rigs bend CMU elbows 24-33 deg and ReActIdle's 17-60 deg out of it
     R = torch.from_numpy(Rotation.from_rotvec(res["pose"][:, 1:22].reshape(-1, 3)).as_matrix().reshape(-1, 21, 3, 3))
     plane = anatomical_share(R, torch.from_numpy(rt.J))

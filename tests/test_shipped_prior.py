@@ -1,6 +1,6 @@
 """The shipped open VPoser generates natural poses: checks on its samples that need no mocap data.
 
-Held-out reconstruction is measured by ``human_body_prior.train.evaluate_vposer`` on the prepared
+Held-out reconstruction is measured by ``human_body_prior.evaluation.vposer`` on the prepared
 mocap splits (MODEL_CARD.md); these checks run on every clone.
 """
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from human_body_prior import default_body_model_path, default_vposer_dir
-from human_body_prior.tools.hinges import anatomical_share
-from human_body_prior.tools.model_loader import load_vposer
-from human_body_prior.train.evaluate_vposer import body_joints, posture
+from human_body_prior.evaluation.hinges import anatomical_share
+from human_body_prior.evaluation.vposer import body_joints, posture
+from human_body_prior.priors.experiment import load_vposer
 from human_body_prior.train.losses import M_TO_MM, BodySurface
 
 

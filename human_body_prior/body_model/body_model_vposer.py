@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from human_body_prior.body_model.body_model import BodyModel
-from human_body_prior.tools.model_loader import load_vposer
+from human_body_prior.priors.experiment import load_vposer
 
 POSER_TYPES = ("vposer",)
 _HAND_WIDTH = 45  # 15 joints x 3 per hand
@@ -18,14 +18,21 @@ def _poser_width(poser) -> int:
     return poser.num_joints * 3
 
 
+def _is_one_poser(x) -> bool:
+    """A VPoser instance or one folder path (not a pair of them)."""
+    return isinstance(x, (nn.Module, str, bytes)) or hasattr(x, "__fspath__")
+
+
 class BodyModelWithPoser(BodyModel):
     """A BodyModel posed through VPoser latent codes.
 
-    poser_type: 'vposer'. smpl_exp_dir: VPoser experiment folder for the body (default: the shipped
-    open VPoser, ``human_body_prior.default_vposer_dir()``); its poser must output 21 joints
-    (pose_body) or 22 (root_orient first, then pose_body). mano_exp_dir: optional hand VPoser(s)
-    with 15 joints: one folder used for both hands, or a (left, right) pair of folders. Any other
-    keyword goes to BodyModel (bm_path, batch_size, num_betas, dtype, ...).
+    poser_type: 'vposer'. smpl_exp_dir: the body's VPoser, an instance or an experiment folder
+    (loaded with :func:`human_body_prior.priors.experiment.load_vposer`; default: the shipped open
+    VPoser, ``human_body_prior.default_vposer_dir()``); it must output 21 joints (pose_body) or 22
+    (root_orient first, then pose_body). mano_exp_dir: optional hand VPoser(s) with 15 joints, each
+    an instance or a folder: one used for both hands, or a (left, right) pair. Any other keyword
+    goes to BodyModel (bm_path, batch_size, num_betas, dtype, ...). A VPoser instance is used as it
+    is: it becomes a submodule, cast to the body model's dtype, frozen and put in eval mode.
 
     Learnable latent codes, initialised at zero: poZ_body (B, latentD); with hand posers on SMPL-H /
     SMPL-X also poZ_handL and poZ_handR (B, latentD_hand), on MANO poZ_hand. The pose parameters they
@@ -57,8 +64,8 @@ class BodyModelWithPoser(BodyModel):
             if self.model_type == "smpl":
                 raise ValueError("SMPL has no articulated hands; mano_exp_dir needs an SMPL-H, SMPL-X or MANO model")
             if self.model_type == "mano":
-                if not isinstance(mano_exp_dir, (str, bytes)) and not hasattr(mano_exp_dir, "__fspath__"):
-                    raise ValueError("for a MANO model, mano_exp_dir must be one folder")
+                if not _is_one_poser(mano_exp_dir):
+                    raise ValueError("for a MANO model, mano_exp_dir must be one VPoser or one folder")
                 self.poser_hand_pt, self.poser_hand_ps = self._load_poser(mano_exp_dir, (_HAND_WIDTH,), "hand")
                 self.poZ_hand = nn.Parameter(torch.zeros(self.batch_size, self.poser_hand_pt.latentD, dtype=ref.dtype))
             else:
@@ -81,10 +88,15 @@ class BodyModelWithPoser(BodyModel):
         return mano_exp_dir, mano_exp_dir
 
     def _load_poser(self, expr_dir, widths, what):
-        poser, ps = load_vposer(expr_dir, vp_model="snapshot")
+        """A VPoser instance (ps None) or an experiment folder -> (frozen poser, ps)."""
+        if isinstance(expr_dir, nn.Module):
+            poser, ps, where = expr_dir, None, "given"
+        else:
+            poser, ps = load_vposer(expr_dir, vp_model="snapshot")
+            where = f"in {expr_dir}"
         width = _poser_width(poser)
         if width not in widths:
-            raise ValueError(f"the {what} VPoser in {expr_dir} outputs {poser.num_joints} joints ({width} values); "
+            raise ValueError(f"the {what} VPoser {where} outputs {poser.num_joints} joints ({width} values); "
                              f"a {what} poser for {self.model_type} must output {' or '.join(str(w // 3) for w in widths)}")
         poser.to(dtype=self.v_template.dtype)
         poser.requires_grad_(False)

@@ -22,8 +22,8 @@ import torch
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh
 from human_body_prior.data.prepare_open_mocap import list_source_takes
 from human_body_prior.data.retarget import Retargeter
-from human_body_prior.data.retarget_quality import bend_direction_share, joint_errors_mm, strict_joint_errors_mm
-from human_body_prior.tools.hinges import anatomical_share
+from human_body_prior.evaluation.hinges import anatomical_share
+from human_body_prior.evaluation.retarget_quality import bend_direction_share, joint_errors_mm, strict_joint_errors_mm
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 
 PICTURE_TAKES = {"cmu_daz": "cmu_daz/martial/05.bvh", "cmu_daz_atelier": "cmu_daz_atelier/subjects/13/13_30.bvh",

@@ -23,7 +23,7 @@ def load_any_vposer(expr_dir, verbose: bool = False):
     A folder with a .yaml or snapshots/*.ckpt is V02 (``load_model``), otherwise 2019 (``load_vposer``).
     """
     from human_body_prior.priors.vposer_v2_io import is_v2_folder, load_model
-    from human_body_prior.tools.model_loader import load_vposer
+    from human_body_prior.priors.experiment import load_vposer
 
     if not Path(expr_dir).is_dir():
         raise FileNotFoundError(f"experiment folder {expr_dir} not found")

@@ -415,6 +415,6 @@ def load_model(expr_dir, model_code=None, remove_words_in_model_weights=None, lo
 
 
 def _check_shapes_then_load(model, sd, source):
-    from human_body_prior.tools.model_loader import load_state_dict_checked
+    from human_body_prior.priors.experiment import load_state_dict_checked
 
     load_state_dict_checked(model, sd, source=source)

@@ -39,7 +39,7 @@ class ExperimentCheckpoints:
                        v2_config=None) -> str:
         """Write the folder's settings and the snapshot of ``epoch``; returns the snapshot path."""
         if self.version == 1:
-            from human_body_prior.tools.model_loader import write_vposer_experiment
+            from human_body_prior.priors.experiment import write_vposer_experiment
 
             return write_vposer_experiment(self.work_dir, model, settings=settings, epoch=epoch,
                                            try_num=self.try_num, expr_code=self.expr_code)
@@ -62,7 +62,7 @@ class ExperimentCheckpoints:
         """The network state dict of a snapshot of this model version (NaN/inf weights refused)."""
         path = Path(path)
         if self.version == 1:
-            from human_body_prior.tools.model_loader import read_state_dict
+            from human_body_prior.priors.experiment import read_state_dict
 
             sd = read_state_dict(path)
         else:
@@ -75,7 +75,7 @@ class ExperimentCheckpoints:
         return sd
 
     def load_weights(self, model: torch.nn.Module, path) -> None:
-        from human_body_prior.tools.model_loader import load_state_dict_checked
+        from human_body_prior.priors.experiment import load_state_dict_checked
 
         load_state_dict_checked(model, self.read_weights(path), source=f"snapshot {path}")
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from human_body_prior.tools import model_loader
+from human_body_prior.priors import experiment as model_loader
 from human_body_prior.train.settings import load_settings
 
 OPEN_VPOSER_INI = Path(__file__).resolve().parent / "open_vposer.ini"
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     package(expr_dir, out)
     if not args.skip_eval:
         print("[4/4] evaluating on the held-out takes")
-        from human_body_prior.train import evaluate_vposer
+        from human_body_prior.evaluation import vposer as evaluate_vposer
         res = evaluate_vposer.evaluate(out, data_dir)
         print(evaluate_vposer.format_markdown(res))
         # the shipped folder is relocatable: no paths of the machine that made it

@@ -301,7 +301,7 @@ class VPoserTrainer:
         """Continue from a training_state.pt (model, optimizer, schedule, epoch) or from a bare
         snapshot (TRxx_Eyyy.pt for v1, ..._epoch=NN_...ckpt for v2: weights; the epoch comes from the
         name, the optimizer starts fresh)."""
-        from human_body_prior.tools.model_loader import load_state_dict_checked
+        from human_body_prior.priors.experiment import load_state_dict_checked
 
         path = Path(path)
         if self.checkpoints.is_training_state(path):
@@ -411,7 +411,7 @@ class VPoserTrainer:
         self.checkpoints.load_weights(best, self.best_snapshot)
         try:
             from human_body_prior.body_model.body_model import BodyModel
-            from human_body_prior.tools.visualization_tools import imagearray2file, render_smpl_params
+            from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params
 
             bm = BodyModel(self.ps.bm_path)
             idx = torch.linspace(0, len(self.vald_poses) - 1, num).long()

@@ -19,12 +19,8 @@ import sys
 import numpy as np
 import torch
 
+from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params, smpl_params2ply
 from human_body_prior.tools.atomic_io import save_npz_atomic
-from human_body_prior.tools.visualization_tools import (
-    imagearray2file,
-    render_smpl_params,
-    smpl_params2ply,
-)
 
 VIEW_ANGLES = (0.0, 90.0, -90.0)
 TILE_SIZE = (240, 320)  # width, height of one body picture in pixels
@@ -70,7 +66,7 @@ def dump_vposer_samples(bm, pose_body, out_imgpath, save_ply=False, view_angles=
 
 
 def _load_vposer_for(expr_dir, bm, vp_model):
-    from human_body_prior.tools.model_loader import load_vposer
+    from human_body_prior.priors.experiment import load_vposer
 
     if isinstance(expr_dir, torch.nn.Module):  # an already loaded VPoser
         vposer = expr_dir

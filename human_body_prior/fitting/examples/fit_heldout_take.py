@@ -23,7 +23,7 @@ from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.fitting import BodyFitter, JointTargets3D
 from human_body_prior.fitting.heldout import corrupt_joints, load_poses
 from human_body_prior.tools.atomic_io import atomic_write
-from human_body_prior.tools.model_loader import load_vposer
+from human_body_prior.priors.experiment import load_vposer
 
 NUM_BODY_JOINTS = 22
 
@@ -51,7 +51,7 @@ def render_meshes(verts, faces, R, width=220, height=280):
     """Fitted meshes (K, V, 3) -> images (K, H, W, 3) seen like the skeleton plots (up = R's third row,
     camera on the -depth side), with the project's headless renderer; None if it is unavailable."""
     try:
-        from human_body_prior.tools.visualization_tools import render_vertices
+        from human_body_prior.mesh.rendering import render_vertices
     except ImportError:
         return None
     to_view = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]) @ R  # plot (side, depth, up) -> renderer (x, y up, z to camera)

@@ -1,4 +1,4 @@
-"""Loading and writing 2019-layout VPoser experiment folders."""
+"""Loading and writing 2019-layout VPoser experiment folders (priors/experiment.py; upstream path tools/model_loader)."""
 
 import os
 import pickle
@@ -9,7 +9,7 @@ import torch
 from configer import Configer
 
 from human_body_prior.priors.vposer import VPoser
-from human_body_prior.tools.model_loader import (expid2model, load_vposer, save_snapshot, snapshot_fname,
+from human_body_prior.priors.experiment import (expid2model, load_vposer, save_snapshot, snapshot_fname,
                                                  write_settings, write_vposer_experiment)
 from vposer_v1_reference import (folder_code_was_executed, np_decode, np_encode, v1_state_dict,
                                  write_2019_folder)

@@ -1,0 +1,236 @@
+"""Read and write VPoser experiment folders in the 2019 layout.
+
+An experiment folder holds::
+
+    snapshots/TRxx_Eyyy.pt   state_dicts, one per saved epoch (xx: try number, yyy: epoch)
+    <name>.ini               settings in configer format (num_neurons, latentD, data_shape, use_cont_repr, ...)
+    vposer_*.py              the model code it was trained with (kept as documentation)
+
+Loading never runs code from the folder: snapshots are read with ``torch.load(weights_only=True)``
+and the network is this package's own :class:`~human_body_prior.priors.vposer.VPoser` (or a class
+you pass). The official ``vposer_v1_0`` download loads this way on current PyTorch, although its
+``vposer_smpl.py`` (which imports torchgeometry) no longer imports.
+"""
+
+import configparser
+import re
+import shutil
+from pathlib import Path
+
+import torch
+from configer import Configer
+
+from human_body_prior.tools.atomic_io import atomic_write
+
+_SNAPSHOT_RE = re.compile(r"^TR(\d+)_E(\d+)\.pt$")
+_REQUIRED_SETTINGS = ("num_neurons", "latentD")
+_DEFAULT_SETTINGS = {"data_shape": [1, 21, 3], "use_cont_repr": True}
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def _best_snapshot(expr_dir: Path) -> Path:
+    """The snapshot with the highest epoch in its TRxx_Eyyy.pt name (then the highest try number)."""
+    snap_dir = expr_dir / "snapshots"
+    if not snap_dir.is_dir():
+        raise FileNotFoundError(f"no snapshots/ folder in the experiment folder {expr_dir}")
+    pts = sorted(p for p in snap_dir.iterdir() if p.suffix == ".pt" and p.is_file())
+    named = [(int(m.group(2)), int(m.group(1)), p) for p in pts if (m := _SNAPSHOT_RE.match(p.name))]
+    if named:
+        return max(named)[2]
+    if len(pts) == 1:  # a single snapshot under another name is unambiguous
+        return pts[0]
+    if not pts:
+        if any(snap_dir.glob("*.ckpt")):
+            raise FileNotFoundError(f"no snapshot (*.pt) in {snap_dir}, but *.ckpt files: a VPoser v2 (V02) "
+                                    "experiment folder; load it with human_body_prior.tools.model_loader.load_model")
+        raise FileNotFoundError(f"no snapshot (*.pt) in {snap_dir}")
+    raise FileNotFoundError(f"cannot tell the best snapshot in {snap_dir}: none of {[p.name for p in pts]} "
+                            "is named TRxx_Eyyy.pt")
+
+
+def _settings_file(expr_dir: Path, snapshot: Path) -> Path:
+    inis = sorted(p for p in expr_dir.glob("*.ini") if p.is_file())
+    if not inis and any(expr_dir.glob("*.yaml")):
+        raise FileNotFoundError(f"no settings file (*.ini) in {expr_dir}, but a .yaml: a VPoser v2 (V02) experiment "
+                                "folder; load it with human_body_prior.tools.model_loader.load_model")
+    if not inis:
+        raise FileNotFoundError(f"no settings file (*.ini) in the experiment folder {expr_dir}")
+    if len(inis) == 1:
+        return inis[0]
+    # several: prefer the one of the snapshot's try (TRxx_...)
+    m = _SNAPSHOT_RE.match(snapshot.name)
+    if m:
+        same_try = [p for p in inis if p.name.startswith(f"TR{m.group(1)}_")]
+        if len(same_try) == 1:
+            return same_try[0]
+    raise ValueError(f"several settings files in {expr_dir} ({[p.name for p in inis]}); keep only one")
+
+
+def read_settings(ini_fname, **overrides) -> Configer:
+    """Settings file (configer format, one [All] section or several) -> Configer; overrides win."""
+    ini_fname = Path(ini_fname)
+    if not ini_fname.is_file():
+        raise FileNotFoundError(f"settings file {ini_fname} not found")
+    try:
+        return Configer(default_ps_fname=str(ini_fname), **overrides)
+    except configparser.Error as e:
+        raise ValueError(f"cannot parse the settings file {ini_fname}: {e}") from e
+
+
+def expid2model(expr_dir, verbose: bool = True):
+    """Experiment folder -> (ps, best_model_fname).
+
+    ps: Configer of the folder's .ini, plus ``work_dir`` (the folder) and ``best_model_fname``.
+    best_model_fname: snapshots/TRxx_Eyyy.pt with the highest epoch number in its name (file times
+    are ignored: copies and unzips reset them).
+    """
+    expr_dir = Path(expr_dir)
+    if not expr_dir.is_dir():
+        raise FileNotFoundError(f"experiment folder {expr_dir} not found")
+    best = _best_snapshot(expr_dir)
+    if verbose:
+        print(f"Found Trained Model: {best}")
+    ps = read_settings(_settings_file(expr_dir, best), work_dir=str(expr_dir), best_model_fname=str(best))
+    return ps, str(best)
+
+
+def _model_kwargs(ps: Configer) -> dict:
+    missing = [k for k in _REQUIRED_SETTINGS if k not in ps]
+    if missing:
+        where = ps.get("work_dir", "the experiment folder")
+        raise ValueError(f"settings of {where} lack {missing} (needed to build VPoser)")
+    kwargs = {k: ps[k] for k in _REQUIRED_SETTINGS}
+    for k, v in _DEFAULT_SETTINGS.items():
+        kwargs[k] = ps.get(k, v)
+    return kwargs
+
+
+def read_state_dict(snapshot_fname, map_location=None) -> dict:
+    """torch.load(weights_only=True) of a state_dict snapshot; a 'module.' prefix (DataParallel) is removed."""
+    try:
+        sd = torch.load(str(snapshot_fname), map_location=map_location or "cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot read the snapshot {snapshot_fname} as a plain tensor state_dict "
+                         f"(weights_only=True): {e}") from e
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
+        raise ValueError(f"snapshot {snapshot_fname} is not a state_dict (a dict of name -> tensor)")
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def load_state_dict_checked(model: torch.nn.Module, state_dict: dict, source="state_dict") -> None:
+    """model.load_state_dict(strict) with an error naming missing/unexpected keys and shape mismatches.
+
+    Snapshots older than PyTorch 0.4.1 lack BatchNorm's num_batches_tracked; those count as 0.
+    """
+    expected = model.state_dict()
+    state_dict = dict(state_dict)
+    for k, v in expected.items():
+        if k.endswith("num_batches_tracked") and k not in state_dict:
+            state_dict[k] = torch.zeros_like(v)
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+                  for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        if mismatched:
+            parts.append(f"shape mismatches [{'; '.join(mismatched)}]")
+        raise ValueError(f"{source} does not fit {type(model).__name__}: " + ", ".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_vposer(expr_dir, vp_model="snapshot", map_location=None, device=None, verbose: bool = True):
+    """Experiment folder -> (model in eval mode, ps).
+
+    vp_model: 'snapshot' builds this package's VPoser from the folder's settings (num_neurons,
+    latentD, data_shape, use_cont_repr); a class is called with those four keyword arguments; an
+    nn.Module instance is used as is. The folder's own ``vposer_*.py`` is never executed. To use it
+    anyway you must import it yourself, knowing that it runs untrusted code, and pass its class here.
+    map_location: where torch.load puts the tensors (default CPU). device: where the model goes
+    (default: map_location when that names a device, else CPU).
+    """
+    ps, best = expid2model(expr_dir, verbose=verbose)
+    if isinstance(vp_model, torch.nn.Module):
+        model = vp_model
+    elif isinstance(vp_model, str):
+        if vp_model != "snapshot":
+            raise ValueError(f"vp_model must be 'snapshot', a model class or a module, got {vp_model!r}")
+        from human_body_prior.priors.vposer import VPoser
+        model = VPoser(**_model_kwargs(ps))
+    elif callable(vp_model):
+        model = vp_model(**_model_kwargs(ps))
+    else:
+        raise TypeError(f"vp_model must be 'snapshot', a model class or a module, got {type(vp_model).__name__}")
+    load_state_dict_checked(model, read_state_dict(best, map_location), source=f"snapshot {best}")
+    if device is None and isinstance(map_location, (str, torch.device)):
+        device = map_location
+    model.to(device if device is not None else "cpu")
+    model.eval()
+    return model, ps
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def snapshot_fname(expr_dir, epoch: int, try_num: int = 0) -> str:
+    """<expr_dir>/snapshots/TRxx_Eyyy.pt."""
+    return str(Path(expr_dir) / "snapshots" / f"TR{int(try_num):02d}_E{int(epoch):03d}.pt")
+
+
+def save_snapshot(model_or_state_dict, fname) -> str:
+    """Write a state_dict (tensors moved to CPU) to fname atomically. Returns fname."""
+    sd = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, torch.nn.Module) else model_or_state_dict
+    sd = {k: v.detach().cpu() for k, v in sd.items()}
+    atomic_write(Path(fname), lambda tmp: torch.save(sd, tmp))
+    return str(fname)
+
+
+def write_settings(settings, fname) -> str:
+    """Write settings (dict or Configer) as a configer .ini ([All] section, 'key : value' lines), atomically.
+
+    Values are written with str() and read back by configer with ast.literal_eval (strings that
+    are not Python literals stay strings); '%' is escaped for configparser.
+    """
+    items = {k: v for k, v in dict(settings).items() if k != "default_ps"}
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write("[All]\n")
+            for k in sorted(items):
+                v = items[k]
+                if isinstance(v, Path):
+                    v = str(v)
+                text = str(v).replace("\n", " ").replace("%", "%%")
+                f.write(f"{k} : {text}\n")
+
+    atomic_write(Path(fname), write)
+    return str(fname)
+
+
+def write_vposer_experiment(expr_dir, model, settings=None, epoch: int = 0, try_num: int = 0,
+                            expr_code=None) -> str:
+    """Write a 2019-layout experiment folder for a VPoser; returns the snapshot path.
+
+    Writes snapshots/TRxx_Eyyy.pt, TRxx_<expr_code>.ini (settings plus the model's num_neurons,
+    latentD, data_shape, use_cont_repr; expr_code defaults to settings['expr_code'] or the folder
+    name) and a copy of this package's model code as vposer_smpl.py (documentation only; never
+    executed), each atomically. Calling it again (next epoch) adds a snapshot and refreshes the rest.
+    """
+    expr_dir = Path(expr_dir)
+    expr_dir.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in dict(settings or {}).items() if k not in ("default_ps", "best_model_fname")}
+    for k in ("num_neurons", "latentD", "data_shape", "use_cont_repr"):
+        if hasattr(model, k):
+            settings[k] = getattr(model, k)
+    expr_code = expr_code or settings.get("expr_code") or expr_dir.resolve().name
+    settings.setdefault("expr_code", expr_code)
+    settings["work_dir"] = str(expr_dir)
+
+    write_settings(settings, expr_dir / f"TR{int(try_num):02d}_{expr_code}.ini")
+    from human_body_prior.priors import vposer as vposer_module
+    atomic_write(expr_dir / "vposer_smpl.py", lambda tmp: shutil.copyfile(vposer_module.__file__, tmp))
+    return save_snapshot(model, snapshot_fname(expr_dir, epoch, try_num))
