@@ -200,7 +200,8 @@ def test_body_model_runs_the_fast_path(smplx_file, dtype):
 
 
 def test_body_model_buffers_move_and_save(smplx_file):
-    bm = BodyModel(smplx_file, num_betas=10)
+    # persistant_buffer=True: the model arrays are saved (upstream's default, False, keeps them out)
+    bm = BodyModel(smplx_file, num_betas=10, persistant_buffer=True)
     assert not any(k.startswith("_skin") for k in bm.state_dict())  # derived, not saved
     assert bm.posedirs.shape == (9 * 54, 3 * 800)
     v32 = bm(pose_body=torch.full((1, 63), 0.2)).v
@@ -208,7 +209,7 @@ def test_body_model_buffers_move_and_save(smplx_file):
     assert bm64._skin_values.dtype == torch.float64 and bm64._skin_joints.dtype == torch.long
     v64 = bm64(pose_body=torch.full((1, 63), 0.2, dtype=torch.float64)).v
     assert (v64 - v32.double()).abs().max() < 1e-5
-    fresh = BodyModel(smplx_file, num_betas=10, dtype=torch.float64)  # float64 weights from the file
+    fresh = BodyModel(smplx_file, num_betas=10, dtype=torch.float64, persistant_buffer=True)  # float64 weights
     fresh.load_state_dict(bm64.state_dict())  # float32-rounded weights: the index follows them
     assert torch.equal(fresh._skin_values, bm64._skin_values)
     assert torch.equal(fresh(pose_body=torch.full((1, 63), 0.2, dtype=torch.float64)).v, v64)

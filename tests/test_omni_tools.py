@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 import trimesh
 
@@ -45,3 +46,28 @@ def test_apply_mesh_transformations_in_place():
     omni_tools.apply_mesh_tranfsormations_(meshes, T)
     for m, v in zip(meshes, before):
         np.testing.assert_allclose(m.vertices, v @ T[:3, :3].T + T[:3, 3], atol=1e-12)
+
+
+def test_2021_helpers(tmp_path):
+    from human_body_prior import support_data_dir
+
+    assert omni_tools.get_support_data_dir() == str(support_data_dir())
+    script = tmp_path / "project" / "src" / "scripts" / "run.py"
+    (tmp_path / "project" / "support_data").mkdir(parents=True)
+    assert omni_tools.get_support_data_dir(str(script)) == str(tmp_path / "project" / "support_data")
+
+    assert omni_tools.create_list_chunks(list(range(7)), 3, 1) == [[0, 1, 2], [2, 3, 4], [4, 5, 6]]
+    assert omni_tools.create_list_chunks(list(range(7)), 3, 0, cut_smaller_batches=False) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert omni_tools.create_list_chunks(list(range(7)), 3, 0) == [[0, 1, 2], [3, 4, 5]]
+    with pytest.raises(ValueError, match="0 <= overlap_size < group_size"):
+        omni_tools.create_list_chunks(list(range(7)), 3, 3)
+    assert omni_tools.flatten_list([[1, 2], [], [3]]) == [1, 2, 3]
+
+    try:
+        omni_tools.make_deterministic(5)
+        a = (random.random(), np.random.rand(), torch.rand(1).item())
+        omni_tools.make_deterministic(5)
+        assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, False

@@ -78,15 +78,19 @@ def test_quaternions_match_scipy():
 
 
 def test_batch_shapes_and_2019_helpers():
+    """The 2019 (N, 1, J, 9) helpers are VPoser's static methods; rotation_tools' upstream names have the
+    2021 meanings (tested in test_upstream_2021_tools.py)."""
+    from human_body_prior.priors.vposer import VPoser
+
     aa = torch.tensor(_rotvecs(5 * 21, seed=3)).reshape(5, 1, 21, 3)
-    matrot = rt.aa2matrot(aa)
+    matrot = VPoser.aa2matrot(aa)
     assert matrot.shape == (5, 1, 21, 9)
     np.testing.assert_allclose(matrot.reshape(-1, 3, 3).numpy(),
                                Rotation.from_rotvec(aa.reshape(-1, 3).numpy()).as_matrix(), atol=1e-12)
-    back = rt.matrot2aa(matrot)
+    back = VPoser.matrot2aa(matrot)
     assert back.shape == (5, 1, 21, 3)
     assert _same_rotvec(back.reshape(-1, 3).numpy(), aa.reshape(-1, 3).numpy(), 1e-10).all()
-    assert rt.matrot2aa(matrot.reshape(5, 1, 21, 3, 3)).shape == (5, 1, 21, 3)
+    assert VPoser.matrot2aa(matrot.reshape(5, 1, 21, 3, 3)).shape == (5, 1, 21, 3)
     with pytest.raises(ValueError, match="matrot2aa expects"):
         rt.matrot2aa(torch.zeros(2, 4))
 

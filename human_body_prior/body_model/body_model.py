@@ -4,6 +4,7 @@ Poses are axis-angle in radians, lengths in metres. B is the batch size, V the v
 J the joint count of the model's kinematic tree (SMPL 24, SMPL-H 52, SMPL-X 55, MANO 16).
 """
 
+import inspect
 import math
 from pathlib import Path
 
@@ -77,23 +78,81 @@ def _reindex_skinning_weights(module, _incompatible_keys):
     module._index_skinning_weights()
 
 
+def _arguments_2021(bm_fname=None, num_betas=10, num_dmpls=None, dmpl_fname=None, num_expressions=None,
+                    use_posedirs=True, model_type=None, dtype=torch.float32, persistant_buffer=False, *,
+                    bm_path=None, path_dmpl=None, params=None, batch_size=1):
+    """BodyModel's arguments in the 2021 (v2) positional order."""
+
+
+def _arguments_2019(bm_path=None, model_type=None, params=None, num_betas=10, batch_size=1, num_dmpls=None,
+                    path_dmpl=None, num_expressions=None, use_posedirs=True, dtype=torch.float32, *,
+                    bm_fname=None, dmpl_fname=None, persistant_buffer=False):
+    """BodyModel's arguments in the 2019 (v1) positional order (model type second, as a string)."""
+
+
+_SIGNATURES = {layout: inspect.signature(f) for layout, f in (("2021", _arguments_2021), ("2019", _arguments_2019))}
+# (2021 name, 2019 name) of the arguments whose name changed
+_RENAMED = (("bm_fname", "bm_path"), ("dmpl_fname", "path_dmpl"))
+
+
+def _resolve_arguments(args: tuple, kwargs: dict) -> dict:
+    """Bind BodyModel's arguments. A string second positional argument is the 2019 model_type, anything
+    else the 2021 num_betas; either generation's keywords are accepted, but not both names of one thing."""
+    layout = "2019" if len(args) > 1 and isinstance(args[1], str) else "2021"
+    try:
+        bound = _SIGNATURES[layout].bind(*args, **kwargs)
+    except TypeError as err:
+        raise TypeError(f"BodyModel: {err}") from None
+    bound.apply_defaults()
+    values = dict(bound.arguments)
+    for new, old in _RENAMED:
+        if values[new] is not None and values[old] is not None:
+            raise TypeError(f"BodyModel got both {new}= and {old}= (the 2021 and 2019 names of one argument); "
+                            "pass one of them")
+        values[new] = values[new] if values[new] is not None else values.pop(old)
+        values.pop(old, None)
+    if values["bm_fname"] is None:
+        raise TypeError("BodyModel needs the model file: BodyModel(bm_fname=...) (2019: bm_path=...)")
+    return values
+
+
+def _count(name: str, value, minimum: int) -> int:
+    """An integer argument >= minimum, or a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"BodyModel: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 class BodyModel(nn.Module):
     """A posable, shapeable SMPL-family body with per-batch learnable parameters.
 
-    bm_path: official .npz/.pkl model file. model_type: 'smpl' | 'smplh' | 'smplx' | 'mano', or None to
-    detect it from the file. params: optional initial values of the parameters below, by name.
-    num_betas, num_expressions (SMPL-X), num_dmpls (SMPL/SMPL-H, with path_dmpl holding 'eigvec'):
-    sizes of the shape spaces. use_posedirs: apply pose-corrective blend shapes when the file has
-    non-zero ones. dtype: floating type of every buffer and parameter.
+    Both generations' signatures work, by keyword or by position:
+    2021: BodyModel(bm_fname, num_betas=10, num_dmpls=None, dmpl_fname=None, num_expressions=None,
+          use_posedirs=True, model_type=None, dtype=torch.float32, persistant_buffer=False)
+    2019: BodyModel(bm_path, model_type, params=None, num_betas=10, batch_size=1, num_dmpls=None,
+          path_dmpl=None, num_expressions=10, use_posedirs=True, dtype=torch.float32)
+    Passing both names of one argument (bm_fname and bm_path, dmpl_fname and path_dmpl) is a TypeError.
+
+    bm_fname / bm_path: official .npz/.pkl model file. model_type: 'smpl' | 'smplh' | 'smplx' | 'mano', or
+    None to detect it from the file. params: optional initial values of the parameters below, by name.
+    num_betas, num_expressions (SMPL-X; None: 10), num_dmpls (SMPL/SMPL-H): sizes of the shape spaces.
+    dmpl_fname / path_dmpl: the DMPL file, e.g. AMASS's dmpls/<gender>/model.npz ('eigvec' (V, 3, >= num_dmpls)).
+    use_posedirs: apply pose-corrective blend shapes when the file has non-zero ones. dtype: floating type of
+    every buffer and parameter. persistant_buffer (upstream spelling): whether the model's arrays go into
+    state_dict (False, as upstream: checkpoints of modules holding a BodyModel carry only the parameters).
 
     Learnable parameters (nn.Parameter, first dim batch_size): trans (B,3), root_orient (B,3),
     pose_body (B,63), pose_hand (B,6|90|45), pose_jaw (B,3), pose_eye (B,6), betas (B,num_betas),
     expression (B,num_expressions), dmpls (B,num_dmpls); only those the model type has.
+    Buffers read by upstream code: f (F, 3) faces, kintree_table (2, J) long (parent -1 at the root),
+    v_template, shapedirs (V, 3, K), posedirs (P, 3 V), J_regressor (J, V), weights (V, J).
     """
 
-    def __init__(self, bm_path, model_type=None, params=None, num_betas=10, batch_size=1, num_dmpls=None,
-                 path_dmpl=None, num_expressions=10, use_posedirs=True, dtype=torch.float32):
+    def __init__(self, *args, **kwargs):
         super().__init__()
+        a = _resolve_arguments(args, kwargs)
+        bm_path, model_type, params, dtype = a["bm_fname"], a["model_type"], a["params"], a["dtype"]
+        persistent = bool(a["persistant_buffer"])
         self.bm_path = str(bm_path)
         data = load_model_file(bm_path)
         file_type = detect_model_type(data, self.bm_path)
@@ -105,7 +164,7 @@ class BodyModel(nn.Module):
                 raise ValueError(f"model_type {model_type!r} contradicts {self.bm_path}, which is a "
                                  f"{file_type!r} model ({len(data['kintree_table'][0])} joints)")
         self.model_type = file_type
-        self.batch_size = int(batch_size)
+        self.batch_size = _count("batch_size", a["batch_size"], 1)
         self.parents = _parents_from_kintree(data["kintree_table"], self.bm_path)
         self._tree = KinematicTree(self.parents)
 
@@ -121,9 +180,10 @@ class BodyModel(nn.Module):
         if shapedirs.ndim != 3 or shapedirs.shape[:2] != (num_verts, 3):
             raise ValueError(f"{self.bm_path}: shapedirs must have shape ({num_verts}, 3, K), got {shapedirs.shape}")
 
-        self.num_betas = int(num_betas)
-        self.num_expressions = int(num_expressions) if self.model_type == "smplx" else 0
-        self.num_dmpls = int(num_dmpls) if num_dmpls else 0
+        self.num_betas = _count("num_betas", a["num_betas"], 0)
+        num_expressions = 10 if a["num_expressions"] is None else _count("num_expressions", a["num_expressions"], 0)
+        self.num_expressions = num_expressions if self.model_type == "smplx" else 0
+        self.num_dmpls = _count("num_dmpls", a["num_dmpls"], 0) if a["num_dmpls"] is not None else 0
         dirs = [self._shape_columns(shapedirs, 0, self.num_betas, "betas")]
         if self.model_type == "smplx":
             start = SMPLX_SHAPE_SPACE if shapedirs.shape[-1] > SMPLX_SHAPE_SPACE else SMPLX_SMALL_SHAPE_SPACE
@@ -134,23 +194,27 @@ class BodyModel(nn.Module):
         if self.num_expressions:
             dirs.append(self._shape_columns(shapedirs, start, self.num_expressions, "expression"))
         if self.num_dmpls:
-            dirs.append(self._load_dmpls(path_dmpl, num_verts))
+            dirs.append(self._load_dmpls(a["dmpl_fname"], num_verts))
 
-        self.register_buffer("v_template", v_template)
-        self.register_buffer("f", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)))
-        self.register_buffer("shapedirs", as_tensor(np.concatenate(dirs, axis=-1)))
-        self.register_buffer("J_regressor", as_tensor(data["J_regressor"]))
-        self.register_buffer("weights", as_tensor(data["weights"]))
+        self.register_buffer("v_template", v_template, persistent=persistent)
+        self.register_buffer("f", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)), persistent=persistent)
+        self.register_buffer("kintree_table", torch.tensor([self.parents, list(range(self.num_joints))]),
+                             persistent=persistent)
+        self.register_buffer("shapedirs", as_tensor(np.concatenate(dirs, axis=-1)), persistent=persistent)
+        self.register_buffer("J_regressor", as_tensor(data["J_regressor"]), persistent=persistent)
+        self.register_buffer("weights", as_tensor(data["weights"]), persistent=persistent)
         # Joints are linear in the shape coefficients: regress them once from template and directions.
-        self.register_buffer("J_template", self.J_regressor @ self.v_template)
-        self.register_buffer("J_shapedirs", torch.einsum("jv,vck->jck", self.J_regressor, self.shapedirs))
+        self.register_buffer("J_template", self.J_regressor @ self.v_template, persistent=persistent)
+        self.register_buffer("J_shapedirs", torch.einsum("jv,vck->jck", self.J_regressor, self.shapedirs),
+                             persistent=persistent)
 
         posedirs = data.get("posedirs")
-        if use_posedirs and posedirs is not None and np.any(posedirs):
+        if a["use_posedirs"] and posedirs is not None and np.any(posedirs):
             num_feats = 9 * (len(self.parents) - 1)
             # (P, 3 V), stored as the transpose of the file's contiguous (3 V, P) layout, which the
             # fast path multiplies with directly
-            self.register_buffer("posedirs", as_tensor(np.asarray(posedirs).reshape(-1, num_feats)).t())
+            self.register_buffer("posedirs", as_tensor(np.asarray(posedirs).reshape(-1, num_feats)).t(),
+                                 persistent=persistent)
         else:
             self.posedirs = None
         # The fast skinning path (lbs.py); False selects the plain dense path, e.g. for second derivatives,
@@ -160,6 +224,7 @@ class BodyModel(nn.Module):
         self.register_load_state_dict_post_hook(_reindex_skinning_weights)  # a named function: picklable
 
         self._init_parameters(params or {}, dtype)
+        self.use_dmpl = bool(self.num_dmpls)
 
     def _index_skinning_weights(self):
         """Each vertex's non-zero skinning weights (all of them), for the fast skinning path. Derived
@@ -183,7 +248,8 @@ class BodyModel(nn.Module):
         if self.model_type not in ("smpl", "smplh"):
             raise ValueError(f"DMPLs exist for SMPL and SMPL-H only, not for {self.model_type!r}")
         if path_dmpl is None:
-            raise ValueError("num_dmpls was given without path_dmpl (a .npz with an 'eigvec' array)")
+            raise ValueError("num_dmpls was given without dmpl_fname (2019: path_dmpl), the DMPL file, "
+                             "e.g. AMASS's dmpls/<gender>/model.npz with an 'eigvec' array")
         eigvec = load_model_file(path_dmpl, required=("eigvec",))["eigvec"]
         if eigvec.ndim != 3 or eigvec.shape[:2] != (num_verts, 3) or eigvec.shape[2] < self.num_dmpls:
             raise ValueError(f"{path_dmpl}: eigvec must have shape ({num_verts}, 3, >={self.num_dmpls}), "
@@ -230,6 +296,10 @@ class BodyModel(nn.Module):
                 values[name] = getattr(self, name)
                 continue
             values[name] = _as_batch(name, value, width, ref.dtype, ref.device)
+        empty = [k for k, v in values.items() if given.get(k) is not None and v.shape[0] == 0]
+        if empty:
+            raise ValueError(f"{empty[0]} has batch 0; BodyModel needs at least one row, "
+                             f"shape (B, {widths[empty[0]]}) with B >= 1")
         sizes = {v.shape[0] for k, v in values.items() if given.get(k) is not None}
         batch = max(sizes) if sizes else self.batch_size
         for name, value in values.items():
@@ -241,10 +311,14 @@ class BodyModel(nn.Module):
         return values, batch
 
     def forward(self, root_orient=None, pose_body=None, pose_hand=None, pose_jaw=None, pose_eye=None,
-                betas=None, trans=None, dmpls=None, expression=None, v_template=None, return_dict=False,
-                **kwargs):
+                betas=None, trans=None, dmpls=None, expression=None, v_template=None, joints=None,
+                v_shaped=None, return_dict=False, **kwargs):
         """Pose and shape the body. Every argument overrides the stored parameter of the same name.
 
+        v_template (V, 3) or (B, V, 3): a different rest template (shape blend shapes still apply).
+        v_shaped (V, 3) or (B, V, 3): the shaped rest mesh itself; shape blending is skipped, so betas,
+        expression and dmpls have no effect. joints (J, 3) or (B, J, 3): the rest joint locations to pose
+        about, instead of those regressed from the shaped mesh.
         Returns BodyModelOutput (a dict with return_dict=True) with v (B,V,3) vertices, f (F,3) faces,
         Jtr (B,J,3) posed joints, full_pose (B,3J), betas and the pose parts.
         """
@@ -261,22 +335,34 @@ class BodyModel(nn.Module):
         coeffs = [values["betas"]] + [values[k] for k in ("expression", "dmpls") if k in values]
         shape_coeffs = torch.cat(coeffs, dim=1)
 
-        if v_template is None:
-            template, J_template, J_shapedirs = self.v_template, self.J_template, self.J_shapedirs
-        else:
-            template = torch.as_tensor(v_template, device=self.v_template.device).to(self.v_template.dtype)
-            if template.shape[-2:] != self.v_template.shape or template.dim() not in (2, 3) \
-                    or (template.dim() == 3 and template.shape[0] not in (1, batch)):
-                raise ValueError(f"v_template must have shape {tuple(self.v_template.shape)} or "
-                                 f"({batch}, {self.v_template.shape[0]}, 3), got {tuple(template.shape)}")
-            J_template = J_shapedirs = None  # regress joints from the given template
-        verts, joints = lbs(full_pose, shape_coeffs, template, self.shapedirs, self.posedirs,
-                           self.J_regressor, self.weights, self._tree, J_template, J_shapedirs,
-                           sparse_weights=(self._skin_joints, self._skin_values, self._skin_offsets)
-                           if self.sparse_skinning else None)
+        template, J_template, J_shapedirs = self.v_template, self.J_template, self.J_shapedirs
+        if v_template is not None and v_shaped is not None:
+            raise ValueError("give v_template or v_shaped, not both (v_shaped already includes the template)")
+        if v_template is not None or v_shaped is not None:
+            template = self._rest_array("v_shaped" if v_shaped is not None else "v_template",
+                                        v_shaped if v_shaped is not None else v_template, self.v_template, batch)
+            J_template = J_shapedirs = None  # regress joints from the given mesh
+            if v_shaped is not None:
+                shape_coeffs = shape_coeffs.new_zeros(batch, 0)
+        rest_joints = None if joints is None else self._rest_array("joints", joints, self.J_template, batch)
+        verts, posed_joints = lbs(full_pose, shape_coeffs, template,
+                                  self.shapedirs[..., :0] if v_shaped is not None else self.shapedirs,
+                                  self.posedirs, self.J_regressor, self.weights, self._tree, J_template,
+                                  J_shapedirs, sparse_weights=(self._skin_joints, self._skin_values,
+                                                               self._skin_offsets) if self.sparse_skinning else None,
+                                  rest_joints=rest_joints)
         trans = values["trans"].unsqueeze(1)
-        out = BodyModelOutput(v=verts + trans, f=self.f, Jtr=joints + trans, full_pose=full_pose, **values)
+        out = BodyModelOutput(v=verts + trans, f=self.f, Jtr=posed_joints + trans, full_pose=full_pose, **values)
         return dict(out) if return_dict else out
+
+    def _rest_array(self, name, value, like, batch):
+        """A per-call rest array (rows, 3) or (B, rows, 3) shaped like ``like`` (rows, 3), as a tensor."""
+        value = torch.as_tensor(value, device=like.device).to(like.dtype)
+        if value.shape[-2:] != like.shape or value.dim() not in (2, 3) \
+                or (value.dim() == 3 and value.shape[0] not in (1, batch)):
+            raise ValueError(f"{name} must have shape {tuple(like.shape)} or ({batch}, {like.shape[0]}, 3), "
+                             f"got {tuple(value.shape)}")
+        return value
 
     def r(self) -> np.ndarray:
         """Current vertices as numpy, (B, V, 3)."""

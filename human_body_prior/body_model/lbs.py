@@ -186,7 +186,7 @@ def shaped_vertices_vertex_major(shape_coeffs: torch.Tensor, v_template: torch.T
 
 def lbs(full_pose: torch.Tensor, shape_coeffs: torch.Tensor, v_template: torch.Tensor,
         shapedirs: torch.Tensor, posedirs, J_regressor: torch.Tensor, weights: torch.Tensor,
-        tree: KinematicTree, J_template=None, J_shapedirs=None, sparse_weights=None):
+        tree: KinematicTree, J_template=None, J_shapedirs=None, sparse_weights=None, rest_joints=None):
     """Shape, pose-correct, pose and skin a body.
 
     full_pose (B, 3 J) axis-angle (rad); shape_coeffs (B, K); v_template (V, 3) or (B, V, 3);
@@ -194,13 +194,14 @@ def lbs(full_pose: torch.Tensor, shape_coeffs: torch.Tensor, v_template: torch.T
     weights (V, J). J_template (J, 3) and J_shapedirs (J, 3, K), the regressor applied to the template
     and to the shape directions, may be given to skip regressing joints from the shaped mesh.
     sparse_weights, SparseSkinningWeights.tensors() of `weights`, selects the fast vertex-major path;
-    None the plain dense one.
+    None the plain dense one. rest_joints (J, 3) or (B, J, 3), if given, are the rest joints to pose about
+    (nothing is regressed).
     Returns vertices (B, V, 3) and posed joints (B, J, 3).
     """
     B = full_pose.shape[0]
     rot_mats = axis_angle_to_matrix(full_pose.reshape(B, -1, 3))
-    joints = None
-    if J_template is not None and J_shapedirs is not None:
+    joints = rest_joints
+    if joints is None and J_template is not None and J_shapedirs is not None:
         joints = J_template + blend_shapes(shape_coeffs, J_shapedirs)
 
     if sparse_weights is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from human_body_prior.tools.rotation_tools import aa2matrot
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 
 
 class VPoserDS(Dataset):
@@ -45,5 +45,5 @@ class VPoserDS(Dataset):
         item = {k: v[idx] for k, v in self.ds.items() if k != "pose"}
         pose_aa = self.ds["pose"][idx].view(1, 21, 3)
         item["pose_aa"] = pose_aa
-        item["pose_matrot"] = aa2matrot(pose_aa)
+        item["pose_matrot"] = axis_angle_to_matrix(pose_aa).reshape(1, 21, 9)
         return item

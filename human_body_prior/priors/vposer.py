@@ -143,9 +143,11 @@ class VPoser(nn.Module):
     @staticmethod
     def matrot2aa(pose_matrot: torch.Tensor) -> torch.Tensor:
         """Flattened rotation matrices (N, 1, J, 9) (any (..., 9) or (..., 3, 3)) -> axis-angle (N, 1, J, 3)."""
-        return rotation_tools.matrot2aa(pose_matrot)
+        if pose_matrot.shape[-1] == 9:
+            pose_matrot = pose_matrot.reshape(pose_matrot.shape[:-1] + (3, 3))
+        return rotation_tools.matrix_to_axis_angle(pose_matrot)
 
     @staticmethod
     def aa2matrot(pose: torch.Tensor) -> torch.Tensor:
         """Axis-angle (N, 1, J, 3) (any (..., 3)) -> flattened rotation matrices (N, 1, J, 9)."""
-        return rotation_tools.aa2matrot(pose)
+        return rotation_tools.axis_angle_to_matrix(pose).reshape(pose.shape[:-1] + (9,))

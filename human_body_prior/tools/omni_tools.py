@@ -1,9 +1,10 @@
-"""Small helpers that code in 2019 experiment folders imports from this module."""
+"""Small helpers that upstream code (2019 experiment folders and 2021 scripts) imports from this module."""
 
 import os
 import random
 import string
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,3 +68,46 @@ def apply_mesh_tranfsormations_(meshes, transf) -> None:
         raise ValueError(f"transf must be a (4, 4) matrix, got {transf.shape}")
     for mesh in meshes:
         mesh.apply_transform(transf)
+
+
+def get_support_data_dir(current_fname=None) -> str:
+    """The ``support_data`` folder: the nearest one above ``current_fname`` (upstream scripts pass their
+    ``__file__``), else the package's own (see human_body_prior.support_data_dir)."""
+    if current_fname is not None:
+        for folder in Path(os.path.abspath(current_fname)).parents:
+            if (folder / "support_data").is_dir():
+                return str(folder / "support_data")
+    from human_body_prior.support_paths import support_data_dir  # a leaf module; lazily, tools/ stays a leaf
+
+    return str(support_data_dir())
+
+
+def make_deterministic(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators and make cuDNN deterministic (what the caller
+    asks for by calling this: it changes global state on purpose)."""
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def create_list_chunks(list_, group_size: int, overlap_size: int, cut_smaller_batches: bool = True) -> list:
+    """Windows of ``group_size`` items starting every ``group_size - overlap_size`` items.
+
+    cut_smaller_batches drops the windows at the end that are shorter than group_size.
+    """
+    group_size, overlap_size = int(group_size), int(overlap_size)
+    if group_size < 1 or not 0 <= overlap_size < group_size:
+        raise ValueError(f"create_list_chunks needs group_size >= 1 and 0 <= overlap_size < group_size, "
+                         f"got group_size={group_size}, overlap_size={overlap_size}")
+    chunks = [list_[i:i + group_size] for i in range(0, len(list_), group_size - overlap_size)]
+    if cut_smaller_batches:
+        chunks = [c for c in chunks if len(c) == group_size]
+    return chunks
+
+
+def flatten_list(list_of_lists) -> list:
+    """[[a, b], [c]] -> [a, b, c] (one level)."""
+    return [item for sublist in list_of_lists for item in sublist]

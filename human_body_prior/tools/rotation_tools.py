@@ -5,6 +5,7 @@ finite values and gradients everywhere, including angle 0 and angle pi. Quaterni
 Angles are in radians.
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -132,15 +133,196 @@ def matrix_to_cont6d(R: torch.Tensor) -> torch.Tensor:
     return R[..., :2].reshape(R.shape[:-2] + (6,))
 
 
+
+def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor = None) -> torch.Tensor:
+    """Angle (rad, in [0, pi]) of the rotation taking R2 to R1 (of R1 itself when R2 is None).
+
+    R1, R2 (..., 3, 3) -> (...). Computed as 2 atan2(|v|, |w|) of the quaternion of R1 R2^T, which
+    stays accurate near 0 and pi, where arccos((tr - 1) / 2) loses precision and its gradient is infinite.
+    The gradient is finite everywhere; at angle exactly 0 it is zero (the subgradient of |angle|).
+    """
+    rel = R1 if R2 is None else R1 @ R2.transpose(-1, -2)
+    q = matrix_to_quaternion(rel)
+    w, v = q[..., 0], q[..., 1:]
+    n2 = (v * v).sum(-1)
+    n = _safe_sqrt(n2, n2 <= 0)
+    return 2 * torch.atan2(torch.where(n2 <= 0, torch.zeros_like(n), n), w.abs())
+
+
+# --------------------------------------------------------------------------- Euler angles
+# Conventions are named as in transforms3d: 's' (static, extrinsic) or 'r' (rotating, intrinsic)
+# followed by three distinct axes, e.g. 'sxyz': rotate about x by a, then about the fixed y by b, then
+# about the fixed z by c, R = Rz(c) Ry(b) Rx(a); 'rxyz' = Rx(a) Ry(b) Rz(c), the same as 'szyx' with
+# the angles reversed. Angles in radians.
+
+_AXIS = {"x": 0, "y": 1, "z": 2}
+
+
+def _parse_euler_axes(axes: str) -> tuple:
+    if not (isinstance(axes, str) and len(axes) == 4 and axes[0] in "sr" and sorted(axes[1:]) == ["x", "y", "z"]):
+        raise ValueError(f"Euler axes must be 's' or 'r' followed by a permutation of 'xyz' "
+                         f"(e.g. 'sxyz', 'rzyx'), got {axes!r}")
+    return axes[0] == "s", tuple(_AXIS[a] for a in axes[1:])
+
+
+def _elementary_rotation(axis: int, angle: torch.Tensor) -> torch.Tensor:
+    """Rotation by ``angle`` (...) about coordinate axis 0, 1 or 2 -> (..., 3, 3)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    o, i = torch.zeros_like(angle), torch.ones_like(angle)
+    if axis == 0:
+        rows = (i, o, o, o, c, -s, o, s, c)
+    elif axis == 1:
+        rows = (c, o, s, o, i, o, -s, o, c)
+    else:
+        rows = (c, -s, o, s, c, o, o, o, i)
+    return torch.stack(rows, dim=-1).reshape(angle.shape + (3, 3))
+
+
+def euler_to_matrix(angles: torch.Tensor, axes: str = "sxyz") -> torch.Tensor:
+    """Euler angles (..., 3) (rad) in convention ``axes`` -> R (..., 3, 3)."""
+    static, order = _parse_euler_axes(axes)
+    mats = [_elementary_rotation(ax, angles[..., n]) for n, ax in enumerate(order)]
+    return mats[2] @ mats[1] @ mats[0] if static else mats[0] @ mats[1] @ mats[2]
+
+
+def matrix_to_euler(R: torch.Tensor, axes: str = "sxyz") -> torch.Tensor:
+    """R (..., 3, 3) -> Euler angles (..., 3) (rad) in convention ``axes``; the middle angle is in
+    [-pi/2, pi/2], the others in [-pi, pi]. At gimbal lock (middle angle +-pi/2) the third angle is 0.
+    Gradients are finite everywhere."""
+    static, order = _parse_euler_axes(axes)
+    if not static:  # intrinsic (a, b, c) about (i, j, k) is extrinsic (c, b, a) about (k, j, i)
+        return matrix_to_euler(R, "s" + "xyz"[order[2]] + "xyz"[order[1]] + "xyz"[order[0]]).flip(-1)
+    i, j, k = order
+    # Conjugating by the permutation that sends axes i, j, k to x, y, z turns the problem into 'sxyz';
+    # an odd permutation is a reflection and flips the sense of every rotation.
+    sign = 1.0 if (i, j, k) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1.0
+    P = R[..., [i, j, k], :][..., :, [i, j, k]]
+    cos_b2 = P[..., 0, 0] ** 2 + P[..., 1, 0] ** 2
+    locked = cos_b2 < 1e-12
+    cos_b = _safe_sqrt(cos_b2, locked)
+    cos_b = torch.where(locked, torch.zeros_like(cos_b), cos_b)
+    one, zero = torch.ones_like(cos_b), torch.zeros_like(cos_b)
+    # safe atan2 arguments in the branch that is not taken keep its gradient finite
+    a = torch.where(locked,
+                    torch.atan2(torch.where(locked, -P[..., 1, 2], zero), torch.where(locked, P[..., 1, 1], one)),
+                    torch.atan2(torch.where(locked, zero, P[..., 2, 1]), torch.where(locked, one, P[..., 2, 2])))
+    b = torch.atan2(-P[..., 2, 0], cos_b)
+    c = torch.where(locked, zero,
+                    torch.atan2(torch.where(locked, zero, P[..., 1, 0]), torch.where(locked, one, P[..., 0, 0])))
+    return sign * torch.stack([a, b, c], dim=-1)
+
+
+# =========================================================================== upstream 2021 names
+# Upstream-compatibility shim: the names human_body_prior 2021 (v2) code imports from this module, with
+# their v2 meanings, as thin layers over the core above. Library code calls the core names instead.
+# The 2019 (v1) (N, 1, J, 9) meanings live on as the static methods VPoser.aa2matrot / VPoser.matrot2aa.
+# The kinematic names import their chain lazily, so this module stays a leaf.
+
+def _as_torch(x):
+    """(tensor, back): numpy (or lists) become float64 tensors and results go back to numpy."""
+    if isinstance(x, torch.Tensor):
+        return x, lambda y: y
+    return torch.from_numpy(np.array(x, dtype=np.float64)), lambda y: y.numpy()
+
+
 def aa2matrot(pose: torch.Tensor) -> torch.Tensor:
-    """2019 API. Axis-angle (..., 3), e.g. (N, 1, J, 3) -> flattened matrices (..., 9), e.g. (N, 1, J, 9)."""
-    return axis_angle_to_matrix(pose).reshape(pose.shape[:-1] + (9,))
+    """v2: axis-angle (N, 3) (any (..., 3)) -> rotation matrices (N, 3, 3) (..., 3, 3)."""
+    if pose.shape[-1] != 3:
+        raise ValueError(f"aa2matrot expects axis-angle of shape (N, 3), got {tuple(pose.shape)}")
+    return axis_angle_to_matrix(pose)
 
 
 def matrot2aa(pose_matrot: torch.Tensor) -> torch.Tensor:
-    """2019 API. Flattened matrices (..., 9), e.g. (N, 1, J, 9), or (..., 3, 3) -> axis-angle (..., 3)."""
+    """v2: rotation matrices (N, 3, 3) (any (..., 3, 3), or flattened (..., 9)) -> axis-angle (N, 3)."""
     if pose_matrot.shape[-1] == 9:
         pose_matrot = pose_matrot.reshape(pose_matrot.shape[:-1] + (3, 3))
     elif pose_matrot.shape[-2:] != (3, 3):
-        raise ValueError(f"matrot2aa expects (..., 9) or (..., 3, 3), got {tuple(pose_matrot.shape)}")
+        raise ValueError(f"matrot2aa expects (N, 3, 3) (or (..., 9)), got {tuple(pose_matrot.shape)}")
     return matrix_to_axis_angle(pose_matrot)
+
+
+def local2global_pose(local_pose: torch.Tensor, kintree) -> torch.Tensor:
+    """Chain local joint rotations into global ones.
+
+    local_pose (B, J, 3, 3) (or (B, 9 J)); kintree: the parent of each joint, (J,) ints with -1 (or any
+    negative) at the root, e.g. ``bm.kintree_table[0].long()``; every parent comes before its child.
+    Returns global rotations (B, J, 3, 3).
+    """
+    from human_body_prior.body_model.lbs import KinematicTree, forward_kinematics
+
+    parents = [int(p) for p in (kintree.tolist() if hasattr(kintree, "tolist") else kintree)]
+    B = local_pose.shape[0]
+    local = local_pose.reshape(B, len(parents), 3, 3)
+    tree = KinematicTree([-1] + parents[1:] if parents[0] < 0 else parents)
+    zeros = local.new_zeros(B, len(parents), 3)
+    return forward_kinematics(local, zeros, tree)[1][..., :3]
+
+
+def em2euler(em):
+    """Exponential map (axis-angle) (..., 3) -> Euler angles (..., 3), rad, static 'sxyz' (transforms3d's
+    default: R = Rz Ry Rx). numpy in, numpy out; torch in, torch out."""
+    t, back = _as_torch(em)
+    return back(matrix_to_euler(axis_angle_to_matrix(t), "sxyz"))
+
+
+def euler2em(ea):
+    """Euler angles (..., 3), rad, static 'sxyz' -> exponential map (axis-angle) (..., 3), angle in [0, pi].
+    numpy in, numpy out; torch in, torch out."""
+    t, back = _as_torch(ea)
+    return back(matrix_to_axis_angle(euler_to_matrix(t, "sxyz")))
+
+
+def remove_zrot(pose):
+    """Zero the 'sxyz' Euler z-angle of the root orientation pose[:3], in place; returns pose."""
+    euler = em2euler(pose[:3])
+    euler[2] = 0
+    pose[:3] = euler2em(euler)
+    return pose
+
+
+def noisy_zrot(rot_in, rng=None):
+    """Add one random z-rotation (uniform in [-pi, pi), the same for all rows) to axis-angle rotations.
+
+    rot_in: numpy (3,) or (N, 3). Returns numpy (N, 3) ((1, 3) for a single rotation), as upstream.
+    rng: a numpy Generator; None draws from numpy's global generator (without reseeding it).
+    """
+    rot = np.asarray(rot_in, dtype=np.float64)
+    rot = rot[np.newaxis] if rot.ndim == 1 else rot
+    angle = (rng.uniform(-np.pi, np.pi) if rng is not None else np.random.uniform(-np.pi, np.pi))
+    euler = em2euler(rot)
+    euler[:, 2] += angle
+    return euler2em(euler)
+
+
+def rotate_points_xyz(mesh_v, Rxyz):
+    """Rotate each frame's points by its Euler angles in DEGREES, about x, then y, then z (fixed axes).
+
+    mesh_v (N, V, 3), Rxyz (N, 3) -> (N, V, 3). numpy in, numpy out; torch in, torch out.
+    """
+    v, back = _as_torch(mesh_v)
+    angles = torch.as_tensor(np.asarray(Rxyz, dtype=np.float64) if not isinstance(Rxyz, torch.Tensor) else Rxyz).to(v)
+    R = euler_to_matrix(torch.deg2rad(angles), "sxyz")
+    return back(v @ R.transpose(-1, -2))
+
+
+def tmat(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Homogeneous transforms from rotations R (N, 3, 3) and translations t (N, 3, 1) or (N, 3) -> (N, 4, 4)."""
+    t = t.reshape(R.shape[:-2] + (3, 1))
+    top = torch.cat([R, t], dim=-1)
+    bottom = F.pad(torch.zeros_like(t[..., :1, :]).expand(R.shape[:-2] + (1, 3)), [0, 1], value=1.0)
+    return torch.cat([top, bottom], dim=-2)
+
+
+def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor, parents):
+    """Forward kinematics with upstream's outputs.
+
+    rot_mats (B, J, 3, 3) local rotations; joints (B, J, 3) rest joints; parents (J,) with the root's < 0.
+    Returns posed joints (B, J, 3) and the skinning transforms (B, J, 4, 4) that map rest-pose points
+    to posed points.
+    """
+    from human_body_prior.body_model.lbs import KinematicTree, forward_kinematics
+
+    parents = [int(p) for p in (parents.tolist() if hasattr(parents, "tolist") else parents)]
+    tree = KinematicTree([-1] + parents[1:])
+    posed, transforms = forward_kinematics(rot_mats, joints, tree)
+    return posed, tmat(transforms[..., :3], transforms[..., 3])
