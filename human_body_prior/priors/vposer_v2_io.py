@@ -400,12 +400,18 @@ def load_model(expr_dir, model_code=None, remove_words_in_model_weights=None, lo
     ckpt = read_checkpoint(best)
     sd = model_state_dict(ckpt["state_dict"], remove_words_in_model_weights)
     check_finite(sd, f"checkpoint {best}")
-    try:
-        model = model_code(cfg)
-    except (AttributeError, KeyError, ValueError) as e:
-        raise ValueError(f"cannot build {getattr(model_code, '__name__', model_code)} from the settings of "
-                         f"{config_file(expr_dir)}: {e}") from None
-    _check_shapes_then_load(model, sd, f"checkpoint {best}")
+    from human_body_prior.priors.experiment import build_checked, load_state_dict_checked
+
+    def build():
+        try:
+            return model_code(cfg)
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"cannot build {getattr(model_code, '__name__', model_code)} from the settings of "
+                             f"{config_file(expr_dir)}: {e}") from None
+
+    # shapes are checked on the meta device first: a wrong width in the yaml allocates nothing
+    model = build_checked(build, sd, source=f"checkpoint {best}")
+    load_state_dict_checked(model, sd, source=f"checkpoint {best}")
     model.to(_resolve_device(comp_device))
     if disable_grad:
         for p in model.parameters():
@@ -413,8 +419,3 @@ def load_model(expr_dir, model_code=None, remove_words_in_model_weights=None, lo
     model.eval()
     return model, cfg
 
-
-def _check_shapes_then_load(model, sd, source):
-    from human_body_prior.priors.experiment import load_state_dict_checked
-
-    load_state_dict_checked(model, sd, source=source)
