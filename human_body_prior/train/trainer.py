@@ -347,7 +347,7 @@ class VPoserTrainer:
             "body_model": {"gender": "neutral", "bm_fname": str(ps.bm_path),
                            "num_loss_vertices": int(ps.get("num_loss_vertices", 0) or 0),
                            "vertex_subset": str(ps.get("vertex_subset", "random"))},
-            "human_body_prior_trainer": {k: (str(v) if not isinstance(v, (int, float, bool, str, type(None))) else v)
+            "human_body_prior_trainer": {k: (v if isinstance(v, (int, float, bool, str, list, type(None))) else str(v))
                                          for k, v in self._settings_to_save().items()},
         }
 
