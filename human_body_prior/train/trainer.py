@@ -113,7 +113,8 @@ def _fmt(metrics: dict) -> str:
 class VPoserTrainer:
     """Train VPoser v1 with the 2019 objective (model_version 1) or v2 with the V02 objective (model_version 2).
 
-    ps: a Configer (see ``settings.load_settings``) with at least dataset_dir; everything else
+    ps: settings (a TrainSettings from ``settings.load_settings``, or a dict merged over the defaults and
+    parsed once) with at least dataset_dir; everything else
     has a default in ``vposer_smpl_defaults.ini``. Under ``torchrun`` each process trains on its
     shard of every epoch with DistributedDataParallel; rank 0 writes the folder.
     """
