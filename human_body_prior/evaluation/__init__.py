@@ -1,0 +1,1 @@
+"""Evaluation of priors and data: the prior benchmark protocols and their metrics."""

@@ -11,7 +11,9 @@ fitted bodies, ``data_loss`` (N,) final weighted squared error per frame (m^2), 
 """
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -67,7 +69,7 @@ def build_fitter(pose_prior, bm_path=None, expr_dir=None, prior_weight=None, dev
         bm = BodyModel(bm_path)
     bm = bm.to(device)
     stages = None
-    if iterations:
+    if iterations is not None:  # Stage refuses iterations < 1
         stages = [Stage(10.0, iterations), Stage(1.0, iterations)]
     return BodyFitter(bm, pose_prior=pose_prior, prior_weight=prior_weight, optimizer=optimizer, stages=stages,
                       fit_betas=fit_betas), robust_sigma
@@ -83,7 +85,10 @@ def fit_arrays(fitter, joints, conf=None, batch_size=256, robust_sigma=None, ver
     for start in range(0, N, batch_size):
         sl = slice(start, min(N, start + batch_size))
         obs = JointTargets3D(joints[sl], None if conf is None else conf[sl], robust_sigma=robust_sigma)
-        r = fitter.fit(obs, write_back=False).as_numpy()
+        try:
+            r = fitter.fit(obs, write_back=False).as_numpy()
+        except FloatingPointError as e:
+            raise ValueError(f"frames {sl.start}-{sl.stop - 1}: {e}; nothing was written") from e
         r["betas"] = np.broadcast_to(r["betas"], (sl.stop - sl.start, r["betas"].shape[-1]))
         r["joints"] = r["joints"][:, :J]
         for k, v in r.items():
@@ -91,6 +96,23 @@ def fit_arrays(fitter, joints, conf=None, batch_size=256, robust_sigma=None, ver
         if verbose:
             print(f"  frames {sl.start}-{sl.stop - 1}: mean data loss {r['data_loss'].mean():.3g}")
     return {k: np.concatenate(v, 0) for k, v in out.items()}
+
+
+def save_fit(path, arrays: dict) -> str:
+    """Write the fit atomically to ``path``; when that fails, keep it in a new file in the temporary
+    folder and raise an OSError that says where it is (a long fit is not lost to a full disk or a
+    mistyped folder)."""
+    try:
+        return save_npz_atomic(path, arrays)
+    except OSError as e:
+        reason = f"could not write {path}: {e.strerror or e}"
+        try:
+            fd, kept = tempfile.mkstemp(prefix="fit_joints-", suffix=".npz")
+            os.close(fd)
+            save_npz_atomic(kept, arrays)
+        except OSError as e2:
+            raise OSError(f"{reason}; keeping the fit in the temporary folder failed too ({e2})") from e
+        raise OSError(f"{reason}; the finished fit is kept in {kept}") from e
 
 
 def main(argv=None):
@@ -115,6 +137,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
+    if args.iterations is not None and args.iterations < 1:
+        ap.error(f"--iterations must be >= 1, got {args.iterations}")
+    if args.robust_sigma is not None and not (np.isfinite(args.robust_sigma) and args.robust_sigma > 0):
+        ap.error(f"--robust-sigma must be a number > 0 (metres), got {args.robust_sigma}; leave it out for plain "
+                 "squared error")
     pose_prior = "none" if args.no_prior else "l2" if args.l2_pose else "vposer"
     try:
         joints, conf = load_targets(args.input)
@@ -128,7 +155,11 @@ def main(argv=None):
         return 2
     out["pose_prior"] = np.array(pose_prior)
     out["prior_weight"] = np.array(fitter.prior_weight)
-    save_npz_atomic(args.output, out)
+    try:
+        save_fit(args.output, out)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if not args.quiet:
         print(f"fitted {len(joints)} frames ({pose_prior} prior) in {elapsed:.1f} s -> {args.output}")
     return 0

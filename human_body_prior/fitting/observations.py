@@ -63,6 +63,25 @@ def check_targets(targets, conf, dim: int, name: str, conf_name: str):
     return t, c
 
 
+def _check_sigma(robust_sigma, unit: str):
+    """None (plain squared error) or a finite Geman-McClure scale > 0; a scale of 0 would make every
+    residual cost nothing, and a fit far off would report zero data loss."""
+    if robust_sigma is None:
+        return None
+    sigma = float(robust_sigma)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"robust_sigma must be a finite number > 0 ({unit}) or None for plain squared error, "
+                         f"got {robust_sigma!r}")
+    return sigma
+
+
+def _check_weight(weight) -> float:
+    w = float(weight)
+    if not (np.isfinite(w) and w >= 0):
+        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
+    return w
+
+
 def check_joint_ids(joint_ids, num_targets: int, num_model_joints: int, model_type: str):
     """joint_ids (J,) model joint index of each target column; default: the first J model joints."""
     if joint_ids is None:
@@ -94,8 +113,8 @@ class JointTargets3D:
         if self.joint_ids is None and self.targets.shape[1] < NUM_BODY_JOINTS:
             raise ValueError(f"joints must have at least {NUM_BODY_JOINTS} columns (the body joints in the "
                              f"model's order), got {self.targets.shape[1]}; pass joint_ids for a subset")
-        self.weight = float(weight)
-        self.robust_sigma = None if robust_sigma is None else float(robust_sigma)
+        self.weight = _check_weight(weight)
+        self.robust_sigma = _check_sigma(robust_sigma, "metres")
 
     @property
     def batch_size(self) -> int:
@@ -124,8 +143,8 @@ class Keypoints2D:
         if camera.batch_size not in (1, self.targets.shape[0]):
             raise ValueError(f"camera has batch {camera.batch_size} but keypoints have {self.targets.shape[0]} frames")
         self.camera = camera
-        self.weight = float(weight)
-        self.robust_sigma = None if robust_sigma is None else float(robust_sigma)
+        self.weight = _check_weight(weight)
+        self.robust_sigma = _check_sigma(robust_sigma, "pixels")
 
     @property
     def batch_size(self) -> int:

@@ -91,6 +91,7 @@ def render_vertices(vertices, faces, view_angles=(0.0,), width=400, height=400, 
     view_angles: degrees; 0 shows a body in its rest frame from the front (+z side).
     center_each: centre every body in its tile (True) or use one centre for the whole batch (for
     animations, so the body does not jitter). centers: explicit (B, 3) centres, overriding center_each.
+    color: RGB in [0, 1], one (3,) for the whole body or one per vertex (V, 3).
     Returns (len(view_angles), B, height, width, 3) uint8.
     """
     import trimesh
@@ -110,6 +111,10 @@ def render_vertices(vertices, faces, view_angles=(0.0,), width=400, height=400, 
         raise ValueError(f"faces index vertices 0..{faces.max()} but there are {verts.shape[1]}")
     if not np.isfinite(verts).all():
         raise ValueError("vertices contain NaN or inf")
+    col = np.asarray(color, dtype=np.float64)
+    if col.shape not in ((3,), (verts.shape[1], 3)):
+        raise ValueError(f"color must have shape (3,) or ({verts.shape[1]}, 3), got {col.shape}")
+    rgba = np.concatenate([np.broadcast_to(col, (verts.shape[1], 3)), np.ones((verts.shape[1], 1))], 1)
 
     if centers is not None:
         centers = _to_numpy(centers).astype(np.float64)
@@ -133,14 +138,12 @@ def render_vertices(vertices, faces, view_angles=(0.0,), width=400, height=400, 
     dist = max(frame_camera_distance(np.abs(p).max(axis=(0, 1)), viewer.yfov, W / H)
                for p in posed.values())
     viewer.update_camera_pose(look_at_pose((0.0, 0.0, dist), (0.0, 0.0, 0.0)))
-    rgba = np.append(np.asarray(color, dtype=np.float64), 1.0)
     out = np.zeros((len(view_angles), verts.shape[0], H, W, 3), dtype=np.uint8)
     try:
         for i, a in enumerate(view_angles):
             for b in range(verts.shape[0]):
                 mesh = trimesh.Trimesh(posed[a][b], faces, process=False,
-                                       vertex_colors=np.tile((rgba * 255).astype(np.uint8),
-                                                             (verts.shape[1], 1)))
+                                       vertex_colors=(rgba * 255).astype(np.uint8))
                 viewer.set_static_meshes([mesh])
                 out[i, b] = viewer.render()
     finally:

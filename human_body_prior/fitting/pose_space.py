@@ -1,0 +1,103 @@
+"""Pose spaces: the free variable a fit optimises in place of pose_body, how it decodes, and its prior.
+
+- VPoserLatent: the VPoser latent code poZ_body (B, latentD), decoded by the prior's decoder; the prior
+  term is |poZ_body|^2 per frame (the seed's "L2 norm on poZ_body"). A v1 (2019, decode(z, output_type))
+  or v2 (2021, decode(z) -> dict) VPoser with 21 joints.
+- AxisAnglePose: pose_body (B, 63) axis-angle itself, with |pose_body|^2 ('l2') or no prior ('none').
+"""
+
+import inspect
+
+import torch
+
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+
+NUM_POSE_JOINTS = 21  # the joints of pose_body
+
+
+class PoseSpace:
+    """Interface. name: 'vposer' | 'l2' | 'none'; init_key: the name of the variable in FitResult and in
+    BodyFitter.fit(init=...); width: its size per frame."""
+
+    name = ""
+    init_key = "pose_body"
+    width = 3 * NUM_POSE_JOINTS
+
+    def decode_rotations(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, width) -> local body joint rotations (B, 21, 3, 3)."""
+        raise NotImplementedError
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, width) -> pose_body (B, 63) axis-angle (rad)."""
+        raise NotImplementedError
+
+    def prior(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, width) -> per-frame prior term (B,), before weighting."""
+        raise NotImplementedError
+
+    def encode(self, pose_body: torch.Tensor) -> torch.Tensor:
+        """pose_body (B, 63) -> the variable (B, width) that stands for it (VPoser: the posterior mean)."""
+        raise NotImplementedError
+
+
+class AxisAnglePose(PoseSpace):
+    """pose_body itself; prior |pose_body|^2 when l2 (name 'l2'), none otherwise (name 'none')."""
+
+    def __init__(self, l2: bool):
+        self.l2 = bool(l2)
+        self.name = "l2" if self.l2 else "none"
+
+    def decode_rotations(self, x):
+        return axis_angle_to_matrix(x.reshape(x.shape[0], NUM_POSE_JOINTS, 3))
+
+    def decode(self, x):
+        return x
+
+    def prior(self, x):
+        return (x * x).sum(-1) if self.l2 else x.new_zeros(x.shape[0])
+
+    def encode(self, pose_body):
+        return pose_body.reshape(pose_body.shape[0], 3 * NUM_POSE_JOINTS)
+
+
+class VPoserLatent(PoseSpace):
+    """The latent space of a VPoser (frozen, eval mode, moved to the fit's device and dtype)."""
+
+    name = "vposer"
+    init_key = "poZ_body"
+
+    def __init__(self, vposer, device, dtype):
+        num_joints = getattr(vposer, "num_joints", NUM_POSE_JOINTS)
+        if num_joints != NUM_POSE_JOINTS:
+            raise ValueError(f"the VPoser outputs {num_joints} joints; body fitting needs a "
+                             f"{NUM_POSE_JOINTS}-joint (pose_body) VPoser")
+        self.vposer = vposer.to(device=device, dtype=dtype).eval()
+        self.vposer.requires_grad_(False)
+        self.width = int(vposer.latentD)
+        # v1 (2019): decode(z, output_type='aa' | 'matrot'); v2 (2021): decode(z) -> {'pose_body', 'pose_body_matrot'}
+        self._v1 = "output_type" in inspect.signature(vposer.decode).parameters
+
+    def decode_rotations(self, z):
+        B = z.shape[0]
+        out = self.vposer.decode(z, output_type="matrot") if self._v1 else self.vposer.decode(z)["pose_body_matrot"]
+        return out.reshape(B, NUM_POSE_JOINTS, 3, 3)
+
+    def decode(self, z):
+        B = z.shape[0]
+        out = self.vposer.decode(z, output_type="aa") if self._v1 else self.vposer.decode(z)["pose_body"]
+        return out.reshape(B, 3 * NUM_POSE_JOINTS)
+
+    def prior(self, z):
+        return (z * z).sum(-1)
+
+    def encode(self, pose_body):
+        return self.vposer.encode(pose_body.reshape(pose_body.shape[0], 3 * NUM_POSE_JOINTS)).mean
+
+
+def make_pose_space(pose_prior: str, vposer, device, dtype) -> PoseSpace:
+    """'vposer' (needs vposer) | 'l2' | 'none' -> the PoseSpace."""
+    if pose_prior == "vposer":
+        if vposer is None:
+            raise ValueError("pose_prior='vposer' needs a VPoser: pass vposer=... or a BodyModelWithPoser")
+        return VPoserLatent(vposer, device, dtype)
+    return AxisAnglePose(l2=pose_prior == "l2")

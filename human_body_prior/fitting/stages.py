@@ -1,0 +1,112 @@
+"""Optimisation stages and the optimisers that run them.
+
+A stage minimises the fit's objective over some of its variables for a number of iterations. Three
+optimisers:
+- 'lbfgs': L-BFGS per frame (batched_lbfgs: each frame its own history and Armijo backtracking, one
+  batched evaluation per step). A stage that also fits betas shared by the batch couples the frames:
+  it runs torch.optim.LBFGS with strong-Wolfe line search over the whole batch as one problem, then
+  refines each frame per frame with those betas fixed.
+- 'lbfgs_strong_wolfe': torch.optim.LBFGS with strong-Wolfe line search over the whole batch.
+- 'adam': torch.optim.Adam, a fixed step size, ``iterations`` steps.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from human_body_prior.fitting.batched_lbfgs import batched_lbfgs
+
+OPTIMIZERS = ("lbfgs", "lbfgs_strong_wolfe", "adam")
+
+
+@dataclass
+class Stage:
+    """One optimisation stage. prior_scale multiplies prior_weight; iterations: LBFGS iterations or
+    Adam steps (>= 1); pose: also optimise the pose (False: orientation/translation only); betas:
+    also optimise betas (when the fit has fit_betas=True)."""
+    prior_scale: float
+    iterations: int
+    pose: bool = True
+    betas: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.iterations, bool) or int(self.iterations) != self.iterations or self.iterations < 1:
+            raise ValueError(f"Stage iterations must be an integer >= 1, got {self.iterations!r}")
+        if not float(self.prior_scale) >= 0:
+            raise ValueError(f"Stage prior_scale must be >= 0, got {self.prior_scale!r}")
+
+
+def default_stages(optimizer: str, has_2d_only: bool) -> list:
+    """Strong prior first, then relaxed (Adam takes more, cheaper steps than LBFGS); with 2D keypoints
+    only, a first stage places the body (orientation and translation) before any pose changes."""
+    n = 300 if optimizer == "adam" else 40
+    stages = [Stage(10.0, n), Stage(1.0, n)]
+    if has_2d_only:
+        stages.insert(0, Stage(10.0, n // 2, pose=False, betas=False))
+    return stages
+
+
+def per_frame_lbfgs(frame_loss, variables: list, free: list, iterations: int, history_size: int = 10) -> None:
+    """L-BFGS per frame over the tensors ``free`` (a subset of ``variables``, each (B, k)); the others
+    stay fixed. frame_loss(*variables) -> (B,). Updates the free tensors in place."""
+    ids = [i for i, v in enumerate(variables) if any(v is f for f in free)]
+    widths = [variables[i].shape[1] for i in ids]
+    x0 = torch.cat([variables[i].detach() for i in ids], dim=1)
+
+    def func(x):
+        values = list(variables)
+        for i, part in zip(ids, torch.split(x, widths, dim=1)):
+            values[i] = part
+        return frame_loss(*values)
+
+    x, _ = batched_lbfgs(func, x0, max_iter=int(iterations), history_size=int(history_size))
+    with torch.no_grad():
+        for i, part in zip(ids, torch.split(x, widths, dim=1)):
+            variables[i].copy_(part)
+
+
+def whole_batch_lbfgs(total_loss, free: list, iterations: int, history_size: int = 20) -> None:
+    """torch.optim.LBFGS with strong-Wolfe line search on total_loss() (a scalar) over ``free``."""
+    opt = torch.optim.LBFGS(free, lr=1.0, max_iter=int(iterations), max_eval=3 * int(iterations),
+                            history_size=int(history_size),
+                            tolerance_grad=1e-10, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = total_loss()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def adam(total_loss, free: list, iterations: int, lr: float) -> None:
+    """``iterations`` Adam steps of size lr on total_loss() over ``free``."""
+    opt = torch.optim.Adam(free, lr=lr)
+    for _ in range(int(iterations)):
+        opt.zero_grad(set_to_none=True)
+        total_loss().backward()
+        opt.step()
+
+
+def run_stage(optimizer: str, frame_loss, variables: list, free: list, iterations: int, lr: float,
+              coupled: bool, lbfgs_options=None) -> None:
+    """Minimise sum(frame_loss(*variables)) over ``free`` with ``optimizer`` (see the module docstring).
+    coupled: the frames' problems are not separate (a free variable shared by the frames, e.g. one betas
+    row for the batch, or a loss that is not a sum over frames). lbfgs_options: {'history_size': n}."""
+    options = dict(lbfgs_options or {})
+    def total_loss():
+        return frame_loss(*variables).sum()
+
+    if optimizer == "adam":
+        adam(total_loss, free, iterations, lr)
+    elif optimizer == "lbfgs" and not coupled:
+        per_frame_lbfgs(frame_loss, variables, free, iterations, **options)
+    elif optimizer in ("lbfgs", "lbfgs_strong_wolfe"):
+        whole_batch_lbfgs(total_loss, free, iterations, **options)
+        shared = [v for v in free if v.shape[0] != variables[0].shape[0]]
+        if optimizer == "lbfgs" and shared:  # then refine each frame with the shared variables fixed
+            per_frame_lbfgs(frame_loss, variables, [v for v in free if all(v is not s for s in shared)], iterations,
+                            **options)
+    else:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
