@@ -189,11 +189,12 @@ def load_vposer(expr_dir, vp_model="snapshot", map_location=None, device=None, v
     state_dict = read_state_dict(best, map_location)
     if isinstance(vp_model, torch.nn.Module):
         model = vp_model
-    else:
-        if isinstance(vp_model, str):
-            from human_body_prior.priors.vposer import VPoser as vp_model
+    elif isinstance(vp_model, str):  # this package's VPoser: shapes checked before anything is allocated
+        from human_body_prior.priors.vposer import VPoser
         kwargs = _model_kwargs(ps)
-        model = build_checked(lambda: vp_model(**kwargs), state_dict, source=f"snapshot {best}")
+        model = build_checked(lambda: VPoser(**kwargs), state_dict, source=f"snapshot {best}")
+    else:  # a caller's class is built once, as it expects
+        model = vp_model(**_model_kwargs(ps))
     load_state_dict_checked(model, state_dict, source=f"snapshot {best}")
     if device is None and isinstance(map_location, (str, torch.device)):
         device = map_location

@@ -409,8 +409,11 @@ def load_model(expr_dir, model_code=None, remove_words_in_model_weights=None, lo
             raise ValueError(f"cannot build {getattr(model_code, '__name__', model_code)} from the settings of "
                              f"{config_file(expr_dir)}: {e}") from None
 
-    # shapes are checked on the meta device first: a wrong width in the yaml allocates nothing
-    model = build_checked(build, sd, source=f"checkpoint {best}")
+    # this package's VPoser: shapes are checked on the meta device first (a wrong width in the yaml
+    # allocates nothing); a caller's class is built once, as it expects
+    from human_body_prior.models.vposer_model import VPoser as VPoserV2
+
+    model = build_checked(build, sd, source=f"checkpoint {best}") if model_code is VPoserV2 else build()
     load_state_dict_checked(model, sd, source=f"checkpoint {best}")
     model.to(_resolve_device(comp_device))
     if disable_grad:
