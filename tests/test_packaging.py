@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _tracked(folder=""):
-    res = subprocess.run(["git", "ls-files", "-z", folder], cwd=REPO, capture_output=True, text=True)
+    res = subprocess.run(["git", "ls-files", "-z"] + ([folder] if folder else []), cwd=REPO, capture_output=True,
+                         text=True)
     if res.returncode != 0 or not res.stdout.strip():
         pytest.skip("not a git checkout")
     return [name for name in res.stdout.split("\0") if name]
