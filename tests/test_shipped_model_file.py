@@ -53,7 +53,8 @@ def test_model_file_runs_without_the_package_and_agrees():
         ours = {"aa": model.decode(z, output_type="aa"), "matrot": model.decode(z), "mu": model.encode(pose).mean,
                 "roundtrip": package_vposer.VPoser.matrot2aa(package_vposer.VPoser.aa2matrot(pose))}
     for key, value in ours.items():
-        np.testing.assert_allclose(np.asarray(theirs[key]), value.numpy(), atol=1e-6, err_msg=key)
+        # float32, two processes (BLAS summation order may differ): 1e-5
+        np.testing.assert_allclose(np.asarray(theirs[key]), value.numpy(), atol=1e-5, rtol=1e-5, err_msg=key)
 
 
 def test_model_file_imports_only_torch_and_numpy_and_keeps_the_package_class():
