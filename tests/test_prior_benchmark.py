@@ -270,3 +270,34 @@ def test_render_vertices_takes_per_vertex_colours():
     assert ((right[:, 2] - right[:, 0]) > 60).any() and not ((right[:, 0] - right[:, 2]) > 60).any()
     with pytest.raises(ValueError, match="color must have shape"):
         render_vertices(v[None], f, color=col[:4])
+
+
+# ---------------------------------------------------------------------- fitting protocols
+def test_fitting_protocol_without_noise_recovers_the_joints(data):
+    """No noise, nothing missing, no prior: the fit reaches the true joints (the targets line up with
+    the truth: same frames, real root orientations)."""
+    from human_body_prior.evaluation.prior_protocols import fitting_protocol
+    from human_body_prior.fitting import Stage
+
+    d = BenchData(data.bm, data.train, data.test, data.test_root, data.test, data.test_root)
+    frames = np.arange(0, 40, 5)
+    long = [Stage(1.0, 300)]  # converged (the default 2 x 40 iterations leave several mm)
+    r = fitting_protocol(d, NoPrior(), 0.0, frames, noise_mm=0.0, missing=0.0, vertices=True, stages=long)
+    assert r["mpjpe_mm"] < 1.0
+    noisy = fitting_protocol(d, NoPrior(), 0.0, frames, noise_mm=40.0, missing=0.3, seed=0, split="vald", stages=long)
+    assert noisy["mpjpe_mm"] > 10.0 and noisy["missing_mm"] > noisy["visible_mm"]
+
+
+def test_energy_prior_is_the_term_the_fitting_engine_minimises(data):
+    """A one-component GMM with an overwhelming weight pulls the fitted pose onto its mean."""
+    from human_body_prior.evaluation.prior_protocols import make_fitter
+    from human_body_prior.fitting import JointTargets3D
+
+    mu = 0.1 * np.random.default_rng(3).normal(size=63)
+    prior = GMMPrior(GMMPosePrior(np.ones(1), mu[None], 0.01 * np.eye(63)[None], dtype=torch.float64))
+    truth = data.joints(data.test[:2], data.test_root[:2]).numpy()
+    fitter = make_fitter(data.bm, prior, weight=1e3)
+    r = fitter.fit(JointTargets3D(truth, np.ones(truth.shape[:2])), write_back=False)
+    np.testing.assert_allclose(r.pose_body.numpy(), np.repeat(mu[None], 2, 0), atol=2e-3)
+    free = make_fitter(data.bm, NoPrior(), 0.0).fit(JointTargets3D(truth, np.ones(truth.shape[:2])), write_back=False)
+    assert np.abs(free.pose_body.numpy() - mu).max() > 0.1

@@ -94,7 +94,7 @@ def load_data(bm, data_dir=None) -> tuple:
     train, _ = _load_split(folder, "train")
     test, test_root = _load_split(folder, "test")
     vald, vald_root = _load_split(folder, "vald") if (folder / "vald").is_dir() else (None, None)
-    return BenchData(bm, train, test, test_root, vald, vald_root), str(folder)
+    return BenchData(bm, train, test, test_root, vald, vald_root), f"data folder {folder.name}"
 
 
 def write_subset(data_dir, out, train_frames=3000, test_frames=1000, seed=0) -> str:
@@ -131,12 +131,13 @@ def build_priors(names, data: BenchData, vposer_v1_dir=None, vposer_v2_dir=None,
         elif name == "vposer_v2":
             if vposer_v2_dir is None:
                 raise ValueError("the prior 'vposer_v2' needs --vposer-v2 DIR (a 2021 experiment folder)")
-            from human_body_prior.priors import experiment
+            import importlib
 
-            load_model = getattr(experiment, "load_model", None)  # the 2021 loader (issue #13)
-            if load_model is None:
-                raise ValueError("this version cannot load VPoser v2 experiments (no load_model)")
-            vp, _ = load_model(vposer_v2_dir, disable_grad=True)
+            try:  # the 2021 loader (issue #13)
+                load_model = importlib.import_module("human_body_prior.priors.vposer_v2_io").load_model
+            except ImportError as exc:
+                raise ValueError("this version cannot load VPoser v2 experiment folders") from exc
+            vp, _ = load_model(vposer_v2_dir, disable_grad=True, comp_device="cpu", verbose=False)
             priors.append(LatentPrior.from_vposer_v2(vp.to(data.dtype)))
         else:
             raise ValueError(f"unknown prior {name!r}; choose from {PRIOR_NAMES}")
@@ -307,6 +308,15 @@ def render_pictures(data: BenchData, priors: list, out_dir: str, num_samples: in
     return written
 
 
+def _command_line(argv) -> str:
+    """The command as run, with folder arguments reduced to their last component (no machine paths)."""
+    out, prev = [], None
+    for a in argv:
+        out.append(Path(a).name if prev in ("--data", "--vposer-v1", "--vposer-v2", "--gmm", "--bm-path") else a)
+        prev = a
+    return " ".join(["python -m human_body_prior.evaluation.prior_benchmark"] + out)
+
+
 def build_parser():
     ap = cli.ArgumentParser(prog="python -m human_body_prior.evaluation.prior_benchmark",
                                  description="Pose-prior benchmark (generation, completion, denoising, partial fitting).")
@@ -354,7 +364,7 @@ def main(argv=None):
                                                        for k, v in sizes.items()},
                 "train_poses": len(data.train), "test_poses": len(data.test), "torch_threads": torch.get_num_threads(),
                 "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                "command": "python -m human_body_prior.evaluation.prior_benchmark " + " ".join(argv if argv is not None else sys.argv[1:]),
+                "command": _command_line(argv if argv is not None else sys.argv[1:]),
                 "wall_seconds": time.perf_counter() - t_start, "pictures": [os.path.basename(p) for p in pictures]})
     atomic_write_bytes(os.path.join(args.out, "results.json"), (json.dumps(res, indent=1) + "\n").encode())
     md = tables(res) + f"\nWall time: {res['wall_seconds']:.0f} s ({mode}, {source}, {res['torch_threads']} thread(s)).\n"

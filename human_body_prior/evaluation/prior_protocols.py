@@ -261,21 +261,23 @@ class _EnergyPriorFitter(BodyFitter):
         return self._energy(pose_var)
 
 
-def make_fitter(bm, prior, weight: float):
-    """A BodyFitter that fits with `prior` at `weight` (units of the data term, m^2 per frame)."""
+def make_fitter(bm, prior, weight: float, stages=None):
+    """A BodyFitter that fits with `prior` at `weight` (units of the data term, m^2 per frame);
+    stages: the engine's default (None) or a list of fitting.Stage, the same for every prior."""
     if prior.kind == "latent":
-        return BodyFitter(bm, pose_prior="vposer", vposer=prior.fitting_decoder(), prior_weight=weight)
+        return BodyFitter(bm, pose_prior="vposer", vposer=prior.fitting_decoder(), prior_weight=weight, stages=stages)
     if prior.name == "none":
-        return BodyFitter(bm, pose_prior="none")
+        return BodyFitter(bm, pose_prior="none", stages=stages)
     if prior.name == "l2":
-        return BodyFitter(bm, pose_prior="l2", prior_weight=weight)
-    return _EnergyPriorFitter(bm, prior.energy, weight)
+        return BodyFitter(bm, pose_prior="l2", prior_weight=weight, stages=stages)
+    return _EnergyPriorFitter(bm, prior.energy, weight, stages=stages)
 
 
-def fit_joints(data: BenchData, prior, weight: float, targets: np.ndarray, conf: np.ndarray, batch: int = 256):
+def fit_joints(data: BenchData, prior, weight: float, targets: np.ndarray, conf: np.ndarray, batch: int = 256,
+               stages=None):
     """Fit joints (N, 22, 3) with confidences (N, 22) -> (fitted joints (N, 22, 3), fitted parameters
     dict of (N, .) tensors, seconds)."""
-    fitter = make_fitter(data.bm, prior, weight)
+    fitter = make_fitter(data.bm, prior, weight, stages)
     out, prm = [], []
     t0 = time.perf_counter()
     for s in range(0, len(targets), batch):
@@ -295,15 +297,18 @@ def fitting_targets(data: BenchData, split: str, frames: np.ndarray, noise_mm: f
 
 
 def fitting_protocol(data: BenchData, prior, weight: float, frames: np.ndarray, noise_mm: float,
-                     missing: float = 0.0, seed: int = 0, split: str = "test", vertices: bool = False) -> dict:
+                     missing: float = 0.0, seed: int = 0, split: str = "test", vertices: bool = False,
+                     stages=None) -> dict:
     """Fit noisy (and incomplete) joints; errors (mm) against the clean joints.
 
     noise_mm: Gaussian noise per axis; missing: probability that a joint is unobserved. Returns
     mpjpe_mm (all 22 joints), visible / missing joint errors when some are missing, vertex error
-    (mean distance of the fitted to the true mesh) when vertices=True, seconds_per_frame.
+    (mean distance of the fitted to the true mesh) when vertices=True, seconds_per_frame. stages: the
+    fitting engine's default when None (2 x 40 L-BFGS iterations; not converged for every frame
+    in the axis-angle spaces).
     """
     truth, targets, conf = fitting_targets(data, split, frames, noise_mm, missing, seed)
-    fit, params, seconds = fit_joints(data, prior, weight, targets, conf)
+    fit, params, seconds = fit_joints(data, prior, weight, targets, conf, stages=stages)
     d = np.linalg.norm(fit.to(torch.float64).numpy() - truth, axis=-1) * 1000.0
     res = {"mpjpe_mm": float(d.mean()), "mpjpe_sem_mm": _sem(d.mean(1)), "seconds_per_frame": seconds / len(frames),
            "weight": weight}
