@@ -210,7 +210,8 @@ def test_replace_dir_fallback_killed_between_renames_recovers(tmp_path, monkeypa
     assert (dst / "model.pt").read_text() == "old"
 
 
-@pytest.mark.skipif(not atomic_io._exchange_supported(), reason="needs renameat2(RENAME_EXCHANGE)")
+@pytest.mark.skipif(not getattr(atomic_io, "_exchange_supported", lambda: True)(),
+                    reason="needs renameat2(RENAME_EXCHANGE)")
 def test_replace_dir_is_one_exchange_on_linux(tmp_path, monkeypatch):
     dst = tmp_path / "shipped"
     dst.mkdir()
