@@ -104,3 +104,13 @@ def test_zero_quaternion_is_refused():
     for fn in (rt.quaternion_to_matrix, rt.quaternion_to_axis_angle):
         with pytest.raises(ValueError, match=r"quaternion \(1,\)"):
             fn(q)
+
+
+@pytest.mark.parametrize("k", [1e-3, 1e-4])
+def test_nearly_collinear_6d_still_gives_a_rotation(k):
+    """One Gram-Schmidt pass left b1.b2 = 0.0075 for columns 1e-4 apart in float32 (a non-rotation
+    without an error); the result is orthonormal to rounding now."""
+    a, d = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.3, -0.2, 0.0333])
+    R = rt.cont6d_to_matrix(torch.stack([a, a + k * d], -1).reshape(1, 6))
+    _assert_rotation(R, 1e-6)
+

@@ -66,12 +66,20 @@ def _check_quaternion(q: torch.Tensor, fn: str) -> None:
             raise ValueError(f"{fn}: quaternion {_first_bad(bad)} has norm 0 or is not finite; it names no rotation")
 
 
-def _angle(aa: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
-    """|aa| (..., 1) without overflow (scaled by the largest component); 1 where ``small``."""
-    m = aa.abs().amax(-1, keepdim=True)
-    m = torch.where(small | (m <= 0), torch.ones_like(m), m)
-    s = aa / m
-    return m * _safe_sqrt((s * s).sum(-1, keepdim=True), small)
+_HUGE_ANGLE_SQ = 1e30  # (1e15 rad)^2: beyond, the squared angle can overflow float32
+
+
+def _reduce_huge_angles(aa: torch.Tensor) -> torch.Tensor:
+    """aa (..., 3) with every vector longer than 1e15 rad replaced by the same rotation with its angle
+    in [-pi, pi] (its length computed without overflow, the angle reduced exactly by sin/cos); all
+    other vectors pass through unchanged, so ordinary input gives bit-identical results."""
+    theta2 = (aa * aa).sum(-1, keepdim=True)
+    huge = ~(theta2 < _HUGE_ANGLE_SQ)  # also inf and nan (nan stays nan)
+    m = torch.where(huge, aa.abs().amax(-1, keepdim=True), torch.ones_like(theta2))
+    s = torch.where(huge, aa / m, torch.ones_like(aa))  # placeholders keep the unused branch's gradient finite
+    theta = m * torch.sqrt((s * s).sum(-1, keepdim=True))
+    reduced = torch.atan2(torch.sin(theta), torch.cos(theta))
+    return torch.where(huge, aa / theta * reduced, aa)
 
 
 def _safe_sqrt(x: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
@@ -88,29 +96,27 @@ def skew(v: torch.Tensor) -> torch.Tensor:
 
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     """Rodrigues' formula. aa (..., 3), direction = axis, norm = angle (any finite size) -> R (..., 3, 3)."""
-    theta2 = (aa * aa).sum(-1, keepdim=True)  # inf for |aa| > 1.8e19 in float32: then not small
+    aa = _reduce_huge_angles(aa)
+    theta2 = (aa * aa).sum(-1, keepdim=True).unsqueeze(-1)  # (..., 1, 1)
     small = theta2 < _SMALL_ANGLE_SQ
-    t2 = torch.where(small, theta2, torch.zeros_like(theta2))
-    theta = _angle(aa, small)
-    # R = I + sin(t) [u]x + (1 - cos(t)) [u]x^2 with u = aa / t; near zero, with u = aa and the Taylor
-    # series of sin(t)/t and (1 - cos(t))/t^2 (1 - cos(t) is written 2 sin^2(t/2), exact for small t)
-    half = torch.sin(theta / 2)
-    a = torch.where(small, 1 - t2 / 6 + t2 * t2 / 120, torch.sin(theta)).unsqueeze(-1)
-    b = torch.where(small, 0.5 - t2 / 24 + t2 * t2 / 720, 2 * half * half).unsqueeze(-1)
-    K = skew(aa / theta)  # theta is 1 where small
+    theta = _safe_sqrt(theta2, small)
+    # a = sin(t)/t and b = (1 - cos(t))/t^2, with their Taylor series near zero
+    a = torch.where(small, 1 - theta2 / 6 + theta2 * theta2 / 120, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24 + theta2 * theta2 / 720, (1 - torch.cos(theta)) / (theta * theta))
+    K = skew(aa)
     eye = torch.eye(3, dtype=aa.dtype, device=aa.device)
     return eye + a * K + b * (K @ K)
 
 
 def axis_angle_to_quaternion(aa: torch.Tensor) -> torch.Tensor:
     """aa (..., 3), any finite size -> unit quaternion (..., 4) as (w, x, y, z) with w >= 0 for angles <= pi."""
+    aa = _reduce_huge_angles(aa)
     theta2 = (aa * aa).sum(-1, keepdim=True)
     small = theta2 < _SMALL_ANGLE_SQ
-    t2 = torch.where(small, theta2, torch.zeros_like(theta2))
-    theta = _angle(aa, small)
-    half_sin = torch.where(small, 0.5 - t2 / 48 + t2 * t2 / 3840, torch.sin(theta / 2))
-    w = torch.where(small, 1 - t2 / 8 + t2 * t2 / 384, torch.cos(theta / 2))
-    return torch.cat([w, (aa / theta) * half_sin], dim=-1)
+    theta = _safe_sqrt(theta2, small)
+    half_sinc = torch.where(small, 0.5 - theta2 / 48 + theta2 * theta2 / 3840, torch.sin(theta / 2) / theta)
+    w = torch.where(small, 1 - theta2 / 8 + theta2 * theta2 / 384, torch.cos(theta / 2))
+    return torch.cat([w, aa * half_sinc], dim=-1)
 
 
 def quaternion_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
@@ -208,8 +214,11 @@ def cont6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
         if bad.any():
             raise ValueError(f"cont6d_to_matrix: 6-D input {_first_bad(bad)} has collinear or zero columns (or NaN) "
                              "and names no rotation")
-    u = F.normalize(u, dim=-1)
-    b2 = F.normalize(u - (b1 * u).sum(-1, keepdim=True) * b1, dim=-1)  # second pass: orthogonal to rounding
+    b2 = F.normalize(u, dim=-1)
+    # nearly collinear columns (one pass would leave b1.b2 up to eps / sin(angle) > sqrt(eps)): a second
+    # Gram-Schmidt pass makes b2 orthogonal to rounding there; other inputs keep the one-pass result
+    twice = F.normalize(b2 - (b1 * b2).sum(-1, keepdim=True) * b1, dim=-1)
+    b2 = torch.where((perp < eps ** 0.5 * n2).unsqueeze(-1), twice, b2)
     b3 = torch.linalg.cross(b1, b2, dim=-1)
     return torch.stack([b1, b2, b3], dim=-1)
 
