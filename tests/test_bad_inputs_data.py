@@ -300,3 +300,14 @@ def test_format_round_trip_is_unchanged():
         assert (again.names[again.parents[k]] if again.parents[k] >= 0 else None) == (b.names[p] if p >= 0 else None)
         for c in b.channels[j]:
             assert np.array_equal(again.channel_values(k, c), b.channel_values(j, c))
+
+
+def test_given_frame_rate_is_written_exactly(tmp_path, tpose_model_path):
+    from human_body_prior.data.retarget import Retargeter
+
+    src = tmp_path / "t.bvh"
+    write_bvh(src, body_bvh(frame_time=1 / 1000))  # a header the option overrides
+    rt = Retargeter.from_model_file(tpose_model_path)
+    for fps in (120.0, 29.97, 60.0):
+        arrays, _ = bvh2amass.convert_take(str(src), rt, fps=fps)
+        assert float(arrays["mocap_framerate"]) == fps

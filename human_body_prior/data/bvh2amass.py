@@ -103,7 +103,7 @@ def convert_take(bvh_path: str, retargeter: Retargeter, fps: float | None = None
     bvh = read_bvh(bvh_path, frame_time=None if fps is None else 1.0 / fps)
     if bvh.num_frames == 0:
         raise BVHError(f"{bvh_path}: the file has no frames")
-    src_fps = bvh.fps
+    src_fps = fps if fps is not None else bvh.fps  # the given rate exactly, not 1 / (1 / fps)
     res = retargeter.retarget(bvh, skeleton=skeleton, world_up=world_up)
     pose, trans = res["pose"], res["trans"]
     out_fps = src_fps
