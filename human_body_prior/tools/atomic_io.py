@@ -7,6 +7,7 @@ does the same for a whole folder (one ``renameat2(RENAME_EXCHANGE)`` on Linux).
 
 import ctypes
 import ctypes.util
+import errno
 import io
 import os
 import shutil
@@ -90,7 +91,7 @@ def _exchange(a, b) -> bool:
     if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()
-    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: not supported here
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # not supported here
         return False
     raise OSError(err, os.strerror(err), str(a), None, str(b))
 
@@ -123,8 +124,8 @@ def replace_dir(new, dst) -> str:
     """
     new, dst = Path(new), Path(dst)
     recover_dir(dst)
-    for p in (new, new.parent):
-        _fsync_tree(p) if p is new else _fsync_path(p, directory=True)
+    _fsync_tree(new)  # the new folder's contents are on disk before it becomes dst
+    _fsync_path(new.parent, directory=True)
     if not dst.exists():
         os.replace(new, dst)
     elif _exchange(new, dst):
