@@ -8,7 +8,8 @@ import torch
 
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.body_model.joint_names import PARENTS
-from human_body_prior.body_model.lbs import (KinematicTree, SparseSkinningWeights, lbs,
+from human_body_prior.body_model.kinematics import KinematicTree
+from human_body_prior.body_model.lbs import (SparseSkinningWeights, lbs,
                                              shaped_vertices_vertex_major, skin_vertices, skin_vertices_sparse)
 from human_body_prior.body_model.synthetic import write_synthetic_model
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, pose_slices
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh
 from human_body_prior.data.prepare_open_mocap import list_source_takes
 from human_body_prior.data.retarget import Retargeter
@@ -46,8 +47,7 @@ def pose_body_model(bm, pose: np.ndarray, trans: np.ndarray, chunk: int = 256):
     with torch.no_grad():
         for s in range(0, len(p), chunk):
             q = p[s:s + chunk]
-            out = bm(root_orient=q[:, :3], pose_body=q[:, 3:66], pose_jaw=q[:, 66:69], pose_eye=q[:, 69:75],
-                     pose_hand=q[:, 75:165], trans=t[s:s + chunk],
+            out = bm(**{part: q[:, sl] for part, sl in pose_slices("smplx").items()}, trans=t[s:s + chunk],
                      betas=torch.zeros(len(q), bm.num_betas if hasattr(bm, "num_betas") else 10))
             joints.append(out.Jtr[:, :55].numpy().astype(np.float64))
             verts = out.v
@@ -79,8 +79,8 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
     verts = None
     with torch.no_grad():
         p = torch.as_tensor(res["pose"].reshape(len(sub.motion), -1), dtype=torch.float32)
-        out = bm(root_orient=p[:, :3], pose_body=p[:, 3:66], pose_hand=p[:, 75:165], pose_jaw=p[:, 66:69],
-                 pose_eye=p[:, 69:75], trans=torch.as_tensor(res["trans"], dtype=torch.float32))
+        out = bm(**{part: p[:, sl] for part, sl in pose_slices("smplx").items()},
+                 trans=torch.as_tensor(res["trans"], dtype=torch.float32))
         verts = out.v.numpy()
     M = res["world_rotation"] @ res["C"]
     _, _, ends = bvh_forward_kinematics(sub, end_sites=True)
@@ -103,7 +103,7 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
         centre = joints[k, 0]
         v = verts[k][:: max(1, verts.shape[1] // 2500)] - centre
         ax.scatter(v[:, 0], v[:, 1], v[:, 2], s=0.3, color="0.7", alpha=0.5)
-        for j in range(1, 22):
+        for j in range(1, NUM_BODY_JOINTS):
             seg = joints[k, [parents_m[j], j]] - centre
             ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color="tab:red", lw=2)
         _style(ax, "body model")
@@ -163,7 +163,8 @@ def main(argv=None) -> int:
             pj[1] += e.size
         for j, t in res["hinge_twist_deg"].items():
             d["turns"].setdefault(j, []).append(t)
-        share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res["pose"][:, 1:22])), torch.from_numpy(rest[:22]))
+        share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res["pose"][:, 1:NUM_BODY_JOINTS])),
+                                 torch.from_numpy(rest[:NUM_BODY_JOINTS]))
         d["plane_sum"] += share["joint_share"] * len(res["pose"])
         d["plane_n"] += len(res["pose"])
         for e in res["strict_errors"].values():
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
             d[f"{k}_bent"] += n
             if n:
                 d[f"{k}_good"] += int(round(bend[k] * n))
-        sw = res["swing_deg"][:, :22]
+        sw = res["swing_deg"][:, :NUM_BODY_JOINTS]
         used = sw.any(axis=0)
         d["swing_sum"] += float(sw[:, used].sum())
         d["swing_n"] += int(sw[:, used].size)

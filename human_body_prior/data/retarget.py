@@ -33,13 +33,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.body_model.skeleton import HINGES, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, forward_kinematics, rest_pose
 from human_body_prior.data.skeleton_maps import REQUIRED_JOINTS, Skeleton, resolve_skeleton
-from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle,
-                                                   quaternion_to_matrix)
+from human_body_prior.tools.rigid import rigid_registration
+from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_matrix,
+                                                   rotation_between)
 
-NUM_SMPLX_JOINTS = 55
+NUM_SMPLX_JOINTS = NUM_JOINTS["smplx"]
 # Joints whose bones run along the trunk. Rigs place their spine joints differently (spinal curve,
 # pelvis joint above or between the hips), so these are not aligned bone by bone: an upright source
 # T-pose maps to the model's upright rest trunk, and the source's trunk rotations carry over as they are.
@@ -68,32 +69,18 @@ def _unit(v, eps=1e-12):
 
 
 def swing_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest rotation taking unit vectors a (..., 3) onto b (..., 3) -> (..., 3, 3)."""
-    a, b = _unit(a), _unit(b)
-    v = np.cross(a, b)
-    c = np.sum(a * b, axis=-1)
-    K = np.zeros(v.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    # near-opposite vectors: rotate by pi about any axis orthogonal to a
-    opposite = c < -1 + 1e-9
-    coef = 1.0 / np.where(opposite, 1.0, 1.0 + c)
-    R = np.eye(3) + K + (K @ K) * coef[..., None, None]
-    if np.any(opposite):
-        ax = np.cross(a[opposite], np.array([1.0, 0, 0]))
-        bad = np.linalg.norm(ax, axis=-1) < 1e-6
-        ax[bad] = np.cross(a[opposite][bad], np.array([0, 1.0, 0]))
-        ax = _unit(ax)
-        R[opposite] = 2 * ax[..., :, None] * ax[..., None, :] - np.eye(3)
-    return R
+    """Smallest rotation taking directions a (..., 3) onto b (..., 3) -> (..., 3, 3); a half turn for
+    opposite ones (numpy front of :func:`human_body_prior.tools.rotation_tools.rotation_between`)."""
+    return rotation_between(torch.from_numpy(np.asarray(a, dtype=np.float64)),
+                            torch.from_numpy(np.asarray(b, dtype=np.float64))).numpy()
 
 
-def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Rotation R (3, 3) minimising sum |R src_i - dst_i|^2 for vectors (n, 3)."""
-    H = src.T @ dst
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(Vt.T @ U.T))
-    return Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+def vector_alignment(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Rotation R (3, 3) minimising sum |R src_i - dst_i|^2 for vectors (n, 3) (Kabsch about the origin,
+    :func:`human_body_prior.tools.rigid.rigid_registration`)."""
+    R, _ = rigid_registration(torch.from_numpy(np.asarray(src, dtype=np.float64)),
+                              torch.from_numpy(np.asarray(dst, dtype=np.float64)), translation=False, min_points=1)
+    return R.numpy()
 
 
 def _quat_to_matrix_np(q) -> np.ndarray:
@@ -234,7 +221,7 @@ class Retargeter:
             else:
                 vm, vs = self._alignment_vectors(idx[0], src, groups, group_children[g], P_ref, src_idx, C)
                 if len(vm) >= 2 and np.linalg.matrix_rank(_unit(vm), tol=1e-3) >= 2:
-                    A[g] = kabsch(_unit(vm), _unit(vs))
+                    A[g] = vector_alignment(_unit(vm), _unit(vs))
                 elif len(vm) >= 1:
                     A[g] = swing_rotation(A_par @ vm[0], vs[0]) @ A_par
                 else:
@@ -298,10 +285,6 @@ class Retargeter:
                 "source_positions": P, "source_index": src_idx, "source_rotations": G,
                 "reference_rotations": G_ref, "alignments": A, "hinge_twist_deg": twist_turns}
 
-    # (upper joint, hinge joint, child, +1: flexes forwards (+Z) / -1: backwards) in the model's rest frame
-    HINGES = (("left_shoulder", "left_elbow", "left_wrist", 1.0), ("right_shoulder", "right_elbow", "right_wrist", 1.0),
-              ("left_hip", "left_knee", "left_ankle", -1.0), ("right_hip", "right_knee", "right_ankle", -1.0))
-
     def _calibrate_hinge_twist(self, local, glob, mapped, min_bend_deg=15.0, min_frames=10,
                                min_concentration=0.5) -> dict[str, float]:
         """Turn each upper arm and thigh about its own axis so that its elbow or knee flexes straight
@@ -320,9 +303,8 @@ class Retargeter:
         Edits local (F, 55, 3, 3) and glob in place; returns {upper joint: turn in degrees}.
         """
         turns = {}
-        n = {name: i for i, name in enumerate(self.names)}
-        for upper, hinge, child, sign in self.HINGES:
-            a, h, c = n[upper], n[hinge], n[child]
+        for hinge in HINGES:
+            upper, a, h, c = self.names[hinge.upper], hinge.upper, hinge.joint, hinge.child
             if a not in mapped or h not in mapped:
                 continue
             u = _unit(self.J[h] - self.J[a])
@@ -331,7 +313,7 @@ class Retargeter:
             bent = np.degrees(np.arccos(np.clip(d @ v, -1, 1))) > min_bend_deg
             if bent.sum() < min_frames:
                 continue
-            f = np.array([0.0, 0.0, sign])
+            f = np.array(hinge.flexion)
             f = _unit(f - (f @ u) * u)
             s = np.cross(u, f)
             w = d[bent] - v

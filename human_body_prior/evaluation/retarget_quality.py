@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-BODY_JOINTS = 22
-_KNEES = ((4, 7), (5, 8))      # (joint, child) for left/right knee
-_ELBOWS = ((18, 20), (19, 21))  # (joint, child) for left/right elbow
-_LIMB_ROOTS = (1, 2, 13, 14)  # hips and collars: chained from the model's own joint
+from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, HINGES, NUM_BODY_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
+
+# hips and collars: chained from the model's own joint
+_LIMB_ROOTS = tuple(BODY_JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_collar", "right_collar"))
 
 
 def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
@@ -35,9 +35,9 @@ def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints
     P, G, G_ref, A = result["source_positions"], result["source_rotations"], result["reference_rotations"], result["alignments"]
     C, W = result["C"], result["world_rotation"]
     M = W @ C
-    names = _names()
+    names = SMPLX_JOINT_NAMES
     head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
-    parents = np.asarray(_parents())
+    parents = np.asarray(SMPLX_PARENTS)
 
     def direction(a, b):
         d = (P[:, src_idx[b]] - P[:, src_idx[a]]) @ M.T
@@ -71,22 +71,12 @@ def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints
     return measured
 
 
-def _names():
-    from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
-    return SMPLX_JOINT_NAMES
-
-
-def _parents():
-    from human_body_prior.body_model.joint_names import SMPLX_PARENTS
-    return SMPLX_PARENTS
-
-
 def joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """Per mapped body joint (not the pelvis) the (F,) distance in mm between the model's posed joint
     (model_joints (F, 55, 3), metres) and the length-normalised source joint."""
     ref = normalised_source_joints(result, model_joints, rest_joints)
     return {j: 1000 * np.linalg.norm(model_joints[:, j] - q, axis=-1)
-            for j, q in ref.items() if 0 < j < BODY_JOINTS}
+            for j, q in ref.items() if 0 < j < NUM_BODY_JOINTS}
 
 
 def strict_joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
@@ -99,7 +89,7 @@ def strict_joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: 
     P = result["source_positions"]
     M = result["world_rotation"] @ result["C"]
     head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
-    parents = np.asarray(_parents())
+    parents = np.asarray(SMPLX_PARENTS)
     root = groups[0][0][0]
     q = {root: model_joints[:, root]}
     out = {}
@@ -115,7 +105,7 @@ def strict_joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: 
             q[c] = model_joints[:, c]
             continue
         q[c] = q[pidx[0]] + np.linalg.norm(rest_joints[c] - rest_joints[pidx[0]]) * d / n
-        if c < BODY_JOINTS:
+        if c < NUM_BODY_JOINTS:
             out[c] = 1000 * np.linalg.norm(model_joints[:, c] - q[c], axis=-1)
     return out
 
@@ -130,10 +120,10 @@ def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray, min_bend_deg
     'knee_bent_frames': n, 'elbow_bent_frames': n} (share is nan when nothing bends).
     """
     out = {}
-    parents = _parents()
-    for name, pairs, sign in (("knee", _KNEES, -1.0), ("elbow", _ELBOWS, 1.0)):
+    parents = SMPLX_PARENTS
+    for name in ("knee", "elbow"):
         good = bent = 0
-        for j, c in pairs:
+        for j, c, sign in ((h.joint, h.child, h.flexion[2]) for h in HINGES if h.name.endswith(name)):
             u = rest_joints[j] - rest_joints[parents[j]]
             u = u / np.linalg.norm(u)
             v = rest_joints[c] - rest_joints[j]
