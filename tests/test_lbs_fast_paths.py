@@ -187,7 +187,7 @@ def smplx_file(tmp_path_factory):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_body_model_runs_the_fast_path(smplx_file, dtype):
     bm = BodyModel(smplx_file, num_betas=10, batch_size=3, dtype=dtype)
-    assert bm._skin_values.numel() == int((bm.weights != 0).sum())
+    assert bm._skin_values.numel() == int((bm.weights != 0).sum()) == bm.num_skinning_weights
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for p in (bm.root_orient, bm.pose_body, bm.pose_hand, bm.pose_jaw, bm.pose_eye, bm.betas, bm.expression):

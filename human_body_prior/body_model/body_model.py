@@ -280,6 +280,11 @@ class BodyModel(nn.Module):
     def num_joints(self) -> int:
         return len(self.parents)
 
+    @property
+    def num_skinning_weights(self) -> int:
+        """The number of non-zero skinning weights: what the fast skinning path blends per body."""
+        return int(self._skin_values.numel())
+
     def _gather_inputs(self, given: dict) -> tuple:
         """Resolve each input against the stored parameter and find the common batch size."""
         widths = self._param_widths()

@@ -82,12 +82,12 @@ def convert_take(bvh_path: str, retargeter: Retargeter, fps: float | None = None
         raise BVHError(f"{bvh_path}: the file has no frames")
     src_fps = float(fps) if fps else bvh.fps
     res = retargeter.retarget(bvh, skeleton=skeleton, world_up=world_up)
-    pose, trans = res["pose"], res["trans"]
+    pose, trans = res.pose, res.trans
     out_fps = src_fps
     if target_fps and abs(float(target_fps) - src_fps) > 1e-9:
         pose, trans = resample(pose, trans, src_fps, float(target_fps))
         out_fps = float(target_fps)
-    arrays = amass_arrays(pose, trans, out_fps, source_name or os.path.basename(bvh_path), res["skeleton"], world_up)
+    arrays = amass_arrays(pose, trans, out_fps, source_name or os.path.basename(bvh_path), res.skeleton, world_up)
     return arrays, res
 
 
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up)
         save_npz_atomic(args.output, arrays)
         print(f"wrote {args.output}: {arrays['poses'].shape[0]} frames at {float(arrays['mocap_framerate']):g} fps, "
-              f"skeleton {res['skeleton']}")
+              f"skeleton {res.skeleton}")
         return 0
     except (BVHError, ValueError, KeyError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -54,14 +54,14 @@ def pose_body_model(bm, pose: np.ndarray, trans: np.ndarray, chunk: int = 256):
     return np.concatenate(joints), verts
 
 
-def evaluate_take(path, rt: Retargeter, bm, rest_joints, max_frames=300, fps=None):
+def evaluate_take(path, rt: Retargeter, bm, rest_joints, max_frames=300):
     bvh = subsample_bvh(read_bvh(path), max_frames)
     res = rt.retarget(bvh, world_up="z")
-    joints, _ = pose_body_model(bm, res["pose"], res["trans"])
+    joints, _ = pose_body_model(bm, res.pose, res.trans)
     errs = joint_errors_mm(res, joints, rest_joints)
-    res["strict_errors"] = strict_joint_errors_mm(res, joints, rest_joints)
-    bend = bend_direction_share(res["pose"], rest_joints)
-    return res, joints, errs, bend
+    strict = strict_joint_errors_mm(res, joints, rest_joints)
+    bend = bend_direction_share(res.pose, rest_joints)
+    return res, joints, errs, strict, bend
 
 
 def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
@@ -75,19 +75,20 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
     sub = BVH(bvh.names, bvh.parents, bvh.offsets, bvh.channels, bvh.end_sites, bvh.motion[idx.round().astype(int)],
               bvh.frame_time, bvh.source)
     res = rt.retarget(sub, world_up="z")
-    joints, _ = pose_body_model(bm, res["pose"], res["trans"])
+    diag = res.diagnostics
+    joints, _ = pose_body_model(bm, res.pose, res.trans)
     verts = None
     with torch.no_grad():
-        p = torch.as_tensor(res["pose"].reshape(len(sub.motion), -1), dtype=torch.float32)
+        p = torch.as_tensor(res.pose.reshape(len(sub.motion), -1), dtype=torch.float32)
         out = bm(**{part: p[:, sl] for part, sl in pose_slices("smplx").items()},
-                 trans=torch.as_tensor(res["trans"], dtype=torch.float32))
+                 trans=torch.as_tensor(res.trans, dtype=torch.float32))
         verts = out.v.numpy()
-    M = res["world_rotation"] @ res["C"]
+    M = diag.world_rotation @ diag.C
     _, _, ends = bvh_forward_kinematics(sub, end_sites=True)
-    src = res["source_positions"] @ M.T * res["scale"]
-    ends = ends @ M.T * res["scale"]
+    src = diag.source_positions @ M.T * res.scale
+    ends = ends @ M.T * res.scale
     end_par = [p for p, _ in sub.end_sites]
-    pelvis_src = res["source_index"][res["groups"][0][1]]
+    pelvis_src = diag.source_index[diag.groups[0][1]]
     fig = plt.figure(figsize=(3.6 * n_shots, 7.2), dpi=80)
     parents_m = rt.parents
     for k in range(n_shots):
@@ -149,10 +150,10 @@ def main(argv=None) -> int:
         s = rel.split("/")[0]
         if args.takes_per_set and len(per_set.get(s, {}).get("takes", [])) >= args.takes_per_set:
             continue
-        res, joints, errs, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
+        res, joints, errs, strict, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
         d = per_set.setdefault(s, {"takes": [], "err_sum": 0.0, "err_n": 0, "per_joint": {}, "knee_good": 0,
                                    "knee_bent": 0, "elbow_good": 0, "elbow_bent": 0, "swing_sum": 0.0, "swing_n": 0,
-                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res["skeleton"], "turns": {},
+                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res.skeleton, "turns": {},
                                    "plane_sum": 0.0, "plane_n": 0})
         d["takes"].append(rel)
         for j, e in errs.items():
@@ -161,13 +162,13 @@ def main(argv=None) -> int:
             pj = d["per_joint"].setdefault(rt.names[j], [0.0, 0])
             pj[0] += float(e.sum())
             pj[1] += e.size
-        for j, t in res["hinge_twist_deg"].items():
+        for j, t in res.diagnostics.hinge_twist_deg.items():
             d["turns"].setdefault(j, []).append(t)
-        share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res["pose"][:, 1:NUM_BODY_JOINTS])),
+        share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res.pose[:, 1:NUM_BODY_JOINTS])),
                                  torch.from_numpy(rest[:NUM_BODY_JOINTS]))
-        d["plane_sum"] += share["joint_share"] * len(res["pose"])
-        d["plane_n"] += len(res["pose"])
-        for e in res["strict_errors"].values():
+        d["plane_sum"] += share["joint_share"] * len(res.pose)
+        d["plane_n"] += len(res.pose)
+        for e in strict.values():
             d["strict_sum"] += float(e.sum())
             d["strict_n"] += e.size
         for k in ("knee", "elbow"):
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
             d[f"{k}_bent"] += n
             if n:
                 d[f"{k}_good"] += int(round(bend[k] * n))
-        sw = res["swing_deg"][:, :NUM_BODY_JOINTS]
+        sw = res.diagnostics.swing_deg[:, :NUM_BODY_JOINTS]
         used = sw.any(axis=0)
         d["swing_sum"] += float(sw[:, used].sum())
         d["swing_n"] += int(sw[:, used].size)

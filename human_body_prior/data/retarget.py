@@ -30,6 +30,8 @@ AMASS convention (Z up) by rotating the root.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -47,6 +49,48 @@ NUM_SMPLX_JOINTS = NUM_JOINTS["smplx"]
 TORSO_JOINTS = frozenset({"pelvis", "spine1", "spine2", "spine3", "neck", "head", "jaw",
                           "left_eye_smplhf", "right_eye_smplhf"})
 Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # rotation +90 deg about X: y -> z
+
+
+# --------------------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class RetargetDiagnostics:
+    """What a retargeting run read off its source, for quality reporting
+    (:mod:`human_body_prior.evaluation.retarget_quality`) and pictures.
+
+    groups: [(model joint indices root-first, source joint name)], the chains of model joints that share
+    one source joint, root first; source_index: source joint name -> index in the BVH;
+    source_positions (F, S, 3) and source_rotations (F, S, 3, 3): the source's world joints, file units
+    and axes; reference_rotations (S, 3, 3): its T-pose orientations; alignments: per group the (3, 3)
+    rest alignment A; C (3, 3): file axes -> model axes; world_rotation (3, 3): model frame -> output
+    world (W); swing_deg (F, 55): size of the per-frame swing corrections; hinge_twist_deg: {upper
+    joint: turn (deg)} of the hinge calibration.
+    """
+
+    groups: list
+    source_index: dict
+    source_positions: np.ndarray
+    source_rotations: np.ndarray
+    reference_rotations: np.ndarray
+    alignments: list
+    C: np.ndarray
+    world_rotation: np.ndarray
+    swing_deg: np.ndarray
+    hinge_twist_deg: dict
+
+
+@dataclass(frozen=True)
+class RetargetResult:
+    """A retargeted take: pose (F, 55, 3) axis-angle local rotations in SMPL-X order, trans (F, 3)
+    metres, global_rot (F, 55, 3, 3) model-frame world orientations (before the world-up rotation),
+    skeleton (the name of the source skeleton map), scale (model / source length), diagnostics."""
+
+    pose: np.ndarray
+    trans: np.ndarray
+    global_rot: np.ndarray
+    skeleton: str
+    scale: float
+    diagnostics: RetargetDiagnostics
 
 
 # --------------------------------------------------------------------------------------- model skeleton
@@ -171,14 +215,8 @@ class Retargeter:
         out.sort(key=lambda g: g[0][0])
         return out
 
-    def retarget(self, bvh: BVH, skeleton="auto", world_up: str = "z") -> dict:
-        """Retarget a parsed BVH take.
-
-        Returns dict with 'pose' (F, 55, 3) axis-angle local rotations in SMPL-X order, 'trans' (F, 3) m,
-        'global_rot' (F, 55, 3, 3) model-frame world orientations (before ``world_up``), 'skeleton' name,
-        'scale' (model / source length), 'swing_deg' (F, 55) size of the per-frame swing corrections,
-        and the pieces the quality measure needs.
-        """
+    def retarget(self, bvh: BVH, skeleton="auto", world_up: str = "z") -> RetargetResult:
+        """Retarget a parsed BVH take; see :class:`RetargetResult` (and its diagnostics)."""
         if world_up not in ("y", "z"):
             raise ValueError(f"world_up must be 'y' or 'z', got {world_up!r}")
         sk = resolve_skeleton(skeleton, bvh.names, bvh.source)
@@ -280,10 +318,11 @@ class Retargeter:
         local[:, 0] = W @ root_global
         trans = pelvis_world @ W.T - Jm[0]
         pose = matrix_to_axis_angle(torch.from_numpy(local)).numpy()
-        return {"pose": pose, "trans": trans, "global_rot": glob, "skeleton": sk.name, "scale": scale,
-                "swing_deg": swing_deg, "world_rotation": W, "C": C, "groups": groups,
-                "source_positions": P, "source_index": src_idx, "source_rotations": G,
-                "reference_rotations": G_ref, "alignments": A, "hinge_twist_deg": twist_turns}
+        diagnostics = RetargetDiagnostics(groups=groups, source_index=src_idx, source_positions=P, source_rotations=G,
+                                          reference_rotations=G_ref, alignments=A, C=C, world_rotation=W,
+                                          swing_deg=swing_deg, hinge_twist_deg=twist_turns)
+        return RetargetResult(pose=pose, trans=trans, global_rot=glob, skeleton=sk.name, scale=float(scale),
+                              diagnostics=diagnostics)
 
     def _calibrate_hinge_twist(self, local, glob, mapped, min_bend_deg=15.0, min_frames=10,
                                min_concentration=0.5) -> dict[str, float]:

@@ -19,7 +19,7 @@ from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, HINGES, NUM_B
 _LIMB_ROOTS = tuple(BODY_JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_collar", "right_collar"))
 
 
-def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+def normalised_source_joints(result, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """Mapped model joint index -> (F, 3) length-normalised source position, in the output world.
 
     Limbs: each source bone keeps its direction and takes the model's bone length, chained from the
@@ -27,13 +27,15 @@ def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints
     joint is placed by turning the model's rest bone with the source bone's rotation away from its
     T-pose (``C G_t G_ref^T C^T`` after the heading alignment), chained from the model's pelvis. The
     left hip is placed from the right hip along the source's hip line, which checks the pelvis.
+    result: a :class:`~human_body_prior.data.retarget.RetargetResult` (its diagnostics are read);
     model_joints: (F, 55, 3) posed model joints in metres.
     """
     from human_body_prior.data.retarget import TORSO_JOINTS
 
-    groups, src_idx = result["groups"], result["source_index"]
-    P, G, G_ref, A = result["source_positions"], result["source_rotations"], result["reference_rotations"], result["alignments"]
-    C, W = result["C"], result["world_rotation"]
+    d = result.diagnostics
+    groups, src_idx = d.groups, d.source_index
+    P, G, G_ref, A = d.source_positions, d.source_rotations, d.reference_rotations, d.alignments
+    C, W = d.C, d.world_rotation
     M = W @ C
     names = SMPLX_JOINT_NAMES
     head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
@@ -71,7 +73,7 @@ def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints
     return measured
 
 
-def joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+def joint_errors_mm(result, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """Per mapped body joint (not the pelvis) the (F,) distance in mm between the model's posed joint
     (model_joints (F, 55, 3), metres) and the length-normalised source joint."""
     ref = normalised_source_joints(result, model_joints, rest_joints)
@@ -79,15 +81,16 @@ def joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndar
             for j, q in ref.items() if 0 < j < NUM_BODY_JOINTS}
 
 
-def strict_joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+def strict_joint_errors_mm(result, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """The literal measure, for contrast: every source bone (trunk and torso-to-limb bones too) keeps
     its direction with the model's length, chained from the model's pelvis. Differences between the
     rigs' rest skeletons (spinal curve, where the pelvis and collar joints sit) count as error here.
     Source bones of zero length (a joint on top of its parent) are skipped: the child is anchored at
     the model's joint. Returns per mapped body joint the (F,) error in mm."""
-    groups, src_idx = result["groups"], result["source_index"]
-    P = result["source_positions"]
-    M = result["world_rotation"] @ result["C"]
+    d = result.diagnostics
+    groups, src_idx = d.groups, d.source_index
+    P = d.source_positions
+    M = d.world_rotation @ d.C
     head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
     parents = np.asarray(SMPLX_PARENTS)
     root = groups[0][0][0]
