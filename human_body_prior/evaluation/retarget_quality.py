@@ -19,6 +19,17 @@ from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, HINGES, NUM_B
 _LIMB_ROOTS = tuple(BODY_JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_collar", "right_collar"))
 
 
+def _with_parent_group(groups):
+    """(first model joint, source joint, parent group index) of each group but the root's: the parent
+    group holds the nearest mapped ancestor of the first joint."""
+    head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
+    for idx, src in groups[1:]:
+        p = SMPLX_PARENTS[idx[0]]
+        while p not in head_of:
+            p = SMPLX_PARENTS[p]
+        yield idx[0], src, head_of[p]
+
+
 def normalised_source_joints(result, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """Mapped model joint index -> (F, 3) length-normalised source position, in the output world.
 
@@ -39,7 +50,6 @@ def normalised_source_joints(result, model_joints: np.ndarray, rest_joints: np.n
     M = W @ C
     names = SMPLX_JOINT_NAMES
     head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
-    parents = np.asarray(SMPLX_PARENTS)
 
     def direction(a, b):
         d = (P[:, src_idx[b]] - P[:, src_idx[a]]) @ M.T
@@ -48,12 +58,7 @@ def normalised_source_joints(result, model_joints: np.ndarray, rest_joints: np.n
     root = groups[0][0][0]
     anchors = {root: model_joints[:, root]}
     measured = {}
-    for idx, src in groups[1:]:
-        c = idx[0]
-        p = parents[c]
-        while p not in head_of:
-            p = parents[p]
-        pg = head_of[p]
+    for c, src, pg in _with_parent_group(groups):
         pidx, psrc = groups[pg]
         ph = pidx[0]
         if c in _LIMB_ROOTS:
@@ -91,17 +96,11 @@ def strict_joint_errors_mm(result, model_joints: np.ndarray, rest_joints: np.nda
     groups, src_idx = d.groups, d.source_index
     P = d.source_positions
     M = d.world_rotation @ d.C
-    head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
-    parents = np.asarray(SMPLX_PARENTS)
     root = groups[0][0][0]
     q = {root: model_joints[:, root]}
     out = {}
-    for idx, src in groups[1:]:
-        c = idx[0]
-        p = parents[c]
-        while p not in head_of:
-            p = parents[p]
-        pidx, psrc = groups[head_of[p]]
+    for c, src, pg in _with_parent_group(groups):
+        pidx, psrc = groups[pg]
         d = (P[:, src_idx[src]] - P[:, src_idx[psrc]]) @ M.T
         n = np.linalg.norm(d, axis=-1, keepdims=True)
         if float(n.min()) < 1e-9:

@@ -5,7 +5,7 @@ there on first use (a lazy import, so that ``tools/`` stays the bottom layer and
 from the rest of the package at import time). Library code imports from ``priors`` directly.
 """
 
-import importlib
+from human_body_prior.tools._lazy import lazy_reexport
 
 # where the names of this module live, searched in order
 _HOMES = ("human_body_prior.priors.experiment",)
@@ -13,15 +13,4 @@ _HOMES = ("human_body_prior.priors.experiment",)
 __all__ = ["expid2model", "load_vposer", "read_settings", "read_state_dict", "load_state_dict_checked",
            "snapshot_fname", "save_snapshot", "write_settings", "write_vposer_experiment"]
 
-
-def __getattr__(name):
-    if not name.startswith("__"):
-        for home in _HOMES:
-            module = importlib.import_module(home)
-            if hasattr(module, name):
-                return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(__all__) | set(globals()))
+__getattr__, __dir__ = lazy_reexport(__name__, _HOMES, __all__)
