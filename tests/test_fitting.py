@@ -17,6 +17,7 @@ from human_body_prior.body_model.body_model_vposer import BodyModelWithPoser
 from human_body_prior.body_model.synthetic import write_synthetic_model
 from human_body_prior.fitting import BodyFitter, JointTargets3D, Keypoints2D, PinholeCamera, Stage, fit_body
 from human_body_prior.fitting.fit_joints import main as cli_main
+from human_body_prior.tools.cli import run as run_cli
 from human_body_prior.fitting.joints_model import PosedJoints
 from human_body_prior.fitting.losses import confidence_weighted_error, geman_mcclure
 from human_body_prior.fitting.rigid import kabsch
@@ -358,10 +359,10 @@ def test_cli_bad_input_reports_clearly(assets, tmp_path, capsys):
     bm_path, expr_dir = assets
     bad = tmp_path / "bad.npz"
     np.savez(bad, points=np.zeros((2, 22, 3)))
-    assert cli_main([str(bad), str(tmp_path / "o.npz"), "--bm-path", bm_path, "--expr-dir", expr_dir]) == 2
+    assert run_cli(cli_main, [str(bad), str(tmp_path / "o.npz"), "--bm-path", bm_path, "--expr-dir", expr_dir]) == 1
     assert "no 'joints' array" in capsys.readouterr().err
     np.savez(bad, joints=np.zeros((2, 22, 3)), conf=np.zeros((2, 22)))
-    assert cli_main([str(bad), str(tmp_path / "o.npz"), "--bm-path", bm_path, "--expr-dir", expr_dir]) == 2
+    assert run_cli(cli_main, [str(bad), str(tmp_path / "o.npz"), "--bm-path", bm_path, "--expr-dir", expr_dir]) == 1
     assert "all zero" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
 

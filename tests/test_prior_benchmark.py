@@ -11,6 +11,7 @@ from scipy.spatial.transform import Rotation
 from scipy.stats import multivariate_normal
 
 import human_body_prior as hbp
+from human_body_prior.tools import cli
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.evaluation import prior_benchmark
 from human_body_prior.evaluation.compared_priors import GMMPrior, L2Prior, LatentPrior, NoPrior
@@ -250,7 +251,7 @@ def test_quick_run_smoke(tmp_path):
 
 
 def test_command_errors_are_one_line(capsys):
-    assert prior_benchmark.main(["--quick", "--priors", "none,nonsense", "--no-pictures"]) == 1
+    assert cli.run(prior_benchmark.main, ["--quick", "--priors", "none,nonsense", "--no-pictures"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nonsense" in err[0]
 

@@ -17,7 +17,7 @@ take fails.
 
 from __future__ import annotations
 
-import argparse
+import errno
 import json
 import os
 import sys
@@ -28,6 +28,7 @@ import torch
 
 from human_body_prior.body_model.skeleton import NUM_JOINTS, pose_slices
 from human_body_prior.data.bvh import BVHError, read_bvh
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 from human_body_prior.data.retarget import Retargeter
 from human_body_prior.tools.rotation_tools import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
@@ -141,11 +142,11 @@ def _load_joint_map(path: str) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m human_body_prior.data.bvh2amass", description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.data.bvh2amass", description=__doc__.split("\n\n")[0])
     ap.add_argument("input", help="a .bvh / .bvh.gz file or a folder of them")
     ap.add_argument("output", help="output .npz (or folder in directory mode)")
-    ap.add_argument("--fps", type=float, default=None, help="true frame rate of the input (overrides the header)")
-    ap.add_argument("--target-fps", type=float, default=None, help="resample to this frame rate")
+    ap.add_argument("--fps", type=cli.positive_float, default=None, help="true frame rate of the input (overrides the header)")
+    ap.add_argument("--target-fps", type=cli.positive_float, default=None, help="resample to this frame rate")
     ap.add_argument("--skeleton", default="auto", help="auto | cmu_daz | cmu_motionbuilder | iclone_cc | reactidle")
     ap.add_argument("--joint-map", default=None, help="JSON file: SMPL-X joint name -> BVH joint name")
     ap.add_argument("--bm-path", default=None, help="SMPL-X model file (default: the shipped open neutral model)")
@@ -153,30 +154,26 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-existing", action="store_true", help="directory mode: keep outputs that exist")
     args = ap.parse_args(argv)
 
-    try:
-        skeleton = _load_joint_map(args.joint_map) if args.joint_map else args.skeleton
-        if args.bm_path is None:
-            from human_body_prior.support_paths import default_body_model_path
-            args.bm_path = default_body_model_path("smplx", "neutral")
-        rt = Retargeter.from_model_file(args.bm_path)
-        if os.path.isdir(args.input):
-            written, failed = convert_tree(args.input, args.output, rt, args.fps, args.target_fps, skeleton,
-                                           args.up, args.skip_existing)
-            print(f"wrote {len(written)} takes under {args.output}")
-            for path, msg in failed:
-                print(f"FAILED {path}: {msg}", file=sys.stderr)
-            return 1 if failed else 0
-        if not os.path.isfile(args.input):
-            raise FileNotFoundError(f"input {args.input} does not exist")
-        arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up)
-        save_npz_atomic(args.output, arrays)
-        print(f"wrote {args.output}: {arrays['poses'].shape[0]} frames at {float(arrays['mocap_framerate']):g} fps, "
-              f"skeleton {res.skeleton}")
-        return 0
-    except (BVHError, ValueError, KeyError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    skeleton = _load_joint_map(args.joint_map) if args.joint_map else args.skeleton
+    if args.bm_path is None:
+        from human_body_prior.support_paths import default_body_model_path
+        args.bm_path = default_body_model_path("smplx", "neutral")
+    rt = Retargeter.from_model_file(args.bm_path)
+    if os.path.isdir(args.input):
+        written, failed = convert_tree(args.input, args.output, rt, args.fps, args.target_fps, skeleton,
+                                       args.up, args.skip_existing)
+        print(f"wrote {len(written)} takes under {args.output}")
+        for path, msg in failed:
+            print(f"FAILED {path}: {msg}", file=sys.stderr)
+        return 1 if failed else 0
+    if not os.path.isfile(args.input):
+        raise FileNotFoundError(errno.ENOENT, "input BVH does not exist", args.input)
+    arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up)
+    save_npz_atomic(args.output, arrays)
+    print(f"wrote {args.output}: {arrays['poses'].shape[0]} frames at {float(arrays['mocap_framerate']):g} fps, "
+          f"skeleton {res.skeleton}")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -11,7 +11,7 @@ shows the BVH skeleton next to the posed body at three moments of one take.
 
 from __future__ import annotations
 
-import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -25,6 +25,7 @@ from human_body_prior.data.prepare_open_mocap import list_source_takes
 from human_body_prior.data.retarget import Retargeter
 from human_body_prior.evaluation.hinges import anatomical_share
 from human_body_prior.evaluation.retarget_quality import bend_direction_share, joint_errors_mm, strict_joint_errors_mm
+from human_body_prior.tools import cli
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 
 PICTURE_TAKES = {"cmu_daz": "cmu_daz/martial/05.bvh", "cmu_daz_atelier": "cmu_daz_atelier/subjects/13/13_30.bvh",
@@ -128,14 +129,19 @@ def _style(ax, title):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m human_body_prior.data.mocap_report")
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.data.mocap_report")
     ap.add_argument("--raw-dir", required=True, help="folder with the extracted archives")
     ap.add_argument("--out-json", required=True)
     ap.add_argument("--png-dir", default=None)
     ap.add_argument("--bm-path", default=None)
-    ap.add_argument("--max-frames", type=int, default=300, help="frames evaluated per take (evenly spaced)")
-    ap.add_argument("--takes-per-set", type=int, default=0, help="0: every take")
+    ap.add_argument("--max-frames", type=cli.positive_int, default=300, help="frames evaluated per take (evenly spaced)")
+    ap.add_argument("--takes-per-set", type=cli.nonnegative_int, default=0, help="0: every take")
     args = ap.parse_args(argv)
+    if not Path(args.raw_dir).is_dir():
+        raise FileNotFoundError(errno.ENOENT, "--raw-dir is not a folder", args.raw_dir)
+    takes = list_source_takes(args.raw_dir)
+    if not takes:
+        raise FileNotFoundError(errno.ENOENT, "no BVH takes (*.bvh, *.bvh.gz) under --raw-dir", args.raw_dir)
     from human_body_prior.body_model.body_model import BodyModel
 
     if args.bm_path is None:
@@ -144,7 +150,6 @@ def main(argv=None) -> int:
     rt = Retargeter.from_model_file(args.bm_path)
     bm = BodyModel(args.bm_path, num_betas=10)
     rest = rt.J
-    takes = list_source_takes(args.raw_dir)
     per_set = {}
     for rel in takes:
         s = rel.split("/")[0]
@@ -210,4 +215,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

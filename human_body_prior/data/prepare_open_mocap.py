@@ -19,7 +19,6 @@ reactidle. ``cmu_daz/standard.bvh`` (a 3-frame rest pose) is not a take and is s
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from human_body_prior.data.bvh import BVHError
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import atomic_write_bytes
 from human_body_prior.data.bvh2amass import convert_take, is_bvh, output_name
 from human_body_prior.tools.atomic_io import save_npz_atomic
@@ -142,13 +142,13 @@ def read_bvh_fps(path) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m human_body_prior.data.prepare_open_mocap",
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.data.prepare_open_mocap",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--mocap-dir", default="../shared/mocap")
     ap.add_argument("--work-dir", required=True, help="extracted BVH (raw/) and retargeted takes (amass/)")
     ap.add_argument("--out-dir", required=True, help="VPoser dataset folder (train/vald/test)")
     ap.add_argument("--bm-path", default=None, help="SMPL-X model (default: shipped open neutral model)")
-    ap.add_argument("--min-change-deg", type=float, default=2.0,
+    ap.add_argument("--min-change-deg", type=cli.finite_float, default=2.0,
                     help="thin near-duplicate frames: keep a frame only if some body joint turned this many degrees "
                          "since the last kept one (default 2: cuts the idle set 4x, the CMU sets by 2-8%%)")
     ap.add_argument("--no-mirror", action="store_true", help="do not add mirrored copies to train")
@@ -182,4 +182,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -20,7 +20,6 @@ fitting (20 mm noise, 30% missing joints). See docs/PRIORS.md.
 writes the small pose subset (train 3000, test 1000 frames with root orientations, seed 0).
 """
 
-import argparse
 import json
 import os
 import platform
@@ -37,6 +36,7 @@ from human_body_prior.evaluation.prior_protocols import (LATENT_COMPLETION_WEIGH
                                                          completion, complete,
                                                          fitting_protocol, generation, generation_real,
                                                          joint_ids, part_vertices, tune_weight)
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
 PRIOR_NAMES = ("none", "l2", "gmm", "vposer_v1", "vposer_v2")
@@ -318,7 +318,7 @@ def _command_line(argv) -> str:
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m human_body_prior.evaluation.prior_benchmark",
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.evaluation.prior_benchmark",
                                  description="Pose-prior benchmark (generation, completion, denoising, partial fitting).")
     ap.add_argument("--data", default=None, help="prepared data folder with train/ vald/ test/ (default: shipped subset)")
     ap.add_argument("--quick", action="store_true", help="small sizes, default weights (CI smoke test)")
@@ -328,7 +328,7 @@ def build_parser():
     ap.add_argument("--vposer-v2", default=None, help="VPoser v2 experiment folder (for the prior 'vposer_v2')")
     ap.add_argument("--gmm", default=None, help="GMM prior .npz (default: the shipped one)")
     ap.add_argument("--bm-path", default=None, help="body model (default: the shipped open SMPL-X neutral)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--no-pictures", action="store_true")
     ap.add_argument("--write-subset", default=None, help="write the small pose subset from --data here and stop")
     return ap
@@ -336,46 +336,42 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        torch.set_num_threads(max(1, args.threads))
-        if args.write_subset:
-            if not args.data:
-                raise ValueError("--write-subset needs --data")
-            print(write_subset(args.data, args.write_subset))
-            return 0
-        import human_body_prior as hbp
-        from human_body_prior.body_model.body_model import BodyModel
+    torch.set_num_threads(max(1, args.threads))
+    if args.write_subset:
+        if not args.data:
+            raise ValueError("--write-subset needs --data")
+        print(write_subset(args.data, args.write_subset))
+        return 0
+    import human_body_prior as hbp
+    from human_body_prior.body_model.body_model import BodyModel
 
-        names = [n.strip() for n in args.priors.split(",") if n.strip()]
-        bad = [n for n in names if n not in PRIOR_NAMES]
-        if bad:
-            raise ValueError(f"unknown prior(s) {bad}; choose from {PRIOR_NAMES}")
-        t_start = time.perf_counter()
-        bm = BodyModel(args.bm_path or hbp.default_body_model_path())
-        data, source = load_data(bm, args.data)
-        priors = build_priors(names, data, args.vposer_v1, args.vposer_v2, args.gmm)
-        mode = "quick" if args.quick else "full"
-        sizes = SIZES[mode]
-        tune = mode == "full" and data.vald is not None
-        res = run(data, priors, sizes, tune)
-        os.makedirs(args.out, exist_ok=True)
-        pictures = [] if args.no_pictures else render_pictures(data, priors, args.out,
-                                                                latent_weights=res["weights"].get("completion"))
-        res.update({"mode": mode, "data": source, "sizes": {k: list(v) if isinstance(v, tuple) else v
-                                                           for k, v in sizes.items()},
-                    "train_poses": len(data.train), "test_poses": len(data.test), "torch_threads": torch.get_num_threads(),
-                    "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "command": _command_line(argv if argv is not None else sys.argv[1:]),
-                    "wall_seconds": time.perf_counter() - t_start, "pictures": [os.path.basename(p) for p in pictures]})
-        atomic_write_bytes(os.path.join(args.out, "results.json"), (json.dumps(res, indent=1) + "\n").encode())
-        md = tables(res) + f"\nWall time: {res['wall_seconds']:.0f} s ({mode}, {source}, {res['torch_threads']} thread(s)).\n"
-        atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
-        print(md)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    names = [n.strip() for n in args.priors.split(",") if n.strip()]
+    bad = [n for n in names if n not in PRIOR_NAMES]
+    if bad:
+        raise ValueError(f"unknown prior(s) {bad}; choose from {PRIOR_NAMES}")
+    t_start = time.perf_counter()
+    bm = BodyModel(args.bm_path or hbp.default_body_model_path())
+    data, source = load_data(bm, args.data)
+    priors = build_priors(names, data, args.vposer_v1, args.vposer_v2, args.gmm)
+    mode = "quick" if args.quick else "full"
+    sizes = SIZES[mode]
+    tune = mode == "full" and data.vald is not None
+    res = run(data, priors, sizes, tune)
+    os.makedirs(args.out, exist_ok=True)
+    pictures = [] if args.no_pictures else render_pictures(data, priors, args.out,
+                                                            latent_weights=res["weights"].get("completion"))
+    res.update({"mode": mode, "data": source, "sizes": {k: list(v) if isinstance(v, tuple) else v
+                                                       for k, v in sizes.items()},
+                "train_poses": len(data.train), "test_poses": len(data.test), "torch_threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                "command": _command_line(argv if argv is not None else sys.argv[1:]),
+                "wall_seconds": time.perf_counter() - t_start, "pictures": [os.path.basename(p) for p in pictures]})
+    atomic_write_bytes(os.path.join(args.out, "results.json"), (json.dumps(res, indent=1) + "\n").encode())
+    md = tables(res) + f"\nWall time: {res['wall_seconds']:.0f} s ({mode}, {source}, {res['torch_threads']} thread(s)).\n"
+    atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
+    print(md)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

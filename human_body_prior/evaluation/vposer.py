@@ -39,6 +39,7 @@ from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_
 from human_body_prior.evaluation.hinges import anatomical_share
 from human_body_prior.priors.experiment import load_vposer
 from human_body_prior.priors.vposer import VPoser
+from human_body_prior.tools import cli
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, geodesic_angle
 from human_body_prior.train.losses import M_TO_MM, BodySurface, kl_to_standard_normal
 from human_body_prior.train.pose_data import load_pose_split
@@ -202,14 +203,14 @@ def save_json(res: dict, path) -> None:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--expr-dir", default=None, help="experiment folder (default: the shipped open VPoser)")
     ap.add_argument("--data-dir", required=True, help="folder with train/ vald/ test/ splits")
     ap.add_argument("--splits", nargs="+", default=["vald", "test"])
-    ap.add_argument("--num-samples", type=int, default=1000)
+    ap.add_argument("--num-samples", type=cli.positive_int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bm-path", default=None)
-    ap.add_argument("--num-threads", type=int, default=None)
+    ap.add_argument("--num-threads", type=cli.positive_int, default=None)
     ap.add_argument("--json", default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
     expr_dir = args.expr_dir
@@ -224,4 +225,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(cli.run(main))

@@ -10,7 +10,6 @@ OUT.npz (written atomically): ``root_orient`` (N, 3), ``pose_body`` (N, 63), ``t
 fitted bodies, ``data_loss`` (N,) final weighted squared error per frame (m^2), and ``pose_prior``.
 """
 
-import argparse
 import os
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import numpy as np
 
 from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT, BodyFitter, Stage
 from human_body_prior.fitting.observations import NUM_BODY_JOINTS, JointTargets3D
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 
 
@@ -116,7 +116,7 @@ def save_fit(path, arrays: dict) -> str:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m human_body_prior.fitting.fit_joints",
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.fitting.fit_joints",
                                  description="Fit SMPL-family bodies to 3D joints (metres) with the VPoser prior.")
     ap.add_argument("input", help="IN.npz with joints (N, J, 3) and optional conf (N, J)")
     ap.add_argument("output", help="OUT.npz to write")
@@ -131,39 +131,29 @@ def main(argv=None):
     ap.add_argument("--fit-betas", action="store_true", help="also fit betas, shared by each batch")
     ap.add_argument("--robust-sigma", type=float, default=None, help="Geman-McClure scale in metres (default: plain L2)")
     ap.add_argument("--iterations", type=int, default=None, help="LBFGS iterations per stage")
-    ap.add_argument("--batch-size", type=int, default=256, help="frames per optimisation (default 256)")
-    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
+    ap.add_argument("--batch-size", type=cli.positive_int, default=256, help="frames per optimisation (default 256)")
+    ap.add_argument("--device", type=cli.device, default="cpu", help="torch device (cpu, cuda, ...)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    if args.batch_size < 1:
-        ap.error("--batch-size must be >= 1")
     if args.iterations is not None and args.iterations < 1:
         ap.error(f"--iterations must be >= 1, got {args.iterations}")
     if args.robust_sigma is not None and not (np.isfinite(args.robust_sigma) and args.robust_sigma > 0):
         ap.error(f"--robust-sigma must be a number > 0 (metres), got {args.robust_sigma}; leave it out for plain "
                  "squared error")
     pose_prior = "none" if args.no_prior else "l2" if args.l2_pose else "vposer"
-    try:
-        joints, conf = load_targets(args.input)
-        fitter, robust = build_fitter(pose_prior, args.bm_path, args.expr_dir, args.prior_weight, args.device,
-                                      args.fit_betas, args.iterations, robust_sigma=args.robust_sigma)
-        t0 = time.perf_counter()
-        out = fit_arrays(fitter, joints, conf, args.batch_size, robust, verbose=not args.quiet)
-        elapsed = time.perf_counter() - t0
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    joints, conf = load_targets(args.input)
+    fitter, robust = build_fitter(pose_prior, args.bm_path, args.expr_dir, args.prior_weight, args.device,
+                                  args.fit_betas, args.iterations, robust_sigma=args.robust_sigma)
+    t0 = time.perf_counter()
+    out = fit_arrays(fitter, joints, conf, args.batch_size, robust, verbose=not args.quiet)
+    elapsed = time.perf_counter() - t0
     out["pose_prior"] = np.array(pose_prior)
     out["prior_weight"] = np.array(fitter.prior_weight)
-    try:
-        save_fit(args.output, out)
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    save_fit(args.output, out)  # an OSError names the file the fit is kept in (tools/cli prints it)
     if not args.quiet:
         print(f"fitted {len(joints)} frames ({pose_prior} prior) in {elapsed:.1f} s -> {args.output}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -9,7 +9,6 @@ deterministic (fixed seeds, fixed zip timestamps).
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
 from human_body_prior.open_model import expressions, landmarks, phenotype, regressor, shape_space, skeleton, writers
 from human_body_prior.open_model.assets import WHEEL_NAME, WHEEL_VERSION, MakeHumanAssets
 from human_body_prior.open_model.symmetry import joint_mirror
+from human_body_prior.tools import cli
 
 GENDERS = ("neutral", "female", "male")
 SEED = 20240604
@@ -155,7 +155,7 @@ def build(wheel: Path, out: Path, log=print, genders=GENDERS) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wheel", type=Path, default=None,
                         help=f"path of {WHEEL_NAME} (downloaded with pip when omitted)")
     parser.add_argument("--out", type=Path, default=Path("support_data/body_models"))
@@ -170,4 +170,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -8,8 +8,9 @@ then a few poses (with expression 0 at +1.5) and the walk from the side. One sca
 
 from __future__ import annotations
 
-import argparse
+import errno
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from scipy.spatial.transform import Rotation
 
 from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
 from human_body_prior.open_model.rest_pose import skin
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import atomic_write
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
@@ -88,11 +90,13 @@ def composite(model_dir: Path) -> np.ndarray:
             tiles.append(_render(posed, f, "front", center))
         tiles.append(_render(skin(v0, w, reg @ v0, POSES["walk"])[0], f, "side", center))
         rows.append(np.concatenate(tiles, axis=1))
+    if not rows:
+        raise FileNotFoundError(errno.ENOENT, "no smplx/SMPLX_{NEUTRAL,FEMALE,MALE}.npz under", str(model_dir))
     return np.concatenate(rows, axis=0)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="render docs/open_body_model.png")
+    parser = cli.ArgumentParser(description="render docs/open_body_model.png")
     parser.add_argument("--models", type=Path, default=Path("support_data/body_models"))
     parser.add_argument("--out", type=Path, default=Path("docs/open_body_model.png"))
     args = parser.parse_args(argv)
@@ -105,4 +109,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -18,7 +18,6 @@ File format (``.npz``, no pickles): ``weights`` (K,), ``means`` (K, D), ``covari
 float64.
 """
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 
 POSE_DIM = 63
@@ -198,26 +198,25 @@ def _training_poses(folder) -> np.ndarray:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m human_body_prior.priors.gmm",
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.priors.gmm",
                                  description="Fit the max-mixture GMM pose prior on training poses.")
     ap.add_argument("--train", required=True, help="training split folder with pose.pt (N, 63)")
     ap.add_argument("--out", required=True, help="output .npz")
-    ap.add_argument("--components", type=int, default=8)
-    ap.add_argument("--iterations", type=int, default=100)
+    ap.add_argument("--components", type=cli.positive_int, default=8)
+    ap.add_argument("--iterations", type=cli.positive_int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    poses = _training_poses(args.train)
     try:
-        poses = _training_poses(args.train)
         gmm = fit_gmm(poses, args.components, args.iterations, args.seed, verbose=True)
-        gmm.save(args.out)
-        e = gmm.energy(torch.as_tensor(poses, dtype=torch.float64))
-        print(f"{len(poses)} poses, K={args.components}: mean energy {float(e.mean()):.3f} nats; "
-              f"weights {np.round(gmm.weights_np, 3).tolist()} -> {args.out}")
-    except (FileNotFoundError, ValueError, np.linalg.LinAlgError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except np.linalg.LinAlgError as exc:  # a degenerate fit of these poses: a data problem, not a bug
+        raise ValueError(f"GMM fit of {args.train} failed: {exc}") from exc
+    gmm.save(args.out)
+    e = gmm.energy(torch.as_tensor(poses, dtype=torch.float64))
+    print(f"{len(poses)} poses, K={args.components}: mean energy {float(e.mean()):.3f} nats; "
+          f"weights {np.round(gmm.weights_np, 3).tolist()} -> {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -7,6 +7,7 @@
 import sys
 
 from human_body_prior.evaluation.vposer import evaluate, format_markdown, main, save_json  # noqa: F401
+from human_body_prior.tools import cli
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(cli.run(main, prog="evaluate_vposer"))

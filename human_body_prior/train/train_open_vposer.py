@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from human_body_prior.priors import experiment as model_loader
+from human_body_prior.tools import cli
 from human_body_prior.train.settings import load_settings
 
 OPEN_VPOSER_INI = Path(__file__).resolve().parent / "open_vposer.ini"
@@ -100,13 +101,13 @@ def package(expr_dir, out_dir) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mocap-dir", default="../shared/mocap")
     ap.add_argument("--work-dir", required=True, help="scratch folder for extracted mocap, data and the run")
     ap.add_argument("--data-dir", default=None, help="use already prepared train/vald/test splits")
     ap.add_argument("--out", default=None, help="where to put the shipped folder (default: support_data/vposer_v1_0_open)")
-    ap.add_argument("--num-epochs", type=int, default=None, help="override open_vposer.ini's num_epochs")
-    ap.add_argument("--torchrun-nproc", type=int, default=None)
+    ap.add_argument("--num-epochs", type=cli.positive_int, default=None, help="override open_vposer.ini's num_epochs")
+    ap.add_argument("--torchrun-nproc", type=cli.positive_int, default=None)
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--no-train", action="store_true",
                     help="package (and evaluate) the best snapshot of <work-dir>/experiment as it is now")
@@ -137,4 +138,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

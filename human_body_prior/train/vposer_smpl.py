@@ -13,6 +13,7 @@ override both. See :mod:`human_body_prior.train.trainer` for the experiment fold
 import sys
 
 from human_body_prior.priors.vposer import VPoser
+from human_body_prior.tools import cli
 from human_body_prior.train.settings import load_settings, parse_cli_overrides
 from human_body_prior.train.trainer import VPoserTrainer
 
@@ -35,10 +36,13 @@ def main(argv=None) -> dict:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return {}
-    args = parse_cli_overrides(argv)
+    try:
+        args = parse_cli_overrides(argv)
+    except ValueError as e:
+        raise cli.UsageError(str(e)) from e
     config_path = args.pop("config_path", None)
     return run_vposer_trainer(load_settings(config_path, **args))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -11,7 +11,6 @@ radians), and with ``--interpolate`` ``DIR/vposer_interpolation.gif``: bodies de
 poZ_inp = alpha * poZ_1 + (1 - alpha) * poZ_2 as alpha goes from 0 to 1 and back.
 """
 
-import argparse
 import os
 import secrets
 import sys
@@ -21,6 +20,7 @@ import torch
 
 from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params, smpl_params2ply
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 
 _POSE_BODY_WIDTH = 3 * NUM_POSE_BODY_JOINTS  # (N, 63) axis-angle
@@ -131,11 +131,11 @@ def interpolate_vposer(expr_dir, bm, out_gifpath, num_sequences=3, num_frames=16
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m human_body_prior.tutorials.sample_body_pose",
         description="Sample body poses from VPoser and render them to a picture grid "
                     "(rows: views at 0, 90, -90 degrees; columns: samples).")
-    p.add_argument("--num-samples", type=int, default=5, help="number of poses (default 5)")
+    p.add_argument("--num-samples", type=cli.positive_int, default=5, help="number of poses (default 5)")
     p.add_argument("--out", default="vposer_samples", help="output folder (default ./vposer_samples)")
     p.add_argument("--expr-dir", default=None,
                    help="VPoser experiment folder (default: the shipped open VPoser)")
@@ -144,39 +144,33 @@ def build_parser():
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, printed)")
     p.add_argument("--interpolate", action="store_true",
                    help="also write a latent interpolation GIF (vposer_interpolation.gif)")
-    p.add_argument("--num-frames", type=int, default=16,
+    p.add_argument("--num-frames", type=cli.positive_int, default=16,
                    help="interpolation steps from one pose to the other (default 16)")
     p.add_argument("--save-ply", action="store_true", help="also write one PLY mesh per sample")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", type=cli.device, default="cpu", help="torch device (default cpu)")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.num_samples < 1:
-        build_parser().error("--num-samples must be at least 1")
-    try:
-        from human_body_prior import default_body_model_path, default_vposer_dir
-        from human_body_prior.body_model.body_model import BodyModel
+    from human_body_prior import default_body_model_path, default_vposer_dir
+    from human_body_prior.body_model.body_model import BodyModel
 
-        bm_path = args.bm_path or default_body_model_path("smplx", "neutral")
-        expr_dir = args.expr_dir or default_vposer_dir()
-        seed = args.seed if args.seed is not None else secrets.randbelow(2 ** 31)
-        bm = BodyModel(bm_path).to(args.device)
-        vposer = _load_vposer_for(expr_dir, bm, "snapshot")
-        png = sample_vposer(vposer, bm, num_samples=args.num_samples, out_dir=args.out, seed=seed,
-                            save_ply=args.save_ply)
-        print(f"seed {seed}", file=sys.stderr)
-        print(os.path.abspath(png))
-        if args.interpolate:
-            gif, _, _ = interpolate_vposer(vposer, bm, os.path.join(args.out, "vposer_interpolation.gif"),
-                                        num_frames=args.num_frames, seed=seed)
-            print(os.path.abspath(gif))
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    bm_path = args.bm_path or default_body_model_path("smplx", "neutral")
+    expr_dir = args.expr_dir or default_vposer_dir()
+    seed = args.seed if args.seed is not None else secrets.randbelow(2 ** 31)
+    bm = BodyModel(bm_path).to(args.device)
+    vposer = _load_vposer_for(expr_dir, bm, "snapshot")
+    png = sample_vposer(vposer, bm, num_samples=args.num_samples, out_dir=args.out, seed=seed,
+                        save_ply=args.save_ply)
+    print(f"seed {seed}", file=sys.stderr)
+    print(os.path.abspath(png))
+    if args.interpolate:
+        gif, _, _ = interpolate_vposer(vposer, bm, os.path.join(args.out, "vposer_interpolation.gif"),
+                                       num_frames=args.num_frames, seed=seed)
+        print(os.path.abspath(gif))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -13,7 +13,7 @@ skeleton; green dots: the noisy targets given to the fit; red crosses: true posi
 that were missing.
 """
 
-import argparse
+import sys
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS
 from human_body_prior.fitting import BodyFitter, JointTargets3D
 from human_body_prior.fitting.heldout import corrupt_joints, load_poses
 from human_body_prior.priors.experiment import load_vposer
+from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import atomic_write
 
 
@@ -111,20 +112,24 @@ def draw(out_png, rows, truth, targets, conf, parents, titles, faces=None, dpi=8
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("take")
     ap.add_argument("--bm-path", default=None)
     ap.add_argument("--expr-dir", default=None)
-    ap.add_argument("--frames", type=int, default=6)
-    ap.add_argument("--first", type=int, default=None, help="first frame of the take to use (default: 10%% in)")
-    ap.add_argument("--step", type=int, default=None, help="frames between drawn frames (default: spread)")
-    ap.add_argument("--noise-mm", type=float, default=20.0)
-    ap.add_argument("--missing", type=float, default=0.3)
+    ap.add_argument("--frames", type=cli.positive_int, default=6)
+    ap.add_argument("--first", type=cli.nonnegative_int, default=None, help="first frame of the take to use (default: 10%% in)")
+    ap.add_argument("--step", type=cli.positive_int, default=None, help="frames between drawn frames (default: spread)")
+    ap.add_argument("--noise-mm", type=cli.finite_float, default=20.0)
+    ap.add_argument("--missing", type=cli.finite_float, default=0.3)
     ap.add_argument("--prior-weight", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mesh", action="store_true", help="also render the fitted meshes (headless OpenGL)")
     ap.add_argument("--out", default="docs/fitting_heldout.png")
     args = ap.parse_args(argv)
+    if args.noise_mm < 0:
+        ap.error(f"--noise-mm must be >= 0, got {args.noise_mm:g}")
+    if not 0 <= args.missing < 1:
+        ap.error(f"--missing is the share of dropped joints, in [0, 1); got {args.missing:g}")
 
     bm = BodyModel(args.bm_path or hbp.default_body_model_path())
     vposer, _ = load_vposer(args.expr_dir or hbp.default_vposer_dir(), verbose=False)
@@ -157,4 +162,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))
