@@ -58,6 +58,8 @@ def test_geodesic_angle_matches_scipy_also_near_0_and_pi():
     r2 = Rotation.concatenate([Rotation.random(100, random_state=4), small, near_pi])
     got = rt.geodesic_angle(_t(r1.as_matrix()), _t((r1 * r2).as_matrix())).numpy()
     np.testing.assert_allclose(got, r2.magnitude(), rtol=1e-7, atol=1e-14)
+    cos = rt.geodesic_cos(_t(r1.as_matrix()), _t((r1 * r2).as_matrix())).numpy()
+    np.testing.assert_allclose(cos, np.cos(r2.magnitude()), atol=1e-12)
     assert rt.geodesic_angle(_t(np.eye(3))).item() == 0.0
 
 

@@ -64,7 +64,8 @@ def read_amass_take(path) -> dict:
     model_type = {156: "smplh", 165: "smplx", 72: "smpl"}.get(poses.shape[1], f"{poses.shape[1] // 3} joints")
     if "surface_model_type" in d:
         model_type = str(d["surface_model_type"])
-    return {"poses": poses, "pose_body": poses[:, _POSE["pose_body"]], "root_orient": poses[:, _POSE["root_orient"]], "trans": trans,
+    return {"poses": poses, "pose_body": poses[:, _POSE["pose_body"]], "root_orient": poses[:, _POSE["root_orient"]],
+            "trans": trans,
             "betas": np.asarray(d.get("betas", np.zeros(16)), dtype=np.float64), "gender": str(d.get("gender", "neutral")),
             "fps": fps, "model_type": model_type}
 
@@ -95,14 +96,14 @@ def thin_near_duplicates(pose_body: np.ndarray, min_change_deg: float) -> np.nda
     than ``min_change_deg`` at some joint (geodesic angle). pose_body: (N, 63) axis-angle."""
     if min_change_deg <= 0 or len(pose_body) == 0:
         return np.arange(len(pose_body))
-    from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, geodesic_angle
+    from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, geodesic_cos
 
     R = axis_angle_to_matrix(torch.from_numpy(pose_body.reshape(-1, NUM_POSE_BODY_JOINTS, 3)))
-    min_change = float(np.deg2rad(min_change_deg))
+    cos_min = float(np.cos(np.deg2rad(min_change_deg)))
     keep = [0]
     i, block = 1, 4
     while i < len(R):  # the next frame that moved: look ahead in blocks that grow while nothing moves
-        moved = (geodesic_angle(R[keep[-1]], R[i:i + block]) > min_change).any(-1).nonzero()
+        moved = (geodesic_cos(R[keep[-1]], R[i:i + block]) < cos_min).any(-1).nonzero()
         if len(moved):
             keep.append(i + int(moved[0]))
             i, block = keep[-1] + 1, 4

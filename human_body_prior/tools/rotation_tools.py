@@ -186,6 +186,13 @@ def slerp(R0: torch.Tensor, R1: torch.Tensor, t) -> torch.Tensor:
     return R0 @ axis_angle_to_matrix(matrix_to_axis_angle(R0.transpose(-1, -2) @ R1) * t[..., None])
 
 
+def geodesic_cos(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
+    """Cosine of the geodesic angle between rotations, (trace(R1^T R2) - 1) / 2: (..., 3, 3) x2 -> (...).
+    Cheap and monotone in the angle, for comparing angles with a threshold away from 0 and pi (use
+    geodesic_angle for the angle itself)."""
+    return ((R1 * R2).sum((-1, -2)) - 1) / 2
+
+
 def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor = None) -> torch.Tensor:
     """Angle (rad, in [0, pi]) of the rotation taking R2 to R1 (of R1 itself when R2 is None).
 
