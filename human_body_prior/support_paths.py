@@ -50,10 +50,16 @@ def default_body_model_path(model_type: str = "smplx", gender: str = "neutral") 
     return str(path)
 
 
-def default_vposer_dir() -> str:
-    """Experiment folder (2019 layout) of the shipped open VPoser."""
-    path = support_data_dir() / "vposer_v1_0_open"
+_VPOSER_DIRS = {1: "vposer_v1_0_open", 2: "vposer_v2_0_open"}
+
+
+def default_vposer_dir(version: int = 1) -> str:
+    """Experiment folder of the shipped open VPoser: version 1 (2019 layout, ``load_vposer``; the
+    default) or 2 (V02 layout, ``load_model``)."""
+    if version not in _VPOSER_DIRS:
+        raise ValueError(f"version must be 1 or 2, got {version!r}")
+    path = support_data_dir() / _VPOSER_DIRS[version]
     if not path.is_dir():
         raise FileNotFoundError(f"shipped VPoser folder {path} is missing; retrain it with "
-                                "`python -m human_body_prior.train.train_open_vposer`")
+                                f"`python -m human_body_prior.train.train_open_vposer --version {version}`")
     return str(path)

@@ -248,6 +248,15 @@ def test_quick_run_smoke(tmp_path):
     # L2 completes every hypothesis to the same (zero) rotations: no diversity
     assert res["completion"]["l2"]["mean"]["apd_cm"] == pytest.approx(0.0, abs=1e-9)
     assert "### Generation" in (out / "tables.md").read_text()
+    # tables combining runs: a prior taken from a second run appears once, with its numbers
+    other = dict(res, generation={"real": res["generation"]["real"], "extra": res["generation"]["gmm"]}, completion={},
+                 fitting={k: {} for k in res["fitting"]})
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert prior_benchmark.main(["--tables-from", str(out / "results.json"), str(tmp_path / "other.json"),
+                                 "--out", str(tmp_path / "merged")]) == 0
+    merged = (tmp_path / "merged" / "tables.md").read_text()
+    gmm_fid = f"{res['generation']['gmm']['mean']['fid_aa']:.3f}"
+    assert merged.count("| real |") == 1 and f"| extra | " in merged and merged.count(gmm_fid) == 2
 
 
 def test_command_errors_are_one_line(capsys):

@@ -293,6 +293,31 @@ def test_packaging_the_shipped_folder(tiny, tmp_path):
     assert not (tmp_path / "shipped.packing").exists() and not (tmp_path / "shipped.old").exists()
 
 
+def test_packaging_the_shipped_v2_folder(tiny, tmp_path):
+    """train_open_vposer's v2 packaging: the V02 layout, weights only, relocatable, loadable as public v2 code does."""
+    from human_body_prior.models.vposer_model import VPoser as VPoserV2
+    from human_body_prior.priors.vposer_v2_io import read_checkpoint
+    from human_body_prior.tools.model_loader import load_model
+    from human_body_prior.train.train_open_vposer import package_v2
+
+    work = tmp_path / "exp"
+    summary = run_vposer_trainer(_settings(tiny, work, num_epochs=2, base_lr=3e-3, model_version=2))
+    out = tmp_path / "shipped"
+    package_v2(work, out)
+    (out / "MODEL_CARD.md").write_text("card")
+    package_v2(work, out)
+    assert (out / "MODEL_CARD.md").read_text() == "card"
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == [Path(summary["best_snapshot"]).name]
+    assert sorted(torch.load(next((out / "snapshots").iterdir()), weights_only=True)) == ["epoch", "global_step",
+                                                                                          "state_dict"]
+    text = (out / "vposer_v2_0_open.yaml").read_text()
+    assert str(tmp_path) not in text and "data_shape:\n  - 1\n  - 21\n  - 3" in text
+    vp, cfg = load_model(out, model_code=VPoserV2, remove_words_in_model_weights="vp_model.", verbose=False)
+    trained = read_checkpoint(summary["best_snapshot"])["state_dict"]
+    assert _same({f"vp_model.{k}": v for k, v in vp.state_dict().items()}, trained)
+    assert cfg.model_params.latentD == 8 and cfg.logging.work_dir == "."
+
+
 def test_rotation_error_metric_against_scipy(tiny):
     from scipy.spatial.transform import Rotation
 

@@ -18,6 +18,10 @@ fitting (20 mm noise, 30% missing joints). See docs/PRIORS.md.
 
     python -m human_body_prior.evaluation.prior_benchmark --data D --write-subset FILE
 writes the small pose subset (train 3000, test 1000 frames with root orientations, seed 0).
+
+    python -m human_body_prior.evaluation.prior_benchmark --tables-from A/results.json B/results.json --out DIR
+writes DIR/tables.md with the priors of several runs (same data and sizes: the frames, seeds and
+noise draws are fixed, so a prior added later is measured on the same cases).
 """
 
 import json
@@ -41,20 +45,20 @@ from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
 PRIOR_NAMES = ("none", "l2", "gmm", "vposer_v1", "vposer_v2")
 # Prior weights (units of the data term, m^2 per frame) of the fitting protocols when not tuned
-# (--quick): the full run's choices on the vald split (docs/PRIORS.md).
+# (--quick): the full run's choices on the vald split (docs/PRIORS.md; v2: v1's until measured).
 DEFAULT_WEIGHTS = {
-    "denoise_40": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
-    "denoise_100": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
-    "partial": {"l2": 3e-4, "gmm": 1e-5, "vposer_v1": 1e-4, "vposer_v2": 1e-4},
+    "denoise_40": {"l2": 1e-3, "gmm": 1e-3, "vposer_v1": 1e-2, "vposer_v2": 1e-2},
+    "denoise_100": {"l2": 1e-2, "gmm": 1e-2, "vposer_v1": 1e-1, "vposer_v2": 1e-1},
+    "partial": {"l2": 1e-5, "gmm": 1e-3, "vposer_v1": 1e-3, "vposer_v2": 1e-3},
 }
-WEIGHT_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+WEIGHT_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # latent priors' completion: weight of |z|^2 against the rotation misfit of the observed joints
 LATENT_COMPLETION_GRID = (1e-3, 1e-2, 1e-1)
 FIT_PROTOCOLS = {"denoise_40": (40.0, 0.0), "denoise_100": (100.0, 0.0), "partial": (20.0, 0.3)}
 
 SIZES = {
     "full": dict(seeds=(0, 1, 2), samples=500, completion_frames=60, hypotheses=10, fit_frames=384,
-                 tune_frames=96, tune_completion_frames=16, iterations=80),
+                 tune_frames=64, tune_completion_frames=16, iterations=80),
     "quick": dict(seeds=(0, 1), samples=100, completion_frames=3, hypotheses=10, fit_frames=24,
                   tune_frames=0, tune_completion_frames=0, iterations=80),
 }
@@ -262,6 +266,22 @@ def tables(res: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def merge_results(results: list) -> dict:
+    """Combine results of runs over different priors (same data, sizes and seeds) into one dict for
+    tables(): each prior's rows from the run that has them, the real-data row from the first."""
+    out = {"generation": {}, "completion": {}, "fitting": {k: {} for k in FIT_PROTOCOLS}}
+    for r in results:
+        for name, row in r["generation"].items():
+            out["generation"].setdefault(name, row)
+        for name, row in r["completion"].items():
+            out["completion"].setdefault(name, row)
+        for proto in FIT_PROTOCOLS:
+            for name, row in r["fitting"].get(proto, {}).items():
+                out["fitting"][proto].setdefault(name, row)
+        out.setdefault("fit_frames", r.get("fit_frames"))
+    return out
+
+
 # ---------------------------------------------------------------------- pictures
 HYPOTHESIS_COLORS = np.array([[0.90, 0.35, 0.20], [0.20, 0.55, 0.90], [0.25, 0.70, 0.35], [0.85, 0.65, 0.10],
                               [0.60, 0.30, 0.75], [0.10, 0.70, 0.70], [0.85, 0.30, 0.55], [0.45, 0.45, 0.45],
@@ -331,6 +351,8 @@ def build_parser():
     ap.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--no-pictures", action="store_true")
     ap.add_argument("--write-subset", default=None, help="write the small pose subset from --data here and stop")
+    ap.add_argument("--tables-from", nargs="+", default=None, metavar="RESULTS_JSON",
+                    help="only write OUT/tables.md combining the priors of these results.json files")
     return ap
 
 
@@ -341,6 +363,16 @@ def main(argv=None):
         if not args.data:
             raise ValueError("--write-subset needs --data")
         print(write_subset(args.data, args.write_subset))
+        return 0
+    if args.tables_from:
+        runs = []
+        for f in args.tables_from:
+            with open(f) as fh:
+                runs.append(json.load(fh))
+        md = tables(merge_results(runs))
+        os.makedirs(args.out, exist_ok=True)
+        atomic_write_bytes(os.path.join(args.out, "tables.md"), md.encode())
+        print(md)
         return 0
     import human_body_prior as hbp
     from human_body_prior.body_model.body_model import BodyModel

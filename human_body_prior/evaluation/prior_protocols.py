@@ -36,8 +36,9 @@ OCCLUSIONS = {
     "trunk_head": ("spine1", "spine2", "spine3", "neck", "head"),
 }
 # Completion of a latent prior: weight of |z|^2 against the squared Frobenius distance of the decoded
-# observed rotations to the observed ones (summed over joints).
-LATENT_COMPLETION_WEIGHT = 1e-2
+# observed rotations to the observed ones (summed over joints); the full run's choice on vald for the
+# shipped VPoser v1 (docs/PRIORS.md).
+LATENT_COMPLETION_WEIGHT = 1e-1
 
 
 @dataclass

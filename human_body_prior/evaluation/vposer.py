@@ -37,7 +37,7 @@ import torch
 
 from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS, SMPLX_JOINT_NAMES
 from human_body_prior.evaluation.hinges import anatomical_share
-from human_body_prior.priors.experiment import load_vposer
+from human_body_prior.priors.any_vposer import decode_matrot, load_any_vposer, sample_matrot
 from human_body_prior.priors.vposer import VPoser
 from human_body_prior.tools import cli
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, geodesic_angle
@@ -59,14 +59,14 @@ def body_joints(surface: BodySurface, body_rotmats: torch.Tensor, chunk: int = 4
 
 
 @torch.no_grad()
-def reconstruction_errors(vp: VPoser, surface: BodySurface, poses: torch.Tensor, chunk: int = 1024) -> dict:
+def reconstruction_errors(vp, surface: BodySurface, poses: torch.Tensor, chunk: int = 1024) -> dict:
     """Encode -> decode (posterior mean) errors on (N, 21, 3) axis-angle poses."""
     j_err = v_err = kl = 0.0
     rot_err = torch.zeros(NUM_POSE_BODY_JOINTS, dtype=torch.float64)
     for s in range(0, len(poses), chunk):
         p = poses[s:s + chunk]
         q = vp.encode(p)
-        rec = vp.decode(q.loc, output_type="matrot").reshape(-1, NUM_POSE_BODY_JOINTS, 3, 3)
+        rec = decode_matrot(vp, q.loc)
         R_in = _rotmats(p)
         rot_err += torch.rad2deg(geodesic_angle(R_in.double(), rec.double())).sum(0)
         v_in, j_in = surface(R_in)
@@ -94,7 +94,7 @@ def posture(joints_mm: torch.Tensor, pelvis_mm: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def aggregate_posterior(vp: VPoser, poses: torch.Tensor, chunk: int = 4096) -> dict:
+def aggregate_posterior(vp, poses: torch.Tensor, chunk: int = 4096) -> dict:
     """Mean over latent dims of |E[mu]| and of Var[z] for the encoder over (N, 21, 3) poses."""
     mus, var = [], []
     for s in range(0, len(poses), chunk):
@@ -124,7 +124,7 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
              num_threads=None) -> dict:
     if num_threads:
         torch.set_num_threads(int(num_threads))
-    vp, ps = load_vposer(expr_dir, verbose=False)
+    vp, ps = load_any_vposer(expr_dir)
     vp = vp.float().eval()
     if bm_path is None:
         from human_body_prior import default_body_model_path
@@ -132,14 +132,14 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
     surface = BodySurface(bm_path, num_vertices=0)
     joint_surface = BodySurface(bm_path, num_vertices=1)  # joints do not depend on the vertices: skip the mesh
     data_dir = Path(data_dir)
-    result = {"expr_dir": str(expr_dir), "data_dir": str(data_dir), "bm_path": str(bm_path), "splits": {}}
+    result = {"model_version": 1 if isinstance(vp, VPoser) else 2, "expr_dir": str(expr_dir), "data_dir": str(data_dir), "bm_path": str(bm_path), "splits": {}}
     for split in splits:
         poses = load_pose_split(data_dir / split)
         r = reconstruction_errors(vp, surface, poses)
         r["anatomical_real"] = anatomical_share(_rotmats(poses), surface.joints_rest)
         result["splits"][split] = r
 
-    samples = vp.sample_poses(num_samples, output_type="matrot", seed=seed).reshape(-1, NUM_POSE_BODY_JOINTS, 3, 3)
+    samples = sample_matrot(vp, num_samples, seed=seed)
     finite = torch.isfinite(samples).all(dim=(1, 2, 3))
     s = {"num_samples": num_samples, "seed": seed, "non_finite": int((~finite).sum())}
     s["anatomical"] = anatomical_share(samples[finite], surface.joints_rest)
@@ -160,6 +160,9 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
     s["posture"] = posture(sample_j, pelvis)
     s["posture_train"] = posture(train_j, pelvis)
     s["mean_pose_offset_mm"] = float((sample_j.double().mean(0) - train_j.double().mean(0)).norm(dim=-1).mean())
+    with torch.no_grad():
+        zero = decode_matrot(vp, torch.zeros(1, vp.latentD))
+    s["zero_code_posture"] = posture(body_joints(joint_surface, zero), pelvis)
     result["samples"] = s
     result["aggregate_posterior"] = aggregate_posterior(vp, train)
     result["train_poses"] = len(train)
@@ -189,7 +192,8 @@ def format_markdown(res: dict) -> str:
     p, pt, ag = s["posture"], s["posture_train"], res["aggregate_posterior"]
     lines += [f"Posture (root at zero, median lean forward): samples trunk {p['trunk_lean_deg']:.1f} deg, thighs "
               f"{p['thigh_pitch_deg']:.1f} deg; training poses trunk {pt['trunk_lean_deg']:.1f}, thighs "
-              f"{pt['thigh_pitch_deg']:.1f}; mean-pose offset {s['mean_pose_offset_mm']:.1f} mm",
+              f"{pt['thigh_pitch_deg']:.1f}; mean-pose offset {s['mean_pose_offset_mm']:.1f} mm; z = 0 decodes to trunk "
+              f"{s['zero_code_posture']['trunk_lean_deg']:.1f} deg, thighs {s['zero_code_posture']['thigh_pitch_deg']:.1f} deg",
               f"Aggregate posterior over the training poses: mean |E[mu]| {ag['mean_abs_mu']:.2f}, Var[z] mean "
               f"{ag['mean_var_z']:.2f} (range {ag['min_var_z']:.2f}-{ag['max_var_z']:.2f}), mean posterior sigma "
               f"{ag['mean_posterior_sigma']:.3f} (N(0, I) has 0 and 1)"]

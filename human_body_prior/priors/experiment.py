@@ -41,6 +41,9 @@ def _best_snapshot(expr_dir: Path) -> Path:
     if len(pts) == 1:  # a single snapshot under another name is unambiguous
         return pts[0]
     if not pts:
+        if any(snap_dir.glob("*.ckpt")):
+            raise FileNotFoundError(f"no snapshot (*.pt) in {snap_dir}, but *.ckpt files: a VPoser v2 (V02) "
+                                    "experiment folder; load it with human_body_prior.tools.model_loader.load_model")
         raise FileNotFoundError(f"no snapshot (*.pt) in {snap_dir}")
     raise FileNotFoundError(f"cannot tell the best snapshot in {snap_dir}: none of {[p.name for p in pts]} "
                             "is named TRxx_Eyyy.pt")
@@ -48,6 +51,9 @@ def _best_snapshot(expr_dir: Path) -> Path:
 
 def _settings_file(expr_dir: Path, snapshot: Path) -> Path:
     inis = sorted(p for p in expr_dir.glob("*.ini") if p.is_file())
+    if not inis and any(expr_dir.glob("*.yaml")):
+        raise FileNotFoundError(f"no settings file (*.ini) in {expr_dir}, but a .yaml: a VPoser v2 (V02) experiment "
+                                "folder; load it with human_body_prior.tools.model_loader.load_model")
     if not inis:
         raise FileNotFoundError(f"no settings file (*.ini) in the experiment folder {expr_dir}")
     if len(inis) == 1:
@@ -114,16 +120,15 @@ def read_state_dict(snapshot_fname, map_location=None) -> dict:
     return sd
 
 
-def load_state_dict_checked(model: torch.nn.Module, state_dict: dict, source="state_dict") -> None:
-    """model.load_state_dict(strict) with an error naming missing/unexpected keys and shape mismatches.
-
-    Snapshots older than PyTorch 0.4.1 lack BatchNorm's num_batches_tracked; those count as 0.
-    """
+def check_state_dict(model: torch.nn.Module, state_dict: dict, source="state_dict") -> None:
+    """Raise an error naming missing/unexpected keys and shape mismatches unless state_dict fits model
+    exactly (model may live on the meta device). A missing BatchNorm num_batches_tracked (snapshots
+    older than PyTorch 0.4.1) is fine."""
     expected = model.state_dict()
     state_dict = dict(state_dict)
     for k, v in expected.items():
         if k.endswith("num_batches_tracked") and k not in state_dict:
-            state_dict[k] = torch.zeros_like(v)
+            state_dict[k] = v
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
@@ -137,7 +142,34 @@ def load_state_dict_checked(model: torch.nn.Module, state_dict: dict, source="st
         if mismatched:
             parts.append(f"shape mismatches [{'; '.join(mismatched)}]")
         raise ValueError(f"{source} does not fit {type(model).__name__}: " + ", ".join(parts))
+
+
+def load_state_dict_checked(model: torch.nn.Module, state_dict: dict, source="state_dict") -> None:
+    """model.load_state_dict(strict) after :func:`check_state_dict` (so errors name keys and shapes).
+
+    Snapshots older than PyTorch 0.4.1 lack BatchNorm's num_batches_tracked; those count as 0.
+    """
+    check_state_dict(model, state_dict, source)
+    state_dict = dict(state_dict)
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked") and k not in state_dict:
+            state_dict[k] = torch.zeros_like(v)
     model.load_state_dict(state_dict, strict=True)
+
+
+def build_checked(build, state_dict: dict, source="state_dict") -> torch.nn.Module:
+    """``build()`` a model only once its keys and shapes, read from a build on the meta device (no
+    memory), fit state_dict: a wrong width in a settings file (num_neurons : 20000) fails at once
+    instead of allocating the network first. Models that cannot be built on the meta device are
+    checked after building."""
+    try:
+        with torch.device("meta"):
+            probe = build()
+    except Exception:  # noqa: BLE001 - e.g. a custom class doing numpy work in __init__
+        probe = None
+    if probe is not None:
+        check_state_dict(probe, state_dict, source)
+    return build()
 
 
 def load_vposer(expr_dir, vp_model="snapshot", map_location=None, device=None, verbose: bool = True):
@@ -151,18 +183,20 @@ def load_vposer(expr_dir, vp_model="snapshot", map_location=None, device=None, v
     (default: map_location when that names a device, else CPU).
     """
     ps, best = expid2model(expr_dir, verbose=verbose)
+    if isinstance(vp_model, str) and vp_model != "snapshot":
+        raise ValueError(f"vp_model must be 'snapshot', a model class or a module, got {vp_model!r}")
+    if not (isinstance(vp_model, (str, torch.nn.Module)) or callable(vp_model)):
+        raise TypeError(f"vp_model must be 'snapshot', a model class or a module, got {type(vp_model).__name__}")
+    state_dict = read_state_dict(best, map_location)
     if isinstance(vp_model, torch.nn.Module):
         model = vp_model
-    elif isinstance(vp_model, str):
-        if vp_model != "snapshot":
-            raise ValueError(f"vp_model must be 'snapshot', a model class or a module, got {vp_model!r}")
+    elif isinstance(vp_model, str):  # this package's VPoser: shapes checked before anything is allocated
         from human_body_prior.priors.vposer import VPoser
-        model = VPoser(**_model_kwargs(ps))
-    elif callable(vp_model):
+        kwargs = _model_kwargs(ps)
+        model = build_checked(lambda: VPoser(**kwargs), state_dict, source=f"snapshot {best}")
+    else:  # a caller's class is built once, as it expects
         model = vp_model(**_model_kwargs(ps))
-    else:
-        raise TypeError(f"vp_model must be 'snapshot', a model class or a module, got {type(vp_model).__name__}")
-    load_state_dict_checked(model, read_state_dict(best, map_location), source=f"snapshot {best}")
+    load_state_dict_checked(model, state_dict, source=f"snapshot {best}")
     if device is None and isinstance(map_location, (str, torch.device)):
         device = map_location
     model.to(device if device is not None else "cpu")

@@ -1,4 +1,4 @@
-"""The VPoser v1 training objective and the body surface it is measured on.
+"""The VPoser training objectives (v1, 2019, and v2, 2021) and the body surface they are measured on.
 
 Objective per batch (2019): ``kl_coef * KL(q(z|x) || N(0, I))`` (summed over the latent
 dimensions, averaged over the batch) ``+ (1 - kl_coef) * L1`` between the body-model vertices of
@@ -8,6 +8,10 @@ the rotation matrices. The mesh alone does not pin every joint rotation down (a 
 a large angle and its child turn back with little change of the skin, e.g. two short spine
 segments), so without this term decoded rotations can drift far from the data's while the mesh
 still matches.
+
+Objective v2 (``V02_05.yaml``'s loss_weights): ``loss_kl_wt * KL + loss_rec_wt * L1(vertices, metres)``
+plus, up to ``keep_extra_loss_terms_until_epoch``, ``loss_matrot_wt *`` the mean geodesic angle
+(radians) between input and decoded joint rotations ``+ loss_jtr_wt * L1(body joints 1..21, metres)``.
 """
 
 import numpy as np
@@ -17,6 +21,7 @@ import torch.nn as nn
 from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
 from human_body_prior.body_model.lbs import pose_features, skin_vertices
 from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
+from human_body_prior.tools.rotation_tools import matrix_to_axis_angle
 
 M_TO_MM = 1000.0
 
@@ -26,7 +31,9 @@ class BodySurface(nn.Module):
     root and hands), optionally on a fixed vertex subset for speed.
 
     bm_path: a model file BodyModel reads (SMPL, SMPL-H or SMPL-X: joints 1..21 are the body).
-    num_vertices: 0/None for all vertices, else a fixed random subset of that many (seed ``seed``).
+    num_vertices: 0/None for all vertices, else a fixed subset of that many, chosen by ``subset``:
+    'random' (seeded with ``seed``; depends on the mesh's vertex order) or 'fps' (farthest-point
+    sampling of the rest-pose vertices, which depends only on the geometry, not on the vertex order).
     forward(body_rotmats (B, 21, 3, 3)) -> (vertices (B, S, 3), joints (B, 22, 3): root + body) in
     the model's units (metres).
 
@@ -35,7 +42,7 @@ class BodySurface(nn.Module):
     joint and their pose-corrective features (zero) are dropped. Only the 22 body joints are chained.
     """
 
-    def __init__(self, bm_path, num_vertices=None, seed: int = 0, dtype=torch.float32):
+    def __init__(self, bm_path, num_vertices=None, seed: int = 0, dtype=torch.float32, subset: str = "random"):
         super().__init__()
         from human_body_prior.body_model.body_model import BodyModel
 
@@ -43,7 +50,11 @@ class BodySurface(nn.Module):
         if bm.model_type not in ("smpl", "smplh", "smplx"):
             raise ValueError(f"{bm_path}: the VPoser loss needs a body model (smpl/smplh/smplx), got {bm.model_type}")
         V = bm.v_template.shape[0]
-        if num_vertices and 0 < int(num_vertices) < V:
+        if subset not in ("random", "fps"):
+            raise ValueError(f"vertex subset must be 'random' or 'fps', got {subset!r}")
+        if num_vertices and 0 < int(num_vertices) < V and subset == "fps":
+            ids = farthest_point_subset(bm.v_template.numpy(), int(num_vertices))
+        elif num_vertices and 0 < int(num_vertices) < V:
             rng = np.random.default_rng(seed)
             ids = np.sort(rng.choice(V, size=int(num_vertices), replace=False))
         else:
@@ -86,6 +97,28 @@ class BodySurface(nn.Module):
         return skin_vertices(verts, self.weights, transforms), joints
 
 
+def farthest_point_subset(points: np.ndarray, k: int) -> np.ndarray:
+    """Indices (sorted) of k of the (V, 3) points picked by farthest-point sampling.
+
+    Starts at the point with the largest (y, x, z) and adds the point farthest from those chosen;
+    exact distance ties (mirror-symmetric meshes) go to the larger (x, y, z). Permuting the points
+    permutes the indices and picks the same positions.
+    """
+    P = np.asarray(points, dtype=np.float64)
+    order = np.lexsort((P[:, 2], P[:, 0], P[:, 1]))  # last key primary: y, then x, then z
+    first = order[-1]
+    chosen = [first]
+    dist = np.linalg.norm(P - P[first], axis=1)
+    for _ in range(k - 1):
+        far = np.flatnonzero(dist == dist.max())
+        if len(far) > 1:
+            far = far[np.lexsort((P[far, 2], P[far, 1], P[far, 0]))]
+        nxt = far[-1]
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(P - P[nxt], axis=1))
+    return np.sort(np.asarray(chosen))
+
+
 def kl_to_standard_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, std^2) || N(0, 1)) summed over the last dim. (N, D) -> (N,)."""
     var = std.pow(2)
@@ -118,3 +151,38 @@ def vposer_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface
         v2v = diff_mm.norm(dim=-1).mean()
     return {"loss": loss, "kl": kl.detach(), "mesh_l1_mm": mesh_l1.detach(), "pose_mse": pose_mse.detach(),
             "v2v_mm": v2v}
+
+
+def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
+    """Angle (radians) of the rotation between R1 and R2, (..., 3, 3) -> (...), with finite gradients at 0 and pi."""
+    return matrix_to_axis_angle(R1.transpose(-1, -2) @ R2).norm(dim=-1)
+
+
+V2_LOSS_WEIGHTS = ("loss_kl_wt", "loss_rec_wt", "loss_matrot_wt", "loss_jtr_wt")
+
+
+def vposer_v2_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface, weights: dict,
+                   use_extra_terms: bool) -> dict:
+    """The V02 objective on one batch (see the module docstring); weights: the four V2_LOSS_WEIGHTS.
+
+    pose_matrot_in / pose_matrot_rec: (N, 21, 9), (N, 1, 21, 9) or (N, 21, 3, 3); mean, std: (N, D).
+    Returns scalar tensors: 'loss', 'kl' (nats), 'mesh_l1_mm', 'jtr_l1_mm', 'geodesic_deg', 'v2v_mm'.
+    """
+    N = pose_matrot_in.shape[0]
+    R_in = pose_matrot_in.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
+    R_rec = pose_matrot_rec.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
+    with torch.no_grad():
+        v_in, j_in = surface(R_in)
+    v_rec, j_rec = surface(R_rec)
+    d_v = v_rec - v_in.to(v_rec.dtype)
+    mesh_l1 = d_v.abs().mean()
+    jtr_l1 = (j_rec[:, 1:] - j_in[:, 1:].to(j_rec.dtype)).abs().mean()
+    geodesic = geodesic_angle(R_in.to(R_rec.dtype), R_rec).mean()
+    kl = kl_to_standard_normal(mean, std).mean()
+    loss = weights["loss_kl_wt"] * kl + weights["loss_rec_wt"] * mesh_l1
+    if use_extra_terms:
+        loss = loss + weights["loss_matrot_wt"] * geodesic + weights["loss_jtr_wt"] * jtr_l1
+    with torch.no_grad():
+        v2v = d_v.norm(dim=-1).mean() * M_TO_MM
+    return {"loss": loss, "kl": kl.detach(), "mesh_l1_mm": mesh_l1.detach() * M_TO_MM,
+            "jtr_l1_mm": jtr_l1.detach() * M_TO_MM, "geodesic_deg": torch.rad2deg(geodesic.detach()), "v2v_mm": v2v}

@@ -1,11 +1,15 @@
-"""VPoserTrainer: trains VPoser v1 into a 2019-layout experiment folder, on one process or many.
+"""VPoserTrainer: trains VPoser v1 (2019) or v2 (V02, 2021) into an experiment folder, on one process or many.
 
+``model_version`` (1 or 2) picks the network, its objective (:mod:`human_body_prior.train.losses`) and
+the folder layout; everything else (data, batches, DDP, schedule, resume, snapshots) is one code path.
 Folder written (rank 0 only)::
 
     <work_dir>/<expr_code>.log            one line per epoch (train and validation losses)
-    <work_dir>/TRxx_<expr_code>.ini        the run's settings (read back by load_vposer)
-    <work_dir>/vposer_smpl.py              the model code (documentation; never executed)
-    <work_dir>/snapshots/TRxx_Eyyy.pt      the model state_dict whenever validation improves
+    v1: <work_dir>/TRxx_<expr_code>.ini    the run's settings (read back by load_vposer)
+        <work_dir>/vposer_smpl.py          the model code (documentation; never executed)
+        <work_dir>/snapshots/TRxx_Eyyy.pt  the model state_dict whenever validation improves
+    v2: <work_dir>/<expr_code>.yaml        the run's settings in the V02 layout (read back by load_model)
+        <work_dir>/snapshots/<expr_code>_epoch=NN_val_loss=X.ckpt   whenever validation improves
     <work_dir>/training_state.pt           model + optimizer + schedule + epoch, for resuming
     <work_dir>/pictures/*.png              reconstructions and samples, when rendering works
 
@@ -17,39 +21,54 @@ is reproducible and the global random state of numpy and torch is left untouched
 
 import functools
 import math
-import re
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from human_body_prior.priors import experiment
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
+from human_body_prior.priors.any_vposer import decode_aa, decode_matrot, sample_aa
 from human_body_prior.priors.vposer import VPoser
-from human_body_prior.tools.atomic_io import atomic_write
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 from human_body_prior.train import distributed
-from human_body_prior.train.losses import BodySurface, vposer_loss
+from human_body_prior.train.checkpoints import TRAINING_STATE, ExperimentCheckpoints
+from human_body_prior.train.losses import V2_LOSS_WEIGHTS, BodySurface, vposer_loss, vposer_v2_loss
 from human_body_prior.train.pose_data import PoseBatches, load_pose_split
+from human_body_prior.train.settings import TrainSettings, load_settings
 
-TRAINING_STATE = "training_state.pt"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def build_vposer(model_version: int, num_neurons: int, latentD: int, data_shape=(1, NUM_POSE_BODY_JOINTS, 3),
+                 use_cont_repr=True):
+    """The untrained network of a model version: v1 VPoser(...) or v2 VPoser(cfg) (upstream constructors)."""
+    if model_version == 1:
+        return VPoser(num_neurons=num_neurons, latentD=latentD, data_shape=list(data_shape), use_cont_repr=use_cont_repr)
+    if model_version == 2:
+        from human_body_prior.models.vposer_model import VPoser as VPoserV2
+
+        return VPoserV2(types.SimpleNamespace(model_params=types.SimpleNamespace(num_neurons=num_neurons,
+                                                                                 latentD=latentD)))
+    raise ValueError(f"model_version must be 1 or 2, got {model_version!r}")
 
 
 class _VAEStep(nn.Module):
     """encode -> z = mean + std * eps -> decode, as one forward (what DistributedDataParallel wraps).
 
-    pose_aa (N, 21, 3), eps (N, D) -> (mean, std, pose_matrot (N, 1, 21, 9)).
+    pose_aa (N, 21, 3), eps (N, D) -> (mean, std, pose_matrot (N, 21, 3, 3)).
     """
 
-    def __init__(self, vposer: VPoser):
+    def __init__(self, vposer: nn.Module):
         super().__init__()
         self.vposer = vposer
 
     def forward(self, pose_aa, eps):
         q_z = self.vposer.encode(pose_aa)
         z = q_z.loc + q_z.scale * eps
-        return q_z.loc, q_z.scale, self.vposer.decode(z, output_type="matrot")
+        return q_z.loc, q_z.scale, decode_matrot(self.vposer, z)
 
 
 def init_vposer_weights(model: nn.Module, generator: torch.Generator) -> None:
@@ -104,15 +123,16 @@ def _fmt(metrics: dict) -> str:
 
 
 class VPoserTrainer:
-    """Train VPoser v1 with the 2019 objective.
+    """Train VPoser v1 with the 2019 objective (model_version 1) or v2 with the V02 objective (model_version 2).
 
-    ps: a Configer (see ``settings.load_settings``) with at least dataset_dir; everything else
+    ps: settings (a TrainSettings from ``settings.load_settings``, or a dict merged over the defaults and
+    parsed once) with at least dataset_dir; everything else
     has a default in ``vposer_smpl_defaults.ini``. Under ``torchrun`` each process trains on its
     shard of every epoch with DistributedDataParallel; rank 0 writes the folder.
     """
 
     def __init__(self, ps):
-        self.ps = ps
+        ps = self.ps = self._resolve_settings(ps)
         if int(ps.get("num_threads", 0) or 0) > 0:
             torch.set_num_threads(int(ps.num_threads))
         self.dist = distributed.setup(ps.get("device", "auto"))
@@ -122,17 +142,20 @@ class VPoserTrainer:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype_name!r}")
         self.dtype = _DTYPES[dtype_name]
         self.seed = int(ps.seed)
+        self.model_version = int(ps.get("model_version", 1) or 1)
+        if self.model_version not in (1, 2):
+            raise ValueError(f"model_version must be 1 or 2, got {ps.get('model_version')!r}")
         self.kl_coef = float(ps.kl_coef)
         self.pose_weight = float(ps.get("pose_loss_weight", 1.0))
+        self.v2_weights = {k: float(ps[k]) for k in V2_LOSS_WEIGHTS} if self.model_version == 2 else None
 
-        self.expr_code = str(ps.get("expr_code") or "vposer_run")
-        work_dir = ps.get("work_dir") or str(Path(ps.get("work_root") or ".") / self.expr_code)
-        self.work_dir = Path(work_dir)
-        ps.work_dir = str(self.work_dir)
+        self.expr_code = ps.expr_code
+        self.work_dir = Path(ps.work_dir)
         self.try_num = int(ps.get("try_num", 0) or 0)
         if self.dist.is_main:
             self.work_dir.mkdir(parents=True, exist_ok=True)
         self.log_fname = self.work_dir / f"{self.expr_code}.log"
+        self.checkpoints = ExperimentCheckpoints(self.work_dir, self.model_version, self.expr_code, self.try_num)
 
         dataset_dir = ps.get("dataset_dir")
         if not dataset_dir:
@@ -146,17 +169,14 @@ class VPoserTrainer:
         self.batches = PoseBatches(self.train_poses, int(ps.batch_size), rank=self.dist.rank,
                                    world_size=self.dist.world_size, shuffle=True, seed=self.seed)
 
-        bm_path = ps.get("bm_path") or None
-        if bm_path is None:
-            from human_body_prior import default_body_model_path
-            bm_path = default_body_model_path("smplx", "neutral")
-        ps.bm_path = str(bm_path)
+        bm_path = ps.bm_path
         self.surface = BodySurface(bm_path, num_vertices=int(ps.get("num_loss_vertices", 0) or 0),
-                                   seed=int(ps.get("vertex_subset_seed", 0) or 0), dtype=self.dtype).to(self.device)
+                                   seed=int(ps.get("vertex_subset_seed", 0) or 0), dtype=self.dtype,
+                                   subset=str(ps.get("vertex_subset", "random") or "random")).to(self.device)
 
         with torch.random.fork_rng(devices=[]):  # the layers' default init must not advance the global RNG
-            self.vposer = VPoser(num_neurons=int(ps.num_neurons), latentD=int(ps.latentD),
-                                 data_shape=list(ps.data_shape), use_cont_repr=bool(ps.use_cont_repr))
+            self.vposer = build_vposer(self.model_version, int(ps.num_neurons), int(ps.latentD),
+                                       list(ps.data_shape), bool(ps.use_cont_repr))
         init_vposer_weights(self.vposer, torch.Generator().manual_seed(_step_seed(self.seed, 0x1417)))
         self.vposer.to(device=self.device, dtype=self.dtype)
         step = _VAEStep(self.vposer)
@@ -178,6 +198,20 @@ class VPoserTrainer:
             self.resume(self.work_dir / TRAINING_STATE if resume is True else resume)
 
     # ------------------------------------------------------------------------------ helpers
+    @staticmethod
+    def _resolve_settings(ps) -> TrainSettings:
+        """Parse the settings once (a TrainSettings as is; a dict or Configer merged over the defaults)
+        and resolve the derived values: expr_code, the experiment folder and the body model file."""
+        if not isinstance(ps, TrainSettings):
+            ps = load_settings(strict=False, **{k: v for k, v in dict(ps).items() if k != "default_ps"})
+        expr_code = ps.get("expr_code") or "vposer_run"
+        work_dir = ps.get("work_dir") or str(Path(ps.get("work_root") or ".") / expr_code)
+        bm_path = ps.get("bm_path")
+        if not bm_path:
+            from human_body_prior import default_body_model_path
+            bm_path = default_body_model_path("smplx", "neutral")
+        return ps.replace(expr_code=expr_code, work_dir=str(work_dir), bm_path=str(bm_path))
+
     def _make_scheduler(self):
         kind = str(self.ps.get("lr_schedule", "plateau")).lower()
         if kind == "plateau":
@@ -202,6 +236,13 @@ class VPoserTrainer:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def _loss(self, pose_aa, rec_matrot, mean, std, use_extra_terms: bool) -> dict:
+        """The objective of this model version on (N, 21, 3) inputs and (N, 21, 3, 3) reconstructions."""
+        R_in = axis_angle_to_matrix(pose_aa)
+        if self.model_version == 2:
+            return vposer_v2_loss(R_in, rec_matrot, mean, std, self.surface, self.v2_weights, use_extra_terms)
+        return vposer_loss(R_in, rec_matrot, mean, std, self.surface, self.kl_coef, use_extra_terms, self.pose_weight)
+
     # ------------------------------------------------------------------------------ one epoch
     def train_epoch(self, epoch: int) -> dict:
         """One pass over this rank's shard; returns metrics averaged over batches and ranks."""
@@ -221,8 +262,7 @@ class VPoserTrainer:
                               dtype=self.dtype)
             with _LocalRandom(seed, self.device, self.vposer):  # dropout masks
                 mean, std, rec = self.step_module(pose_aa, eps)
-            out = vposer_loss(VPoser.aa2matrot(pose_aa), rec, mean, std, self.surface, self.kl_coef, use_pose_term,
-                              self.pose_weight)
+            out = self._loss(pose_aa, rec, mean, std, use_pose_term)
             self.optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             self.optimizer.step()
@@ -248,9 +288,8 @@ class VPoserTrainer:
         for s in range(0, len(poses), chunk):
             p = poses[s:s + chunk].to(self.device)
             q_z = self.vposer.encode(p)
-            rec = self.vposer.decode(q_z.loc, output_type="matrot")
-            out = vposer_loss(VPoser.aa2matrot(p), rec, q_z.loc, q_z.scale, self.surface, self.kl_coef,
-                              use_pose_term, self.pose_weight)
+            rec = decode_matrot(self.vposer, q_z.loc)
+            out = self._loss(p, rec, q_z.loc, q_z.scale, use_pose_term)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(p)
             total += len(p)
@@ -269,20 +308,19 @@ class VPoserTrainer:
     def save_training_state(self) -> None:
         if not self.dist.is_main:
             return
-        state = self.state_dict()
-        atomic_write(self.work_dir / TRAINING_STATE, lambda tmp: torch.save(state, tmp))
+        self.checkpoints.save_training_state(self.state_dict())
 
     def resume(self, path) -> None:
         """Continue from a training_state.pt (model, optimizer, schedule, epoch) or from a bare
-        snapshot TRxx_Eyyy.pt (weights; the epoch comes from the name, the optimizer starts fresh)."""
+        snapshot (TRxx_Eyyy.pt for v1, ..._epoch=NN_...ckpt for v2: weights; the epoch comes from the
+        name, the optimizer starts fresh)."""
+        from human_body_prior.priors.experiment import load_state_dict_checked
+
         path = Path(path)
-        if path.is_dir():
-            path = path / TRAINING_STATE
-        if not path.is_file():
-            raise FileNotFoundError(f"cannot resume: {path} not found")
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state and "optimizer" in state:
-            experiment.load_state_dict_checked(self.vposer, state["model"], source=f"training state {path}")
+        if self.checkpoints.is_training_state(path):
+            state = self.checkpoints.read_training_state(path)
+            path = path / TRAINING_STATE if path.is_dir() else path
+            load_state_dict_checked(self.vposer, state["model"], source=f"training state {path}")
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler"):
                 self.scheduler.load_state_dict(state["scheduler"])
@@ -291,14 +329,40 @@ class VPoserTrainer:
             self.best_snapshot = state.get("best_snapshot") or None
             self.epochs_since_best = int(state.get("epochs_since_best", 0))
         else:
-            m = re.match(r"^TR\d+_E(\d+)\.pt$", path.name)
-            if m is None:
-                raise ValueError(f"cannot resume from {path}: neither a training state nor a TRxx_Eyyy.pt snapshot")
-            experiment.load_state_dict_checked(self.vposer, experiment.read_state_dict(path),
-                                                 source=f"snapshot {path}")
-            self.epoch = int(m.group(1))
+            if not path.is_file():
+                raise FileNotFoundError(f"cannot resume: {path} not found")
+            epoch = self.checkpoints.snapshot_epoch(path)
+            self.checkpoints.load_weights(self.vposer, path)
+            self.epoch = epoch
         self.vposer.to(device=self.device, dtype=self.dtype)
         self.log(f"resumed from {path} at epoch {self.epoch}")
+
+    def v2_config(self) -> dict:
+        """The run's settings in the V02 yaml layout (sections as upstream's V02_05.yaml), plus the
+        trainer's own flat settings under 'human_body_prior_trainer' (what reproduces the run)."""
+        ps = self.ps
+        return {
+            "general": {"expr_id": self.expr_code, "rnd_seed": self.seed, "verbosity": int(ps.get("verbosity", 1))},
+            "logging": {"work_dir": str(self.work_dir), "render_during_training": bool(ps.get("render_pictures")),
+                        "best_model_fname": None},
+            "train_parms": {
+                "batch_size": int(ps.batch_size), "num_epochs": int(ps.num_epochs),
+                "gen_optimizer": {"type": "Adam", "args": {"lr": float(ps.base_lr), "weight_decay": float(ps.reg_coef)}},
+                "lr_scheduler": {"type": "ReduceLROnPlateau", "args": {"patience": int(ps.lr_patience),
+                                                                       "factor": float(ps.lr_factor)}},
+                "early_stopping": {"monitor": "val_loss", "patience": int(ps.get("early_stop_patience", 0) or 0),
+                                   "mode": "min"},
+                "keep_extra_loss_terms_until_epoch": int(ps.get("keep_extra_loss_terms_until_epoch", 0) or 0),
+                "loss_weights": dict(self.v2_weights)},
+            "data_parms": {"dataset_dir": str(ps.get("dataset_dir", "")),
+                           "train_frame_step": int(ps.get("train_frame_step", 1) or 1)},
+            "model_params": {"num_neurons": int(ps.num_neurons), "latentD": int(ps.latentD)},
+            "body_model": {"gender": "neutral", "bm_fname": str(ps.bm_path),
+                           "num_loss_vertices": int(ps.get("num_loss_vertices", 0) or 0),
+                           "vertex_subset": str(ps.get("vertex_subset", "random"))},
+            "human_body_prior_trainer": {k: (v if isinstance(v, (int, float, bool, str, list, type(None))) else str(v))
+                                         for k, v in self._settings_to_save().items()},
+        }
 
     def _settings_to_save(self) -> dict:
         keep = {k: v for k, v in dict(self.ps).items() if k not in ("default_ps", "resume")}
@@ -333,9 +397,9 @@ class VPoserTrainer:
                 self.best_val = val_loss
                 self.epochs_since_best = 0
                 if self.dist.is_main:
-                    self.best_snapshot = experiment.write_vposer_experiment(
-                        self.work_dir, self.vposer, settings=self._settings_to_save(), epoch=epoch,
-                        try_num=self.try_num, expr_code=self.expr_code)
+                    self.best_snapshot = self.checkpoints.write_snapshot(
+                        self.vposer, epoch, val_loss, settings=self._settings_to_save(),
+                        v2_config=self.v2_config() if self.model_version == 2 else None)
             else:
                 self.epochs_since_best += 1
             self.save_training_state()
@@ -357,7 +421,7 @@ class VPoserTrainer:
         import copy
 
         best = copy.deepcopy(self.vposer).eval()
-        best.load_state_dict(torch.load(self.best_snapshot, map_location=self.device, weights_only=True))
+        self.checkpoints.load_weights(best, self.best_snapshot)
         try:
             from human_body_prior.body_model.body_model import BodyModel
             from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params
@@ -366,8 +430,8 @@ class VPoserTrainer:
             idx = torch.linspace(0, len(self.vald_poses) - 1, num).long()
             p = self.vald_poses[idx].to(self.device)
             with torch.no_grad():
-                rec = best.decode(best.encode(p).loc, output_type="aa")
-                samples = best.sample_poses(num, output_type="aa", seed=self.seed)
+                rec = decode_aa(best, best.encode(p).loc)
+                samples = sample_aa(best, num, seed=self.seed)
             pics = self.work_dir / "pictures"
             stem = Path(self.best_snapshot).stem
             rows = [render_smpl_params(bm, {"pose_body": x.reshape(num, -1).cpu().float()}, width=200, height=200)[0]

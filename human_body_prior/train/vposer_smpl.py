@@ -7,7 +7,7 @@
     torchrun --nproc_per_node=4 -m human_body_prior.train.vposer_smpl --config_path X.ini
 
 X.ini overrides ``vposer_smpl_defaults.ini`` (same sections and keys); ``--key value`` pairs
-override both. See :mod:`human_body_prior.train.trainer` for the experiment folder it writes.
+override both. ``model_version = 2`` trains VPoser v2 (V02 objective and folder layout) instead of v1. See :mod:`human_body_prior.train.trainer` for the experiment folder it writes.
 """
 
 import sys

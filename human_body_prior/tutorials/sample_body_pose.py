@@ -1,9 +1,10 @@
 """Sample novel body poses from a VPoser and look at them.
 
-Command line (the defaults are the shipped open body model and the shipped open VPoser)::
+Command line (the defaults are the shipped open body model and the shipped open VPoser v1;
+``--vposer-version 2`` uses the shipped open VPoser v2)::
 
     python -m human_body_prior.tutorials.sample_body_pose [--num-samples N] [--out DIR]
-        [--expr-dir D] [--bm-path P] [--seed S] [--interpolate] [--save-ply]
+        [--vposer-version 1|2] [--expr-dir D] [--bm-path P] [--seed S] [--interpolate] [--save-ply]
 
 writes ``DIR/vposer_samples.png`` (rows: views at 0, 90 and -90 degrees about the vertical axis;
 columns: samples) with ``vposer_samples.npz`` (the sampled ``pose_body``, (N, 63) axis-angle in
@@ -20,6 +21,7 @@ import torch
 
 from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params, smpl_params2ply
+from human_body_prior.priors.any_vposer import decode_aa, sample_aa
 from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 
@@ -69,10 +71,14 @@ def dump_vposer_samples(bm, pose_body, out_imgpath, save_ply=False, view_angles=
 
 
 def _load_vposer_for(expr_dir, bm, vp_model):
+    """A loaded VPoser (v1 or v2) as is, or the folder's: either layout with vp_model 'snapshot'."""
+    from human_body_prior.priors.any_vposer import load_any_vposer
     from human_body_prior.priors.experiment import load_vposer
 
     if isinstance(expr_dir, torch.nn.Module):  # an already loaded VPoser
         vposer = expr_dir
+    elif vp_model == "snapshot":
+        vposer, _ = load_any_vposer(expr_dir)
     else:
         vposer, _ = load_vposer(expr_dir, vp_model=vp_model)
     device, dtype = _bm_device_dtype(bm)
@@ -89,7 +95,7 @@ def sample_vposer(expr_dir, bm, num_samples=5, vp_model="snapshot", out_dir="vpo
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     vposer = _load_vposer_for(expr_dir, bm, vp_model)
-    pose_body = vposer.sample_poses(num_poses=int(num_samples), output_type="aa", seed=seed)
+    pose_body = sample_aa(vposer, int(num_samples), seed=seed)
     out_imgpath = os.path.join(out_dir, "vposer_samples.png")
     return dump_vposer_samples(bm, pose_body, out_imgpath, save_ply=save_ply, view_angles=view_angles,
                                tile_size=tile_size)
@@ -121,7 +127,7 @@ def interpolate_vposer(expr_dir, bm, out_gifpath, num_sequences=3, num_frames=16
     poZ_inp = alphas[None, :, None] * z[0][:, None] + (1.0 - alphas[None, :, None]) * z[1][:, None]
     S, T = poZ_inp.shape[:2]
     with torch.no_grad():
-        pose = vposer.decode(poZ_inp.reshape(S * T, -1).to(device=device, dtype=dtype), output_type="aa")
+        pose = decode_aa(vposer, poZ_inp.reshape(S * T, -1).to(device=device, dtype=dtype))
     pose_body = pose.reshape(S * T, _POSE_BODY_WIDTH)
     images = render_smpl_params(bm, {"pose_body": pose_body}, view_angles=view_angles,
                                 width=tile_size[0], height=tile_size[1], group_size=T)
@@ -138,7 +144,9 @@ def build_parser():
     p.add_argument("--num-samples", type=cli.positive_int, default=5, help="number of poses (default 5)")
     p.add_argument("--out", default="vposer_samples", help="output folder (default ./vposer_samples)")
     p.add_argument("--expr-dir", default=None,
-                   help="VPoser experiment folder (default: the shipped open VPoser)")
+                   help="VPoser experiment folder, 2019 or V02 layout (default: the shipped open VPoser)")
+    p.add_argument("--vposer-version", type=int, choices=(1, 2), default=1,
+                   help="which shipped open VPoser to use when --expr-dir is not given (default 1)")
     p.add_argument("--bm-path", default=None,
                    help="body model file .npz/.pkl (default: the shipped open SMPL-X neutral model)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, printed)")
@@ -157,7 +165,7 @@ def main(argv=None):
     from human_body_prior.body_model.body_model import BodyModel
 
     bm_path = args.bm_path or default_body_model_path("smplx", "neutral")
-    expr_dir = args.expr_dir or default_vposer_dir()
+    expr_dir = args.expr_dir or default_vposer_dir(version=args.vposer_version)
     seed = args.seed if args.seed is not None else secrets.randbelow(2 ** 31)
     bm = BodyModel(bm_path).to(args.device)
     vposer = _load_vposer_for(expr_dir, bm, "snapshot")
