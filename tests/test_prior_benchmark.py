@@ -310,3 +310,23 @@ def test_energy_prior_is_the_term_the_fitting_engine_minimises(data):
     np.testing.assert_allclose(r.pose_body.numpy(), np.repeat(mu[None], 2, 0), atol=2e-3)
     free = make_fitter(data.bm, NoPrior(), 0.0).fit(JointTargets3D(truth, np.ones(truth.shape[:2])), write_back=False)
     assert np.abs(free.pose_body.numpy() - mu).max() > 0.1
+
+
+def test_vposer_v2_folder_plugs_into_the_harness(tmp_path, data):
+    """A 2021 (V02_05-layout) folder is one more latent prior: its samples and its fitting decoder
+    are the network's own decoding (checked against a numpy evaluation of the decoder)."""
+    from tests.v2_fixtures import numpy_decode, random_v02_weights, write_v02_folder
+
+    weights = random_v02_weights(seed=2)
+    folder = tmp_path / "V02_05"
+    write_v02_folder(folder, weights)
+    prior, = prior_benchmark.build_priors(["vposer_v2"], data, vposer_v2_dir=str(folder))
+    assert prior.name == "vposer_v2" and prior.kind == "latent"
+    z = np.random.default_rng(0).standard_normal((4, prior.latentD))
+    ref = numpy_decode(weights, z)
+    R = prior.decode_rotations(torch.as_tensor(z, dtype=prior.dtype))
+    np.testing.assert_allclose(R.double().numpy(), ref, atol=1e-4)
+    dec = prior.fitting_decoder().decode(torch.as_tensor(z, dtype=prior.dtype), output_type="matrot")
+    np.testing.assert_allclose(dec.reshape(4, 21, 3, 3).double().numpy(), ref, atol=1e-4)
+    s = prior.sample(5, seed=1)
+    assert s.shape == (5, 63) and torch.equal(s, prior.sample(5, seed=1))

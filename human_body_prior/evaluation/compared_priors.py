@@ -119,6 +119,10 @@ class LatentPrior:
     def _param(self):
         return next(self.model.parameters())
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._param.dtype
+
     def decode_rotations(self, z: torch.Tensor) -> torch.Tensor:
         return self._decode_rotations(z)
 
