@@ -133,8 +133,8 @@ def forward_kinematics(local_rot: np.ndarray, local_trans: np.ndarray, parents) 
     local_rot (F, J, 3, 3), local_trans (F, J, 3), parents (J,) with parents[j] < j ->
     (positions (F, J, 3), orientations (F, J, 3, 3)) in the world frame.
     """
-    glob = global_transforms(torch.from_numpy(np.asarray(local_rot, dtype=np.float64)),
-                             torch.from_numpy(np.asarray(local_trans, dtype=np.float64)),
+    glob = global_transforms(torch.tensor(np.asarray(local_rot), dtype=torch.float64),  # a copy: views may be read-only
+                             torch.tensor(np.asarray(local_trans), dtype=torch.float64),
                              KinematicTree(parents)).numpy()
     return glob[..., 3], glob[..., :3]
 
