@@ -2,13 +2,14 @@
 
 Targets: the 22 body joints of held-out frames (the mocap pipeline's test split, root orientation
 included, no translation) posed on the shipped open SMPL-X neutral model; noise-free, every joint seen.
-The source module poses a full BodyModel and returns its first 22 joints; IK_Engine runs the tutorial's
+The source module returns the first 22 joints of the body (--source joints: without the mesh;
+--source mesh: the tutorial's full BodyModel, same joints, far slower); IK_Engine runs the tutorial's
 settings (MSE data term summed, weights data 10 / poZ_body 0.01 / betas 0.5, L-BFGS with max_iter 300
 and history 200) with the shipped open VPoser. Reported: mean joint error (mm) over all frames fitted at
 batch 256, and frames per second at batch 256 and at batch 1 (--timing-frames frames one by one).
 
-    python benchmarks/bench_ik.py --test DIR [--frames 1000] [--timing-frames 20] [--expr-dir D]
-        [--threads N] [--out docs/ik_benchmark.json]
+    python benchmarks/bench_ik.py --test DIR [--frames 1000] [--batch 256] [--timing-frames 20]
+        [--source joints|mesh] [--expr-dir D] [--threads N] [--out docs/ik_benchmark.json]
 """
 
 import argparse
@@ -25,6 +26,7 @@ import torch.nn as nn
 import human_body_prior as hbp
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.fitting.heldout import load_poses, pick_frames
+from human_body_prior.fitting.joints_model import PosedJoints
 from human_body_prior.models.ik_engine import IK_Engine
 from human_body_prior.tools.atomic_io import atomic_write_bytes
 
@@ -34,7 +36,8 @@ OPTIMIZER_ARGS = {"type": "LBFGS", "max_iter": 300, "lr": 1, "tolerance_change":
 
 
 class SourceKeyPoints(nn.Module):
-    """Body joints of a BodyModel posed by the body parameters (the tutorial's source module)."""
+    """Body joints of a BodyModel posed by the body parameters (the tutorial's source module: it poses
+    and skins the whole mesh at every evaluation)."""
 
     def __init__(self, bm, n_joints=NUM_BODY_JOINTS):
         super().__init__()
@@ -42,6 +45,19 @@ class SourceKeyPoints(nn.Module):
 
     def forward(self, body_parms):
         return {"source_kpts": self.bm(**body_parms).Jtr[:, :self.n_joints]}
+
+
+class SourceJoints(nn.Module):
+    """The same joints without the mesh (fitting/joints_model.PosedJoints: shape-regressed rest joints and
+    forward kinematics; equal to BodyModel's Jtr, tested in tests/test_fitting.py)."""
+
+    def __init__(self, bm, n_joints=NUM_BODY_JOINTS):
+        super().__init__()
+        self.bm, self.n_joints, self.joints = bm, n_joints, PosedJoints(bm)
+
+    def forward(self, body_parms):
+        p = body_parms
+        return {"source_kpts": self.joints(p["root_orient"], p["pose_body"], p["trans"], p["betas"], self.n_joints)}
 
 
 def fit(ik, source, targets, batch):
@@ -66,6 +82,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--timing-frames", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--source", choices=("joints", "mesh"), default="joints",
+                    help="source module: joints only (default) or the tutorial's full BodyModel (mesh; far slower)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -73,12 +91,12 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
 
     bm = BodyModel(bm_fname=hbp.default_body_model_path("smplx", "neutral"), num_betas=10)
-    source = SourceKeyPoints(bm)
+    source = SourceJoints(bm) if args.source == "joints" else SourceKeyPoints(bm)
     poses = load_poses(args.test)
     idx = pick_frames(len(poses["pose_body"]), args.frames, args.seed)
-    with torch.no_grad():
-        targets = source({"root_orient": torch.as_tensor(poses["root_orient"][idx], dtype=torch.float32),
-                          "pose_body": torch.as_tensor(poses["pose_body"][idx], dtype=torch.float32)})["source_kpts"]
+    with torch.no_grad():  # targets: BodyModel's own joints (the mesh path), whichever source is fitted
+        targets = bm(root_orient=torch.as_tensor(poses["root_orient"][idx], dtype=torch.float32),
+                     pose_body=torch.as_tensor(poses["pose_body"][idx], dtype=torch.float32)).Jtr[:, :NUM_BODY_JOINTS]
     ik = IK_Engine(args.expr_dir, data_loss=nn.MSELoss(reduction="sum"), optimizer_args=OPTIMIZER_ARGS,
                    stepwise_weights=STEPWISE_WEIGHTS, verbosity=0)
 
@@ -87,7 +105,7 @@ def main(argv=None):
     n1 = min(args.timing_frames, len(targets))
     fitted1, seconds1, cpu1 = fit(ik, source, targets[:n1], 1)
     err1 = (fitted1 - targets[:n1]).norm(dim=-1) * 1000
-    res = {"frames": int(len(idx)), "batch": args.batch, "mean_joint_error_mm": float(err.mean()),
+    res = {"frames": int(len(idx)), "batch": args.batch, "source": args.source, "mean_joint_error_mm": float(err.mean()),
            "median_joint_error_mm": float(err.median()), "p95_frame_error_mm": float(err.mean(1).quantile(0.95)),
            "frames_per_second_batch": len(idx) / seconds, "frames_per_cpu_second_batch": len(idx) / cpu,
            "timing_frames_batch1": n1, "frames_per_second_batch1": n1 / seconds1,

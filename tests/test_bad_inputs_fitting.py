@@ -11,19 +11,12 @@ from human_body_prior.fitting import JointTargets3D, Keypoints2D, PinholeCamera,
 from human_body_prior.fitting import engine as engine_module
 from human_body_prior.fitting import fit_joints
 from human_body_prior.fitting.fit_joints import main
+from human_body_prior.tools import cli
 
 
 def _run(argv, capsys):
     """Run the command as `python -m` does -> (exit code, stderr)."""
-    try:
-        from human_body_prior.tools import cli
-    except ImportError:  # before the one command-line convention (tools/cli.py) exists
-        try:
-            rc = main(argv)
-        except SystemExit as e:
-            rc = e.code
-    else:
-        rc = cli.run(main, argv)
+    rc = cli.run(main, argv)
     return rc, capsys.readouterr().err
 
 

@@ -131,3 +131,26 @@ def test_v2_vposer_folder(bm, targets):
     with torch.no_grad():
         fitted = bm(**{k: res[k] for k in ("pose_body", "root_orient", "trans", "betas")}).Jtr[:, :22]
     assert ((fitted - targets[:2]).norm(dim=-1).mean(-1) * 1000 < 20).all()
+
+
+def test_v2_folder_in_the_official_layout(bm, tmp_path):
+    """A V02_05 folder as upstream writes it (random weights of the official layout): IK decodes through
+    the v2 model's decode(z)['pose_body'] and reaches poses that model can make."""
+    from tests.v2_fixtures import random_v02_weights, write_v02_folder
+
+    from human_body_prior.priors.vposer_v2_io import load_model
+
+    folder = tmp_path / "V02_05"
+    write_v02_folder(folder, random_v02_weights(seed=1))
+    vp, _ = load_model(str(folder), comp_device="cpu", verbose=False)
+    with torch.no_grad():  # near IK's start (the code of the zero pose): random weights make wild poses further out
+        z = vp.encode(torch.zeros(2, 63)).mean + 0.2 * torch.randn(2, vp.latentD, generator=torch.Generator().manual_seed(2))
+        target = bm(pose_body=vp.decode(z)["pose_body"].reshape(2, 63),
+                    trans=torch.tensor([[0.0, 0.2, 1.0]])).Jtr[:, :22]
+    ik = _engine(vposer_expr_dir=str(folder), optimizer_args={"type": "LBFGS", "max_iter": 150})
+    res = ik(SourceJoints(bm), target)
+    assert res["poZ_body"].shape == (2, vp.latentD) and res["pose_body"].shape == (2, 63)
+    with torch.no_grad():
+        fitted = bm(**{k: res[k] for k in ("pose_body", "root_orient", "trans", "betas")}).Jtr[:, :22]
+    err_mm = (fitted - target).norm(dim=-1).mean(-1) * 1000
+    assert (err_mm < 20).all(), err_mm

@@ -117,7 +117,7 @@ def save_fit(path, arrays: dict) -> str:
 
 def main(argv=None):
     ap = cli.ArgumentParser(prog="python -m human_body_prior.fitting.fit_joints",
-                                 description="Fit SMPL-family bodies to 3D joints (metres) with the VPoser prior.")
+                            description="Fit SMPL-family bodies to 3D joints (metres) with the VPoser prior.")
     ap.add_argument("input", help="IN.npz with joints (N, J, 3) and optional conf (N, J)")
     ap.add_argument("output", help="OUT.npz to write")
     prior = ap.add_mutually_exclusive_group()
@@ -129,17 +129,13 @@ def main(argv=None):
     ap.add_argument("--bm-path", default=None, help="body model file (default: the open SMPL-X neutral model)")
     ap.add_argument("--expr-dir", default=None, help="VPoser experiment folder (default: the shipped open VPoser)")
     ap.add_argument("--fit-betas", action="store_true", help="also fit betas, shared by each batch")
-    ap.add_argument("--robust-sigma", type=float, default=None, help="Geman-McClure scale in metres (default: plain L2)")
-    ap.add_argument("--iterations", type=int, default=None, help="LBFGS iterations per stage")
+    ap.add_argument("--robust-sigma", type=cli.positive_float, default=None,
+                    help="Geman-McClure scale in metres, > 0 (default: plain L2)")
+    ap.add_argument("--iterations", type=cli.positive_int, default=None, help="LBFGS iterations per stage (>= 1)")
     ap.add_argument("--batch-size", type=cli.positive_int, default=256, help="frames per optimisation (default 256)")
     ap.add_argument("--device", type=cli.device, default="cpu", help="torch device (cpu, cuda, ...)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    if args.iterations is not None and args.iterations < 1:
-        ap.error(f"--iterations must be >= 1, got {args.iterations}")
-    if args.robust_sigma is not None and not (np.isfinite(args.robust_sigma) and args.robust_sigma > 0):
-        ap.error(f"--robust-sigma must be a number > 0 (metres), got {args.robust_sigma}; leave it out for plain "
-                 "squared error")
     pose_prior = "none" if args.no_prior else "l2" if args.l2_pose else "vposer"
     joints, conf = load_targets(args.input)
     fitter, robust = build_fitter(pose_prior, args.bm_path, args.expr_dir, args.prior_weight, args.device,

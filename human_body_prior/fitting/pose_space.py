@@ -73,7 +73,9 @@ class VPoserLatent(PoseSpace):
         self.vposer = vposer.to(device=device, dtype=dtype).eval()
         self.vposer.requires_grad_(False)
         self.width = int(vposer.latentD)
-        # v1 (2019): decode(z, output_type='aa' | 'matrot'); v2 (2021): decode(z) -> {'pose_body', 'pose_body_matrot'}
+        # v1 (2019): decode(z, output_type='aa' | 'matrot'); v2 (2021): decode(z) -> {'pose_body', 'pose_body_matrot'}.
+        # Told apart by the decode signature, not the class (priors/any_vposer.py), so that any decoder with
+        # the v1 API (e.g. evaluation/compared_priors' wrappers) fits too.
         self._v1 = "output_type" in inspect.signature(vposer.decode).parameters
 
     def decode_rotations(self, z):

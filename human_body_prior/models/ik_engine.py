@@ -26,8 +26,6 @@ starts at the origin, facing +z); Adam runs ``max_iter`` steps per stage (upstre
 
 import copy
 import math
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn as nn
@@ -47,24 +45,12 @@ _DEFAULT_ITERATIONS = {"lbfgs": 300, "adam": 300}
 
 
 def load_vposer_any(expr_dir=None):
-    """A v1 (2019: .ini + snapshots/*.pt) or v2 (2021: .yaml + snapshots/*.ckpt) VPoser experiment
-    folder (default: the shipped open v1 prior) -> the frozen model in eval mode."""
+    """A v1 (2019) or v2 (2021) VPoser experiment folder (default: the shipped open v1 prior) -> the
+    frozen model in eval mode."""
     from human_body_prior import default_vposer_dir
+    from human_body_prior.priors.any_vposer import load_any_vposer
 
-    folder = Path(expr_dir if expr_dir is not None else default_vposer_dir())
-    if not folder.is_dir():
-        raise FileNotFoundError(f"VPoser experiment folder {folder} not found")
-    if (any(folder.glob("*.yaml")) or any(folder.glob("*.yml"))) and not any(folder.glob("*.ini")):
-        try:
-            from human_body_prior.priors.vposer_v2_io import load_model
-        except ImportError as err:
-            raise ValueError(f"{folder} is a 2021 (v2) VPoser folder, which this installation cannot load "
-                             f"({err})") from None
-        model, _ = load_model(str(folder), remove_words_in_model_weights="vp_model.", disable_grad=True,
-                              comp_device="cpu", verbose=False)
-    else:
-        from human_body_prior.priors.experiment import load_vposer
-        model, _ = load_vposer(str(folder), vp_model="snapshot", verbose=False)
+    model, _ = load_any_vposer(expr_dir if expr_dir is not None else default_vposer_dir())
     model.eval()
     model.requires_grad_(False)
     return model

@@ -49,10 +49,10 @@ def test_fit_single_frame_vposer_calls():
         loss.backward()
         return loss
 
-    start = float(closure())
+    start = closure().item()
     for _ in range(3):
         optimizer.step(closure)
-    final = float(closure())
+    final = closure().item()
     assert torch.isfinite(pose_embedding.grad).all()
     assert final < 0.05 * start
 
