@@ -9,13 +9,18 @@ which match the common exporters (MotionBuilder, Blender, DAZ, iClone):
   parent frame as ``x_parent = t + R @ x_joint``).
 - The root's translation is OFFSET + its position channels; for any other joint with position
   channels the channels replace its OFFSET (exporters write the full local position there).
-- Plain ``.bvh`` and gzip-compressed ``.bvh.gz`` files are read alike.
+- Plain ``.bvh`` and gzip-compressed ``.bvh.gz`` files are read alike, up to ``MAX_BVH_BYTES`` of
+  (decompressed) text, so a small gzip bomb cannot fill the memory.
+- ``Frame Time`` must give a frame rate between ``MIN_FPS`` and ``MAX_FPS``; a file whose header is
+  wrong is read with ``read_bvh(path, frame_time=true value)``.
+- The hierarchy is parsed and written without recursion: any depth works.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,9 +34,24 @@ _POS_CHANNELS = ("Xposition", "Yposition", "Zposition")
 _ROT_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
 _VALID_CHANNELS = _POS_CHANNELS + _ROT_CHANNELS
 
+DEFAULT_MAX_BVH_BYTES = 512 << 20  # the largest BVH of ../shared/mocap is ~20 MB of text
+MAX_BVH_BYTES = DEFAULT_MAX_BVH_BYTES
+MIN_FPS, MAX_FPS = 0.1, 10000.0  # plausible capture rates; outside is a broken header or option
+
 
 class BVHError(ValueError):
     """A malformed or truncated BVH file; the message names the file and the line."""
+
+
+def check_fps(fps, what: str = "fps") -> float:
+    """``fps`` as a float if it is a plausible frame rate (MIN_FPS..MAX_FPS), else ValueError naming ``what``."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected a frame rate, got {fps!r}") from None
+    if not MIN_FPS <= value <= MAX_FPS:  # also refuses nan and inf
+        raise ValueError(f"{what} = {fps!r} fps is outside {MIN_FPS:g} to {MAX_FPS:g} fps")
+    return value
 
 
 @dataclass
@@ -165,28 +185,43 @@ def rest_pose(bvh: BVH) -> tuple[np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------------------------- reading
 
-def _open_text(path: str) -> str:
+def _open_text(path: str, max_bytes: int = None) -> str:
+    """The text of a .bvh or .bvh.gz file, refusing more than ``max_bytes`` (default MAX_BVH_BYTES)
+    of decompressed text without inflating more than that."""
+    limit = MAX_BVH_BYTES if max_bytes is None else int(max_bytes)
     with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise BVHError(f"{path}: corrupt gzip data ({e})") from None
+        gzipped = fh.read(2) == b"\x1f\x8b"
+        fh.seek(0)
+        if gzipped:
+            try:
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    raw = gz.read(limit + 1)
+            except (OSError, EOFError, zlib.error) as e:
+                raise BVHError(f"{path}: corrupt gzip data ({e})") from None
+        else:
+            raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise BVHError(f"{path}: more than {limit / 2 ** 20:g} MiB of BVH text{' once decompressed' if gzipped else ''}; "
+                       f"refused (read_bvh(..., max_bytes=N) raises the limit)")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
 
 
-def read_bvh(path: str) -> BVH:
-    """Read a ``.bvh`` or ``.bvh.gz`` file. Raises BVHError naming the file and line on bad input."""
+def read_bvh(path: str, frame_time: float = None, max_bytes: int = None) -> BVH:
+    """Read a ``.bvh`` or ``.bvh.gz`` file. Raises BVHError naming the file and line on bad input.
+
+    ``frame_time`` (seconds) replaces the header's value, which is then not checked; ``max_bytes``
+    caps the (decompressed) text, default ``MAX_BVH_BYTES``.
+    """
     path = os.fspath(path)
-    return parse_bvh(_open_text(path), source=path)
+    return parse_bvh(_open_text(path, max_bytes), source=path, frame_time=frame_time)
 
 
-def parse_bvh(text: str, source: str = "<string>") -> BVH:
-    """Parse BVH text; ``source`` names the file in error messages."""
+def parse_bvh(text: str, source: str = "<string>", frame_time: float = None) -> BVH:
+    """Parse BVH text; ``source`` names the file in error messages. ``frame_time`` (seconds) replaces
+    the header's value."""
     lines = text.splitlines()
     tokens = []  # (token, line number) for the hierarchy
     motion_line = None
@@ -215,9 +250,12 @@ def parse_bvh(text: str, source: str = "<string>") -> BVH:
     def take_float(what):
         tok, ln = take(what)
         try:
-            return float(tok)
+            value = float(tok)
         except ValueError:
             fail(f"expected a number for {what}, got {tok!r}", ln)
+        if not np.isfinite(value):
+            fail(f"{what} is not finite: {tok!r}", ln)
+        return value
 
     def expect(word):
         tok, ln = take(repr(word))
@@ -226,17 +264,20 @@ def parse_bvh(text: str, source: str = "<string>") -> BVH:
         return ln
 
     names, parents, offsets, channels, end_sites = [], [], [], [], []
+    index = {}
 
-    def parse_joint(parent: int, ln_kw: int):
+    def joint_header(parent: int) -> int:
+        """Name, '{', OFFSET and CHANNELS of a joint; returns its index."""
         tok, ln = take("a joint name")
         if tok == "{":
             fail("joint without a name", ln)
         name = tok
-        if name in names:
+        if name in index:
             fail(f"duplicate joint name {name!r}", ln)
         expect("{")
         j = len(names)
         names.append(name)
+        index[name] = j
         parents.append(parent)
         expect("OFFSET")
         offsets.append([take_float(f"the OFFSET of {name}") for _ in range(3)])
@@ -259,24 +300,30 @@ def parse_bvh(text: str, source: str = "<string>") -> BVH:
                 fail(f"channel {c!r} repeated for joint {name!r}", ln)
             chans.append(c)
         channels.append(tuple(chans))
-        while True:
+        return j
+
+    def parse_hierarchy():
+        """The joints below ROOT, with an explicit stack of open joints (no recursion)."""
+        open_joints = [joint_header(-1)]
+        while open_joints:
+            j = open_joints[-1]
             tok, ln = take("JOINT, End Site or '}'")
             up = tok.upper()
             if up == "}":
-                return
-            if up == "JOINT":
-                parse_joint(j, ln)
+                open_joints.pop()
+            elif up == "JOINT":
+                open_joints.append(joint_header(j))
             elif up == "END":
                 site, ln2 = take("Site")
                 if site.upper() != "SITE":
                     fail(f"expected 'End Site', got 'End {site}'", ln2)
                 expect("{")
                 expect("OFFSET")
-                off = np.array([take_float(f"the End Site OFFSET under {name}") for _ in range(3)])
+                off = np.array([take_float(f"the End Site OFFSET under {names[j]}") for _ in range(3)])
                 expect("}")
                 end_sites.append((j, off))
             else:
-                fail(f"unexpected {tok!r} in joint {name!r} (expected JOINT, End Site or '}}')", ln)
+                fail(f"unexpected {tok!r} in joint {names[j]!r} (expected JOINT, End Site or '}}')", ln)
 
     if motion_line is None and not tokens:
         raise BVHError(f"{source}, line 1: empty file, expected HIERARCHY")
@@ -286,7 +333,7 @@ def parse_bvh(text: str, source: str = "<string>") -> BVH:
     tok, ln = take("ROOT")
     if tok.upper() != "ROOT":
         fail(f"expected ROOT, got {tok!r}", ln)
-    parse_joint(-1, ln)
+    parse_hierarchy()
     if pos != len(tokens):
         tok, ln = tokens[pos]
         fail(f"unexpected {tok!r} after the root joint (one ROOT per file is supported)", ln)
@@ -312,9 +359,16 @@ def parse_bvh(text: str, source: str = "<string>") -> BVH:
             header[key] = int(val) if key == "frames" else float(val)
         except ValueError:
             fail(f"bad value in {s[:60]!r}", i)
-    n_frames, frame_time = header["frames"], header["frame time"]
-    if n_frames < 0 or not frame_time > 0:
-        fail(f"need Frames >= 0 and Frame Time > 0, got {n_frames} and {frame_time}", i)
+    n_frames = header["frames"]
+    if n_frames < 0:
+        fail(f"need Frames >= 0, got {n_frames}", i)
+    if frame_time is None:
+        frame_time = header["frame time"]
+        if not 1 / MAX_FPS <= frame_time <= 1 / MIN_FPS:  # also refuses nan, inf and denormals
+            fail(f"Frame Time {frame_time!r} s is not a frame rate between {MIN_FPS:g} and {MAX_FPS:g} fps "
+                 "(give the true rate: read_bvh(..., frame_time=...), bvh2amass --fps)", i)
+    else:
+        frame_time = 1.0 / check_fps(1.0 / float(frame_time), f"{source}: frame_time")
 
     n_ch = sum(len(c) for c in channels)
     body = lines[i:]
@@ -376,16 +430,8 @@ def format_bvh(bvh: BVH) -> str:
     out = ["HIERARCHY"]
     order = []  # joints in the order they are written (depth first); motion columns follow it
 
-    def emit(j, depth):
-        order.append(j)
-        ind = "  " * depth
-        kw = "ROOT" if bvh.parents[j] < 0 else "JOINT"
-        out.append(f"{ind}{kw} {bvh.names[j]}")
-        out.append(f"{ind}{{")
-        out.append(f"{ind}  OFFSET " + " ".join(_fmt(v) for v in bvh.offsets[j]))
-        out.append(f"{ind}  CHANNELS {len(bvh.channels[j])}" + "".join(" " + c for c in bvh.channels[j]))
-        for c in children[j]:
-            emit(c, depth + 1)
+    def close(j, depth):
+        ind = "  " * min(depth, 32)  # indentation stops growing in very deep trees
         for off in ends[j]:
             out.append(f"{ind}  End Site")
             out.append(f"{ind}  {{")
@@ -396,7 +442,21 @@ def format_bvh(bvh: BVH) -> str:
     roots = [j for j, p in enumerate(bvh.parents) if p < 0]
     if len(roots) != 1:
         raise ValueError(f"BVH {bvh.source!r}: exactly one root joint is needed, found {len(roots)}")
-    emit(roots[0], 0)
+    stack = [(roots[0], 0, False)]  # (joint, depth, children done); depth first without recursion
+    while stack:
+        j, depth, done = stack.pop()
+        if done:
+            close(j, depth)
+            continue
+        order.append(j)
+        ind = "  " * min(depth, 32)  # indentation stops growing in very deep trees
+        kw = "ROOT" if bvh.parents[j] < 0 else "JOINT"
+        out.append(f"{ind}{kw} {bvh.names[j]}")
+        out.append(f"{ind}{{")
+        out.append(f"{ind}  OFFSET " + " ".join(_fmt(v) for v in bvh.offsets[j]))
+        out.append(f"{ind}  CHANNELS {len(bvh.channels[j])}" + "".join(" " + c for c in bvh.channels[j]))
+        stack.append((j, depth, True))
+        stack.extend((c, depth + 1, False) for c in reversed(children[j]))
     out.append("MOTION")
     out.append(f"Frames: {bvh.num_frames}")
     out.append(f"Frame Time: {_fmt(bvh.frame_time)}")

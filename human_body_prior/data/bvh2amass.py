@@ -12,7 +12,9 @@ SMPL-X joint name -> BVH joint name. Output keys: ``poses`` (N, 165) axis-angle 
 ``mocap_framerate`` (also as ``mocap_frame_rate``), ``surface_model_type``, ``source_file``,
 ``skeleton``, the split-out ``root_orient``/``pose_body``/``pose_hand``/``pose_jaw``/``pose_eye``,
 and ``up_axis`` ('z' like AMASS by default). Files are written atomically; nothing is written when a
-take fails.
+take fails, and an output that is the input (also through links) is refused. In directory mode a take
+that fails is reported and the others are converted (exit code 1 if any failed); ``--skip-existing``
+keeps only outputs that load.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import errno
 import json
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from human_body_prior.body_model.skeleton import NUM_JOINTS, pose_slices
-from human_body_prior.data.bvh import BVHError, read_bvh
+from human_body_prior.data.bvh import BVHError, check_fps, read_bvh
 from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 from human_body_prior.data.retarget import Retargeter
@@ -77,19 +80,48 @@ def amass_arrays(pose: np.ndarray, trans: np.ndarray, fps: float, source_file: s
 
 def convert_take(bvh_path: str, retargeter: Retargeter, fps: float | None = None, target_fps: float | None = None,
                  skeleton="auto", world_up: str = "z", source_name: str | None = None) -> tuple[dict, dict]:
-    """Retarget one BVH file; returns (AMASS arrays, the retargeting result)."""
-    bvh = read_bvh(bvh_path)
+    """Retarget one BVH file; returns (AMASS arrays, the retargeting result).
+
+    ``fps`` replaces the header's frame rate; ``target_fps`` resamples. Both must be plausible frame
+    rates (bvh.MIN_FPS..MAX_FPS) when given; 0, negative, nan or inf raise ValueError.
+    """
+    fps = None if fps is None else check_fps(fps, "--fps")
+    target_fps = None if target_fps is None else check_fps(target_fps, "--target-fps")
+    bvh = read_bvh(bvh_path, frame_time=None if fps is None else 1.0 / fps)
     if bvh.num_frames == 0:
         raise BVHError(f"{bvh_path}: the file has no frames")
-    src_fps = float(fps) if fps else bvh.fps
+    src_fps = fps if fps is not None else bvh.fps  # the given rate exactly, not 1 / (1 / fps)
     res = retargeter.retarget(bvh, skeleton=skeleton, world_up=world_up)
     pose, trans = res.pose, res.trans
     out_fps = src_fps
-    if target_fps and abs(float(target_fps) - src_fps) > 1e-9:
-        pose, trans = resample(pose, trans, src_fps, float(target_fps))
-        out_fps = float(target_fps)
+    if target_fps is not None and abs(target_fps - src_fps) > 1e-9:
+        pose, trans = resample(pose, trans, src_fps, target_fps)
+        out_fps = target_fps
     arrays = amass_arrays(pose, trans, out_fps, source_name or os.path.basename(bvh_path), res.skeleton, world_up)
     return arrays, res
+
+
+def same_file(a, b) -> bool:
+    """True if the paths name one file (through symbolic or hard links, or a linked folder)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_input_as_output(inp, out) -> None:
+    """ValueError if writing ``out`` would overwrite the input ``inp``."""
+    if same_file(inp, out):
+        raise ValueError(f"output {out} is the input {inp}; refusing to overwrite the source")
+
+
+def is_complete_take(path) -> bool:
+    """True if ``path`` is a readable AMASS-style .npz with its ``poses`` (for --skip-existing)."""
+    try:
+        with np.load(path) as d:
+            return "poses" in d.files and d["poses"].ndim == 2
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
 
 
 def is_bvh(path: Path) -> bool:
@@ -117,12 +149,13 @@ def convert_tree(in_dir: str, out_dir: str, retargeter: Retargeter, fps=None, ta
     for p in tqdm(files, desc=f"bvh2amass {in_dir.name}", disable=not progress):
         rel = p.relative_to(in_dir)
         out = out_dir / output_name(rel)
-        if skip_existing and out.exists():
+        if skip_existing and is_complete_take(out):
             written.append(str(out))
             continue
         try:
+            refuse_input_as_output(p, out)
             arrays, _ = convert_take(str(p), retargeter, fps, target_fps, skeleton, world_up, source_name=str(rel))
-        except (BVHError, ValueError, KeyError) as e:
+        except (ValueError, KeyError, OSError) as e:  # this take's own problem; the others go on
             failed.append((str(p), str(e)))
             continue
         save_npz_atomic(str(out), arrays)
@@ -168,6 +201,8 @@ def main(argv=None) -> int:
         return 1 if failed else 0
     if not os.path.isfile(args.input):
         raise FileNotFoundError(errno.ENOENT, "input BVH does not exist", args.input)
+    if same_file(args.input, args.output):
+        raise cli.UsageError(f"output {args.output} is the input {args.input}; refusing to overwrite the source")
     arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up)
     save_npz_atomic(args.output, arrays)
     print(f"wrote {args.output}: {arrays['poses'].shape[0]} frames at {float(arrays['mocap_framerate']):g} fps, "

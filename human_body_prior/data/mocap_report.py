@@ -26,6 +26,7 @@ from human_body_prior.data.retarget import Retargeter
 from human_body_prior.evaluation.hinges import anatomical_share
 from human_body_prior.evaluation.retarget_quality import bend_direction_share, joint_errors_mm, strict_joint_errors_mm
 from human_body_prior.tools import cli
+from human_body_prior.tools.atomic_io import atomic_write, atomic_write_bytes
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 
 PICTURE_TAKES = {"cmu_daz": "cmu_daz/martial/05.bvh", "cmu_daz_atelier": "cmu_daz_atelier/subjects/13/13_30.bvh",
@@ -111,9 +112,10 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
         _style(ax, "body model")
     fig.suptitle(Path(path).as_posix().split("raw/")[-1], fontsize=10)
     fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png)
-    plt.close(fig)
+    try:
+        atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def _style(ax, title):
@@ -204,8 +206,7 @@ def main(argv=None) -> int:
                                           "takes": len(t), "over_90": int(np.sum(np.abs(t) > 90))}
                                       for j, t in d["turns"].items()},
         }
-    Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out_json).write_text(json.dumps(report, indent=1))
+    atomic_write_bytes(args.out_json, json.dumps(report, indent=1).encode())
     print(json.dumps({s: {k: v for k, v in r.items() if k != "per_joint_error_mm"} for s, r in report.items()}, indent=1))
     if args.png_dir:
         for s, rel in PICTURE_TAKES.items():

@@ -3,7 +3,9 @@
     python -m human_body_prior.data.prepare_open_mocap --mocap-dir ../shared/mocap \\
         --work-dir /tmp/mocap_work --out-dir /tmp/vposer_data [--bm-path SMPLX.npz]
 
-Steps: (1) extract the four archives into ``<work-dir>/raw`` (skipped when already there);
+Steps: (1) extract the four archives into ``<work-dir>/raw``, each atomically (into a temporary
+folder, take count checked, marker ``.extracted.json`` written, then renamed into place; a complete
+folder is kept, an incomplete one is extracted again);
 (2) retarget every take onto the SMPL-X model (default: the shipped open neutral model) into
 AMASS-style files ``<work-dir>/amass/<set>/...npz``, at 30 fps (takes recorded faster are resampled;
 salsa is 60 fps although its header says 120); (3) split by take and write the VPoser tensors with
@@ -19,21 +21,24 @@ reactidle. ``cmu_daz/standard.bvh`` (a 3-frame rest pose) is not a take and is s
 
 from __future__ import annotations
 
+import errno
+import gzip
 import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.data.bvh import BVHError
+from human_body_prior.data.bvh import MAX_FPS, MIN_FPS, BVHError
 from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import atomic_write_bytes
-from human_body_prior.data.bvh2amass import convert_take, is_bvh, output_name
-from human_body_prior.tools.atomic_io import save_npz_atomic
+from human_body_prior.data.bvh2amass import convert_take, is_bvh, is_complete_take, output_name
+from human_body_prior.tools.atomic_io import atomic_write_bytes, replace_dir, save_npz_atomic
 from human_body_prior.data.prepare_data import prepare_vposer_takes
 from human_body_prior.data.retarget import Retargeter
 
@@ -44,18 +49,89 @@ FPS_OVERRIDES = {"cmu_daz/salsa": 60.0}
 SKIP = {"cmu_daz/standard.bvh"}
 
 
+EXTRACTED_MARKER = ".extracted.json"  # written last into each extracted folder: {"archive", "bvh_files"}
+
+
+def _count_bvh(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file() and is_bvh(p))
+
+
+def _extracted_ok(folder: Path) -> tuple[bool, str]:
+    """(complete?, why not) for an extracted archive folder, from its marker and the files there."""
+    marker = folder / EXTRACTED_MARKER
+    if not marker.is_file():
+        return False, f"{folder} has no {EXTRACTED_MARKER} (an extraction that did not finish?)"
+    try:
+        expected = int(json.loads(marker.read_text())["bvh_files"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return False, f"{marker} is unreadable ({e})"
+    found = _count_bvh(folder)
+    if found != expected:
+        return False, f"{folder} holds {found} of {expected} BVH takes"
+    return True, ""
+
+
+def _extract_one(archive: Path, raw_dir: Path, name: str) -> None:
+    """Extract ``archive`` into a temporary folder beside ``raw_dir/name``, check the take count, write
+    the marker and only then put the folder in place: a killed run leaves no partial ``raw_dir/name``."""
+    tmp = Path(tempfile.mkdtemp(dir=raw_dir, prefix=f".{name}.extracting-"))
+    try:
+        expected = 0
+        with tarfile.open(archive, "r:xz") as tf:
+            for member in tf:  # one pass over the compressed stream
+                tf.extract(member, tmp, filter="data")
+                if member.isfile() and is_bvh(Path(member.name)):
+                    expected += 1
+        folder = tmp / name
+        if not folder.is_dir():
+            raise ValueError(f"{archive} has no top-level folder {name}/")
+        found = _count_bvh(folder)
+        if found != expected or expected == 0:
+            raise ValueError(f"{archive}: extracted {found} BVH takes of the {expected} in the archive")
+        atomic_write_bytes(folder / EXTRACTED_MARKER, json.dumps({"archive": archive.name, "bvh_files": expected}).encode())
+        replace_dir(folder, raw_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def extract_archives(mocap_dir, raw_dir) -> None:
-    """Extract each NAME.tar.xz of ``mocap_dir`` into ``raw_dir`` unless ``raw_dir/NAME`` exists."""
+    """Extract each NAME.tar.xz of ``mocap_dir`` into ``raw_dir/NAME``, atomically per archive.
+
+    A folder that is complete (its marker and BVH count agree) is kept; an incomplete one (killed
+    extraction, deleted takes, or an extraction by a version without markers) is extracted again.
+    """
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
+    for stale in raw_dir.glob(".*.extracting-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     for name in ARCHIVES:
         archive = Path(mocap_dir) / f"{name}.tar.xz"
         if (raw_dir / name).is_dir():
-            continue
-        if not archive.is_file():
-            raise FileNotFoundError(f"archive {archive} not found")
-        with tarfile.open(archive, "r:xz") as tf:
-            tf.extractall(raw_dir, filter="data")
+            ok, why = _extracted_ok(raw_dir / name)
+            if ok:
+                continue
+            if not archive.is_file():
+                raise FileNotFoundError(errno.ENOENT, f"{why}, and its archive is not there to extract it again",
+                                        str(archive))
+            logging.getLogger("prepare_open_mocap").warning(f"{why}: extracting {archive.name} again")
+        elif not archive.is_file():
+            raise FileNotFoundError(errno.ENOENT, "mocap archive not found", str(archive))
+        _extract_one(archive, raw_dir, name)
+    check_extracted(raw_dir)
+
+
+def check_extracted(raw_dir) -> int:
+    """Number of BVH takes under ``raw_dir``; ValueError if an archive's folder is missing or incomplete."""
+    total = 0
+    for name in ARCHIVES:
+        folder = Path(raw_dir) / name
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is missing; run the extraction (prepare_open_mocap) again")
+        ok, why = _extracted_ok(folder)
+        if not ok:
+            raise ValueError(f"{why}; run prepare_open_mocap again to extract it anew")
+        total += _count_bvh(folder)
+    return total
 
 
 def list_source_takes(raw_dir) -> list[str]:
@@ -114,7 +190,7 @@ def retarget_all(raw_dir, amass_dir, retargeter: Retargeter, takes: list[str], s
     done, failed = {}, []
     for rel in tqdm(takes, desc="retarget", disable=not progress):
         out = Path(amass_dir) / output_name(Path(rel))
-        if skip_existing and out.is_file():
+        if skip_existing and is_complete_take(out):
             done[rel] = str(out)
             continue
         fps = FPS_OVERRIDES.get(take_group(rel))
@@ -123,7 +199,7 @@ def retarget_all(raw_dir, amass_dir, retargeter: Retargeter, takes: list[str], s
             target = TARGET_FPS if header_fps > TARGET_FPS + 1e-6 else None
             arrays, _ = convert_take(str(Path(raw_dir) / rel), retargeter, fps=fps, target_fps=target,
                                      source_name=rel)
-        except (BVHError, ValueError, KeyError) as e:
+        except (ValueError, KeyError, OSError) as e:  # this take's own problem; the others go on
             failed.append((rel, str(e)))
             continue
         save_npz_atomic(str(out), arrays)
@@ -132,13 +208,22 @@ def retarget_all(raw_dir, amass_dir, retargeter: Retargeter, takes: list[str], s
 
 
 def read_bvh_fps(path) -> float:
-    """Frame rate from a BVH header without parsing the motion."""
-    with open(path, "rb") as fh:
+    """Frame rate from a BVH (or .bvh.gz) header without parsing the motion."""
+    with open(path, "rb") as probe:
+        gz = probe.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
         for raw in fh:
             line = raw.decode("latin-1").strip().lower()
             if line.startswith("frame time"):
-                return 1.0 / float(line.split(":", 1)[1])
-    raise BVHError(f"{path}: no 'Frame Time:' line")
+                try:
+                    dt = float(line.split(":", 1)[1])
+                except ValueError:
+                    break
+                if not 1 / MAX_FPS <= dt <= 1 / MIN_FPS:
+                    raise BVHError(f"{path}: Frame Time {dt!r} s is not a frame rate between {MIN_FPS:g} and "
+                                   f"{MAX_FPS:g} fps")
+                return 1.0 / dt
+    raise BVHError(f"{path}: no valid 'Frame Time:' line")
 
 
 def main(argv=None) -> int:

@@ -234,6 +234,10 @@ class Retargeter:
 
         P, G = bvh_forward_kinematics(bvh)  # (F, S, 3), (F, S, 3, 3)
         P_ref, G_ref = reference_pose(bvh, sk)
+        leg_src = self._leg_length_src(P_ref, first)
+        if not leg_src > 1e-9 * max(1.0, float(np.abs(P_ref).max())):
+            raise ValueError(f"{bvh.source}: the legs (hip, knee, ankle) have zero length in the reference pose "
+                             "(all OFFSETs 0?); the skeleton cannot be scaled to the body model")
         C = world_axes(P_ref, first)
         Jm = self.J
 
@@ -309,7 +313,7 @@ class Retargeter:
         root_global = glob[:, 0].copy()
 
         # translation: hip centre, scaled to the model's legs
-        scale = self._leg_length(Jm) / self._leg_length_src(P_ref, first)
+        scale = self._leg_length(Jm) / leg_src
         hip_c_src = 0.5 * (P[:, first["left_hip"]] + P[:, first["right_hip"]]) @ C.T * scale
         hip_c_model = 0.5 * (Jm[1] + Jm[2])
         # posed pelvis = J0 + trans; posed hip centre = J0 + trans + R_root (hip_c_model - J0)
@@ -318,6 +322,9 @@ class Retargeter:
         local[:, 0] = W @ root_global
         trans = pelvis_world @ W.T - Jm[0]
         pose = matrix_to_axis_angle(torch.from_numpy(local)).numpy()
+        if not (np.isfinite(pose).all() and np.isfinite(trans).all()):
+            raise ValueError(f"{bvh.source}: retargeting gave non-finite poses or translations "
+                             "(a degenerate skeleton: coincident joints?)")
         diagnostics = RetargetDiagnostics(groups=groups, source_index=src_idx, source_positions=P, source_rotations=G,
                                           reference_rotations=G_ref, alignments=A, C=C, world_rotation=W,
                                           swing_deg=swing_deg, hinge_twist_deg=twist_turns)

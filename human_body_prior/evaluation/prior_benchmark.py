@@ -45,11 +45,12 @@ from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
 PRIOR_NAMES = ("none", "l2", "gmm", "vposer_v1", "vposer_v2")
 # Prior weights (units of the data term, m^2 per frame) of the fitting protocols when not tuned
-# (--quick): the full run's choices on the vald split (docs/PRIORS.md; v2: v1's until measured).
+# (--quick): the full run's choices on the vald split (docs/PRIORS.md).
 DEFAULT_WEIGHTS = {
-    "denoise_40": {"l2": 1e-3, "gmm": 1e-3, "vposer_v1": 1e-2, "vposer_v2": 1e-2},
-    "denoise_100": {"l2": 1e-2, "gmm": 1e-2, "vposer_v1": 1e-1, "vposer_v2": 1e-1},
+    "denoise_40": {"l2": 1e-3, "gmm": 1e-3, "vposer_v1": 1e-2, "vposer_v2": 1e-3},
+    "denoise_100": {"l2": 1e-2, "gmm": 1e-2, "vposer_v1": 1e-1, "vposer_v2": 1e-2},
     "partial": {"l2": 1e-5, "gmm": 1e-3, "vposer_v1": 1e-3, "vposer_v2": 1e-3},
+    "completion": {"vposer_v1": 1e-1, "vposer_v2": 1e-3},  # latent priors' |z|^2 weight
 }
 WEIGHT_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # latent priors' completion: weight of |z|^2 against the rotation misfit of the observed joints
@@ -172,7 +173,8 @@ def run(data: BenchData, priors: list, sizes: dict, tune: bool, progress=True) -
         elif kind == "generation":
             res["generation"][name] = generation(data, p, sizes["seeds"], sizes["samples"])
         elif kind == "completion":
-            lw = res["weights"].get("completion", {}).get(name, LATENT_COMPLETION_WEIGHT)
+            lw = res["weights"].get("completion", {}).get(name, DEFAULT_WEIGHTS["completion"].get(
+                name, LATENT_COMPLETION_WEIGHT))
             res["completion"][name] = completion(data, p, comp_frames, hypotheses=sizes["hypotheses"],
                                                  iterations=sizes["iterations"], latent_weight=lw)
         elif kind == "tune":
@@ -308,7 +310,7 @@ def render_pictures(data: BenchData, priors: list, out_dir: str, num_samples: in
     V = data.bm.weights.shape[0]
     gt_v = data.vertices(gt)[0]
     for p in priors:
-        lw = (latent_weights or {}).get(p.name, LATENT_COMPLETION_WEIGHT)
+        lw = (latent_weights or {}).get(p.name, DEFAULT_WEIGHTS["completion"].get(p.name, LATENT_COMPLETION_WEIGHT))
         hyp_v = data.vertices(complete(data, p, gt, occ, hypotheses, seed=seed, latent_weight=lw)[0])  # (S, V, 3)
         S = hyp_v.shape[0]
         colors = np.tile(np.asarray(BODY_COLOR), (S, V, 1))

@@ -23,6 +23,7 @@ from human_body_prior.open_model import expressions, landmarks, phenotype, regre
 from human_body_prior.open_model.assets import WHEEL_NAME, WHEEL_VERSION, MakeHumanAssets
 from human_body_prior.open_model.symmetry import joint_mirror
 from human_body_prior.tools import cli
+from human_body_prior.tools.atomic_io import atomic_write_bytes
 
 GENDERS = ("neutral", "female", "male")
 SEED = 20240604
@@ -148,9 +149,7 @@ def build(wheel: Path, out: Path, log=print, genders=GENDERS) -> dict:
                 report[f"mano_{side}_num_vertices"] = int(len(arrays["v_template"]))
                 log(f"  wrote {path} ({size / 1e6:.2f} MB)")
     rep_path = out / "build_report.json"
-    tmp = rep_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(rep_path)
+    atomic_write_bytes(rep_path, (json.dumps(report, indent=1) + "\n").encode())
     return report
 
 

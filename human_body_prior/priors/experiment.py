@@ -107,7 +107,8 @@ def _model_kwargs(ps: Configer) -> dict:
 
 
 def read_state_dict(snapshot_fname, map_location=None) -> dict:
-    """torch.load(weights_only=True) of a state_dict snapshot; a 'module.' prefix (DataParallel) is removed."""
+    """torch.load(weights_only=True) of a state_dict snapshot; a 'module.' prefix (DataParallel) is removed.
+    Non-finite floating-point weights raise ValueError naming the file and the tensors."""
     try:
         sd = torch.load(str(snapshot_fname), map_location=map_location or "cpu", weights_only=True)
     except Exception as e:
@@ -117,6 +118,10 @@ def read_state_dict(snapshot_fname, map_location=None) -> dict:
         raise ValueError(f"snapshot {snapshot_fname} is not a state_dict (a dict of name -> tensor)")
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"snapshot {snapshot_fname} has non-finite weights (NaN or inf) in {', '.join(bad[:5])}"
+                         f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}; a diverged training?")
     return sd
 
 

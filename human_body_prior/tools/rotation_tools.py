@@ -4,6 +4,23 @@ Euler angles and the 6-D representation; the rotation between two directions, ge
 Every function accepts any leading batch shape, works in float32 and float64 on any device, and has
 finite values and gradients everywhere, including angle 0 and angle pi. Quaternions are (w, x, y, z).
 Angles are in radians.
+
+Contract on bad input: a conversion returns a rotation or raises ValueError naming the function and
+the batch index; it never returns a non-rotation or a wrong angle without an error.
+
+* Functions that take rotation matrices (``matrix_to_quaternion``, ``matrix_to_axis_angle``,
+  ``geodesic_angle``) refuse a matrix that is not a rotation to within ``ROTATION_TOL``
+  (max |R^T R - I| <= 1e-3, det > 0): a scaled, sheared or reflected matrix, zeros, NaN. Round-off
+  of float32 or of 4-decimal text passes. Nothing is projected silently: project with an SVD
+  yourself if you mean the nearest rotation.
+* Parameterisations are normalised, and refused only where they name no rotation: quaternions of
+  any norm > 0 (norm 0 or non-finite: ValueError); 6-D input whose two columns are not collinear
+  (collinear within rounding, a zero column or non-finite: ValueError).
+* Axis-angle: every finite vector is a rotation, at any magnitude (1e20 rad in float32 gives the
+  rotation by that float's angle, not NaN). Axis-angle input is not checked for NaN: it runs in
+  every forward pass of the body model, and NaN in gives NaN out.
+
+The checks cost one device synchronisation per call.
 """
 
 import numpy as np
@@ -13,6 +30,57 @@ import torch.nn.functional as F
 # Below this squared angle (rad^2) the small-angle series replace the closed forms; the series are
 # exact to float64 precision there and keep gradients finite at zero.
 _SMALL_ANGLE_SQ = 1e-6
+ROTATION_TOL = 1e-3  # max |R^T R - I| accepted as a rotation (see the module docstring)
+
+
+def _first_bad(bad: torch.Tensor) -> str:
+    idx = tuple(int(i) for i in bad.nonzero()[0]) if bad.dim() else ()
+    return f"{idx}" if idx else "(the only one)"
+
+
+def _check_rotation(R: torch.Tensor, fn: str) -> None:
+    """ValueError unless every R (..., 3, 3) is a rotation to ROTATION_TOL (module docstring)."""
+    if R.shape[-2:] != (3, 3):
+        raise ValueError(f"{fn}: expected rotation matrices (..., 3, 3), got shape {tuple(R.shape)}")
+    with torch.no_grad():
+        M = R.detach()
+        if M.numel() == 0:
+            return
+        err = (M.transpose(-1, -2) @ M - torch.eye(3, dtype=M.dtype, device=M.device)).abs().amax((-2, -1))
+        det = (torch.linalg.cross(M[..., 0], M[..., 1], dim=-1) * M[..., 2]).sum(-1)
+        bad = ~((err <= ROTATION_TOL) & (det > 0))  # NaN fails both
+        if bad.any():
+            i = bad.nonzero()[0] if bad.dim() else ()
+            e, d = float(err[tuple(i)]), float(det[tuple(i)])
+            raise ValueError(f"{fn}: matrix {_first_bad(bad)} is not a rotation (max |R^T R - I| = {e:.3g}, "
+                             f"det = {d:.3g}; a rotation is orthonormal to {ROTATION_TOL:g} with det +1)")
+
+
+def _check_quaternion(q: torch.Tensor, fn: str) -> None:
+    """ValueError where a quaternion (..., 4) has norm 0 or is not finite."""
+    if q.shape[-1:] != (4,):
+        raise ValueError(f"{fn}: expected quaternions (..., 4), got shape {tuple(q.shape)}")
+    with torch.no_grad():
+        n2 = (q.detach() ** 2).sum(-1)
+        bad = ~(torch.isfinite(n2) & (n2 > 0))
+        if bad.any():
+            raise ValueError(f"{fn}: quaternion {_first_bad(bad)} has norm 0 or is not finite; it names no rotation")
+
+
+_HUGE_ANGLE_SQ = 1e30  # (1e15 rad)^2: beyond, the squared angle can overflow float32
+
+
+def _reduce_huge_angles(aa: torch.Tensor) -> torch.Tensor:
+    """aa (..., 3) with every vector longer than 1e15 rad replaced by the same rotation with its angle
+    in [-pi, pi] (its length computed without overflow, the angle reduced exactly by sin/cos); all
+    other vectors pass through unchanged, so ordinary input gives bit-identical results."""
+    theta2 = (aa * aa).sum(-1, keepdim=True)
+    huge = ~(theta2 < _HUGE_ANGLE_SQ)  # also inf and nan (nan stays nan)
+    m = torch.where(huge, aa.abs().amax(-1, keepdim=True), torch.ones_like(theta2))
+    s = torch.where(huge, aa / m, torch.ones_like(aa))  # placeholders keep the unused branch's gradient finite
+    theta = m * torch.sqrt((s * s).sum(-1, keepdim=True))
+    reduced = torch.atan2(torch.sin(theta), torch.cos(theta))
+    return torch.where(huge, aa / theta * reduced, aa)
 
 
 def _safe_sqrt(x: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
@@ -28,7 +96,8 @@ def skew(v: torch.Tensor) -> torch.Tensor:
 
 
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
-    """Rodrigues' formula. aa (..., 3), direction = axis, norm = angle -> R (..., 3, 3)."""
+    """Rodrigues' formula. aa (..., 3), direction = axis, norm = angle (any finite size) -> R (..., 3, 3)."""
+    aa = _reduce_huge_angles(aa)
     theta2 = (aa * aa).sum(-1, keepdim=True).unsqueeze(-1)  # (..., 1, 1)
     small = theta2 < _SMALL_ANGLE_SQ
     theta = _safe_sqrt(theta2, small)
@@ -41,7 +110,8 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
 
 
 def axis_angle_to_quaternion(aa: torch.Tensor) -> torch.Tensor:
-    """aa (..., 3) -> unit quaternion (..., 4) as (w, x, y, z) with w >= 0 for angles <= pi."""
+    """aa (..., 3), any finite size -> unit quaternion (..., 4) as (w, x, y, z) with w >= 0 for angles <= pi."""
+    aa = _reduce_huge_angles(aa)
     theta2 = (aa * aa).sum(-1, keepdim=True)
     small = theta2 < _SMALL_ANGLE_SQ
     theta = _safe_sqrt(theta2, small)
@@ -52,6 +122,7 @@ def axis_angle_to_quaternion(aa: torch.Tensor) -> torch.Tensor:
 
 def quaternion_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
     """Quaternion (..., 4) (w, x, y, z), any norm > 0 -> aa (..., 3) with angle in [0, pi]."""
+    _check_quaternion(q, "quaternion_to_axis_angle")
     q = q / q.norm(dim=-1, keepdim=True)
     # q and -q are the same rotation; w >= 0 gives the angle in [0, pi]
     q = torch.where(q[..., :1] < 0, -q, q)
@@ -68,6 +139,7 @@ def quaternion_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
 
 def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
     """Quaternion (..., 4) (w, x, y, z), any norm > 0 -> R (..., 3, 3)."""
+    _check_quaternion(q, "quaternion_to_matrix")
     q = q / q.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
     xx, yy, zz = x * x, y * y, z * z
@@ -82,11 +154,17 @@ def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
 
 
 def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
-    """R (..., 3, 3) -> unit quaternion (..., 4) (w, x, y, z) with w >= 0.
+    """R (..., 3, 3) rotation -> unit quaternion (..., 4) (w, x, y, z) with w >= 0.
 
     Shepperd's method: of the four algebraically equivalent formulas, each element uses the one
-    with the largest (best conditioned) pivot, which keeps accuracy near angle pi.
+    with the largest (best conditioned) pivot, which keeps accuracy near angle pi. A matrix that is
+    not a rotation raises ValueError (module docstring).
     """
+    _check_rotation(R, "matrix_to_quaternion")
+    return _matrix_to_quaternion(R)
+
+
+def _matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     r = R.reshape(R.shape[:-2] + (9,))
     m00, m01, m02, m10, m11, m12, m20, m21, m22 = r.unbind(-1)
     pivots = torch.stack([
@@ -110,8 +188,10 @@ def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
 
 
 def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
-    """R (..., 3, 3) -> aa (..., 3), angle in [0, pi]; accurate near pi."""
-    return quaternion_to_axis_angle(matrix_to_quaternion(R))
+    """R (..., 3, 3) rotation -> aa (..., 3), angle in [0, pi]; accurate near pi. A matrix that is not a
+    rotation raises ValueError (module docstring)."""
+    _check_rotation(R, "matrix_to_axis_angle")
+    return quaternion_to_axis_angle(_matrix_to_quaternion(R))
 
 
 def cont6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -119,12 +199,27 @@ def cont6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
 
     x (..., 6) is read as a (..., 3, 2) matrix whose two columns a1, a2 are orthonormalised by
     Gram-Schmidt: b1 = a1/|a1|, b2 = normalised(a2 - (b1.a2) b1), b3 = b1 x b2; R = [b1 b2 b3] (columns).
-    This is the layout VPoser v1's decoder output uses.
+    This is the layout VPoser v1's decoder output uses. Collinear columns (to within 10 machine epsilon
+    of |a2|), a zero column or non-finite values name no rotation and raise ValueError.
     """
+    if x.shape[-1:] != (6,):
+        raise ValueError(f"cont6d_to_matrix: expected (..., 6), got shape {tuple(x.shape)}")
     a = x.reshape(x.shape[:-1] + (3, 2))
     a1, a2 = a[..., 0], a[..., 1]
     b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    u = a2 - (b1 * a2).sum(-1, keepdim=True) * b1
+    with torch.no_grad():
+        eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 1e-7
+        n1, n2, perp = a1.norm(dim=-1), a2.norm(dim=-1), u.norm(dim=-1)
+        bad = ~((n1 > 0) & (perp > 10 * eps * n2) & torch.isfinite(perp) & torch.isfinite(n1))
+        if bad.any():
+            raise ValueError(f"cont6d_to_matrix: 6-D input {_first_bad(bad)} has collinear or zero columns (or NaN) "
+                             "and names no rotation")
+    b2 = F.normalize(u, dim=-1)
+    # nearly collinear columns (one pass would leave b1.b2 up to eps / sin(angle) > sqrt(eps)): a second
+    # Gram-Schmidt pass makes b2 orthogonal to rounding there; other inputs keep the one-pass result
+    twice = F.normalize(b2 - (b1 * b2).sum(-1, keepdim=True) * b1, dim=-1)
+    b2 = torch.where((perp < eps ** 0.5 * n2).unsqueeze(-1), twice, b2)
     b3 = torch.linalg.cross(b1, b2, dim=-1)
     return torch.stack([b1, b2, b3], dim=-1)
 
@@ -200,8 +295,11 @@ def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor = None) -> torch.Tensor:
     stays accurate near 0 and pi, where arccos((tr - 1) / 2) loses precision and its gradient is infinite.
     The gradient is finite everywhere; at angle exactly 0 it is zero (the subgradient of |angle|).
     """
+    _check_rotation(R1, "geodesic_angle")
+    if R2 is not None:
+        _check_rotation(R2, "geodesic_angle")
     rel = R1 if R2 is None else R1 @ R2.transpose(-1, -2)
-    q = matrix_to_quaternion(rel)
+    q = _matrix_to_quaternion(rel)
     w, v = q[..., 0], q[..., 1:]
     n2 = (v * v).sum(-1)
     n = _safe_sqrt(n2, n2 <= 0)

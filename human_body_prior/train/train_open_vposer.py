@@ -20,7 +20,6 @@ weights. Pass ``--torchrun-nproc G`` to train with G processes (one per GPU) ins
 """
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from human_body_prior.priors import experiment as model_loader
 from human_body_prior.tools import cli
+from human_body_prior.tools.atomic_io import atomic_write, recover_dir, replace_dir
 from human_body_prior.train.settings import load_settings
 
 OPEN_VPOSER_INI = Path(__file__).resolve().parent / "open_vposer.ini"
@@ -90,29 +90,24 @@ def package(expr_dir, out_dir) -> Path:
     settings.pop("work_root", None)
     settings["config_path"] = "human_body_prior/train/open_vposer.ini"
     model_loader.write_vposer_experiment(tmp, model, settings=settings, epoch=epoch, expr_code=SHIPPED_EXPR_CODE)
-    _swap_into(tmp, out_dir)
-    for ini in out_dir.glob("*.ini"):  # the folder is relocatable: no scratch paths in its settings
+    for ini in tmp.glob("*.ini"):  # the folder is relocatable: no scratch paths in its settings
         values = {k: v for k, v in dict(model_loader.read_settings(ini)).items() if k != "default_ps"}
         values["work_dir"] = "."
         model_loader.write_settings(values, ini)
+    _swap_into(tmp, out_dir)
     print(f"[3/4] packaged epoch {epoch} into {out_dir}")
     return out_dir
 
 
 def _swap_into(tmp: Path, out_dir: Path) -> None:
-    """Replace out_dir by the packed folder tmp, keeping out_dir's hand-written files."""
+    """Replace out_dir by the packed folder tmp, keeping out_dir's hand-written files. out_dir is the
+    whole old folder or the whole new one at every moment (tools/atomic_io.replace_dir)."""
+    recover_dir(out_dir)  # an earlier run that died inside a two-rename swap (systems without an exchange)
     if out_dir.exists():  # keep hand-written files (model card, licence note)
         for keep in ("MODEL_CARD.md", "LICENSE.md"):
             if (out_dir / keep).is_file():
-                shutil.copy2(out_dir / keep, tmp / keep)
-        old = out_dir.with_name(out_dir.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out_dir)
+                atomic_write(tmp / keep, lambda t, src=out_dir / keep: shutil.copy2(src, t))
+    replace_dir(tmp, out_dir)
 
 
 def package_v2(expr_dir, out_dir) -> Path:
