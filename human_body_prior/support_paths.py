@@ -1,7 +1,8 @@
 """Where the shipped open body models and the open VPoser live.
 
-The files are in the repository's top-level ``support_data/`` folder. Set the environment
-variable ``HUMAN_BODY_PRIOR_SUPPORT_DATA`` to use a copy elsewhere.
+The files are in the repository's top-level ``support_data/`` folder; an installed wheel (or a
+non-editable ``pip install .``) carries them as the package folder ``human_body_prior/_support_data``.
+Set the environment variable ``HUMAN_BODY_PRIOR_SUPPORT_DATA`` to use a copy elsewhere.
 """
 
 import os
@@ -15,13 +16,18 @@ _MANO_SIDES = ("left", "right")
 def support_data_dir() -> Path:
     """The folder holding the shipped model files."""
     env = os.environ.get("HUMAN_BODY_PRIOR_SUPPORT_DATA")
-    folder = Path(env) if env else Path(__file__).resolve().parent.parent / "support_data"
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"support data folder {folder} not found; install human_body_prior from a clone "
-            "(pip install -e .) or set HUMAN_BODY_PRIOR_SUPPORT_DATA"
-        )
-    return folder
+    if env:
+        folder = Path(env)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"HUMAN_BODY_PRIOR_SUPPORT_DATA={env} is not a folder")
+        return folder
+    package = Path(__file__).resolve().parent
+    candidates = (package / "_support_data", package.parent / "support_data")  # installed, then a clone
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(f"support data not found (looked in {', '.join(map(str, candidates))}); reinstall "
+                            "human_body_prior or set HUMAN_BODY_PRIOR_SUPPORT_DATA")
 
 
 def default_body_model_path(model_type: str = "smplx", gender: str = "neutral") -> str:

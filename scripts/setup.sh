@@ -21,4 +21,7 @@ python_bin=$(command -v python3.11 || command -v python3)
 .venv/bin/pip install -q -e .
 if [ "${1:-}" = "--test" ]; then
   .venv/bin/pip install -q -r requirements-test.txt
+  # body-models, a peer that must read the shipped files: without its dependencies (they would pull
+  # huggingface-hub and friends); importing its numpy/torch models needs only these
+  .venv/bin/pip install -q --no-deps body-models==0.26.2 jaxtyping==0.3.11 nanomanifold==0.8.0 wadler_lindig==0.1.8
 fi

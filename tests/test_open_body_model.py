@@ -17,6 +17,7 @@ from human_body_prior.body_model.joint_names import JOINT_NAMES, PARENTS
 smplx = pytest.importorskip("smplx")
 
 GENDERS = ("neutral", "female", "male")
+NAME_TABLES = ("joint2num", "part2num")  # pickled dicts (object arrays), as in the official SMPL-X files
 TYPES = ("smplx", "smplh", "smpl")
 KEYPOINT_NAMES = ["nose", "reye", "leye", "rear", "lear", "rthumb", "rindex", "rmiddle", "rring",
                   "rpinky", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "LBigToe",
@@ -27,7 +28,7 @@ MANO_CASES = [("mano", "left"), ("mano", "right")]
 
 def _load(model_type, gender):
     with np.load(default_body_model_path(model_type, gender), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        return {k: data[k] for k in data.files if k not in NAME_TABLES}
 
 
 class _Files(dict):

@@ -140,6 +140,11 @@ def build(wheel: Path, out: Path, log=print, genders=GENDERS) -> dict:
             size = writers.save_npz_atomic(path, arrays)
             report["files"][f"{model_type}/{path.name}"] = size
             log(f"  wrote {path} ({size / 1e6:.2f} MB)")
+            if model_type == "smpl":  # also as the plain-numpy .pkl smplx.create(model_type='smpl') looks for
+                path = path.with_suffix(".pkl")
+                size = writers.save_pickle_atomic(path, arrays)
+                report["files"][f"smpl/{path.name}"] = size
+                log(f"  wrote {path} ({size / 1e6:.2f} MB)")
         if gender == "neutral":
             for side in ("left", "right"):
                 path = out / "mano" / f"MANO_{side.upper()}.npz"

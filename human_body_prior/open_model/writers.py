@@ -7,12 +7,20 @@ SMPL-X: K = 400, shape in columns 0..299, expression in 300..399.
 SMPL-H and SMPL: K = 300 (smplx caps both at 10 betas unless the file has 300 columns).
 Extra non-official key: ``keypoint_vertex_ids`` (21,), smplx's extra keypoints in the order of
 ``landmarks.KEYPOINT_NAMES``.
+Each file's vertices are reordered so smplx's vertex-id table for its type lands on the matching
+anatomy (``vertex_order``): SMPL-X follows the ``smplx`` table, SMPL-H and SMPL the ``smplh`` table,
+MANO the ``mano`` table; ``keypoint_vertex_ids`` then equals that table.
+SMPL-X files also carry ``joint2num`` and ``part2num`` (dicts as 0-d object arrays, as the official
+SMPL-X files do; body-models reads the joint names from ``joint2num``). SMPL is also written as a
+plain-numpy ``.pkl`` (``plain_pickle_bytes``) for ``smplx.create(model_type='smpl')``.
 """
 
 from __future__ import annotations
 
 import io
+import pickle
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +32,8 @@ from human_body_prior.body_model.joint_names import (
     SMPLH_JOINT_NAMES,
     SMPLX_JOINT_NAMES,
 )
+from human_body_prior.open_model.landmarks import KEYPOINT_NAMES
+from human_body_prior.open_model.vertex_order import MANO_FINGERTIPS, reorder_for_table
 from human_body_prior.tools.atomic_io import atomic_write
 
 ROOT_PARENT = 4294967295
@@ -73,7 +83,9 @@ def _pad_dirs(dirs: np.ndarray, total: int, start: int = 0, out: np.ndarray | No
     k = dirs.shape[2]
     if start + k > total:
         raise ValueError(f"{k} components do not fit in columns {start}..{total - 1}")
-    out[:, :, start:start + k] = (np.round(dirs / QUANTUM) * QUANTUM).astype(np.float32)
+    # + 0 turns -0.0 into +0.0: which tiny values round to zero from below depends on BLAS summation
+    # order (thread count), and the sign of a zero must not change the file's bytes
+    out[:, :, start:start + k] = (np.round(dirs / QUANTUM) * QUANTUM).astype(np.float32) + np.float32(0)
     return out
 
 
@@ -88,6 +100,27 @@ def _common(body: BuiltBody, model_type: str, weights, regressor) -> dict[str, n
         "weights": weights.astype(np.float64),
         "posedirs": np.zeros((v, 3, 9 * (j - 1)), dtype=np.float32),
     }
+
+
+def official_joint_names(model_type: str) -> list[str]:
+    """Joint names in the style of the official files' ``joint2num`` (``Pelvis``, ``L_Hip``, ``Jaw``,
+    ``L_Eye``, ``L_Index1``, ...), in joint order."""
+    names = {"smplx": SMPLX_JOINT_NAMES, "smplh": SMPLH_JOINT_NAMES, "smpl": SMPL_JOINT_NAMES}[model_type]
+    out = []
+    for name in names:
+        name = name.replace("_eye_smplhf", "_eye")
+        side, _, rest = name.partition("_")
+        if side in ("left", "right") and rest:
+            out.append(f"{side[0].upper()}_{rest[0].upper()}{rest[1:]}")
+        else:
+            out.append(name[0].upper() + name[1:])
+    return out
+
+
+def _name_table(model_type: str) -> np.ndarray:
+    table = np.empty((), dtype=object)
+    table[()] = {name: i for i, name in enumerate(official_joint_names(model_type))}
+    return table
 
 
 def _hand_pca() -> dict[str, np.ndarray]:
@@ -110,8 +143,10 @@ def smplx_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
         "dynamic_lmk_faces_idx": body.dynamic_lmk_faces_idx.astype(np.int64),
         "dynamic_lmk_bary_coords": body.dynamic_lmk_bary_coords.astype(np.float64),
         "keypoint_vertex_ids": body.keypoint_vertex_ids.astype(np.int64),
+        # part2num: one skinning part per joint, named like the joints
+        "joint2num": _name_table("smplx"), "part2num": _name_table("smplx"),
     })
-    return out
+    return reorder_for_table(out, "smplx", body.keypoint_vertex_ids)
 
 
 def smplh_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
@@ -121,7 +156,7 @@ def smplh_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
     out["shapedirs"] = _pad_dirs(body.shapedirs, 300)
     out.update(_hand_pca())
     out["keypoint_vertex_ids"] = body.keypoint_vertex_ids.astype(np.int64)
-    return out
+    return reorder_for_table(out, "smplh", body.keypoint_vertex_ids)
 
 
 def smpl_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
@@ -135,7 +170,8 @@ def smpl_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
     w, reg = _merge_joints(body.weights, body.j_regressor, SMPL_JOINT_NAMES, fold)
     out = _common(body, "smpl", w, reg)
     out["shapedirs"] = _pad_dirs(body.shapedirs, 300)
-    return out
+    out["keypoint_vertex_ids"] = body.keypoint_vertex_ids.astype(np.int64)
+    return reorder_for_table(out, "smpl", body.keypoint_vertex_ids)
 
 
 def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
@@ -147,7 +183,9 @@ def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            arr = np.asarray(arrays[name])
+            # only the 0-d name tables are object arrays (pickled inside the .npy, as official files do)
+            np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=arr.dtype.hasobject)
             zf.writestr(info, buf.getvalue(), compresslevel=9)
 
 
@@ -156,6 +194,46 @@ def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> int:
     def write(tmp):
         with open(tmp, "wb") as fh:
             _write_npz(fh, arrays)
+
+    atomic_write(path, write)
+    return Path(path).stat().st_size
+
+
+class _Inflate:
+    """Array bytes stored deflated; unpickled by ``zlib.decompress`` (standard library)."""
+
+    def __init__(self, raw: bytes):
+        self.compressed = zlib.compress(raw, 9)
+
+    def __reduce__(self):
+        return zlib.decompress, (self.compressed,)
+
+
+class _DeflatedArrayPickler(pickle.Pickler):
+    """Pickles ndarrays exactly as numpy does (``_reconstruct`` + state) except that the data bytes are
+    deflated: the mostly-zero SMPL arrays shrink from ~80 MB to the size of the .npz."""
+
+    def reducer_override(self, obj):
+        if type(obj) is not np.ndarray or obj.dtype.hasobject:
+            return NotImplemented
+        arr = np.ascontiguousarray(obj)
+        constructor, args, _ = arr.__reduce__()
+        return constructor, args, (1, arr.shape, arr.dtype, False, _Inflate(arr.tobytes()))
+
+
+def plain_pickle_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A .pkl of a dict of numpy arrays (no chumpy, no scipy) that ``pickle.load`` and smplx read."""
+    buf = io.BytesIO()
+    _DeflatedArrayPickler(buf, protocol=4).dump({k: arrays[k] for k in sorted(arrays)})
+    return buf.getvalue()
+
+
+def save_pickle_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> int:
+    data = plain_pickle_bytes(arrays)
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
 
     atomic_write(path, write)
     return Path(path).stat().st_size
@@ -201,4 +279,6 @@ def mano_arrays(body: BuiltBody, side: str, num_betas: int = 10) -> dict[str, np
         "hands_components": np.eye(45, dtype=np.float64),
         "hands_mean": np.zeros(45, dtype=np.float64),
     }
-    return out
+    prefix = side[0]  # KEYPOINT_NAMES call the fingertips lthumb, ..., rpinky
+    tips = body.keypoint_vertex_ids[[KEYPOINT_NAMES.index(prefix + f) for f in MANO_FINGERTIPS]]
+    return reorder_for_table(out, "mano", new_of_old[tips])

@@ -11,6 +11,10 @@ the mean and the pre-softplus scale of the Gaussian posterior ``Normal(mu, softp
 
 Decoder: Linear(D, H) -> LeakyReLU(0.2) -> Dropout(0.1) -> Linear(H, H) -> LeakyReLU(0.2) ->
 Linear(H, J*6) -> per joint the 6-D continuous representation -> rotation matrices (N, 1, J, 9).
+
+This file is self-contained (torch and numpy only), so loaders that run an experiment folder's model
+file work where human_body_prior is not installed. Its rotation helpers below compute what
+``human_body_prior.tools.rotation_tools`` does (a test checks the two agree).
 """
 
 import numpy as np
@@ -18,7 +22,54 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from human_body_prior.tools import rotation_tools
+_SMALL_ANGLE_SQ = 1e-6  # rad^2; below it the small-angle series replace the closed forms
+
+
+def _axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula, (..., 3) -> (..., 3, 3), with series near angle 0 (finite gradients)."""
+    theta2 = (aa * aa).sum(-1, keepdim=True).unsqueeze(-1)
+    small = theta2 < _SMALL_ANGLE_SQ
+    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
+    a = torch.where(small, 1 - theta2 / 6 + theta2 * theta2 / 120, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24 + theta2 * theta2 / 720, (1 - torch.cos(theta)) / (theta * theta))
+    x, y, z = aa.unbind(-1)
+    o = torch.zeros_like(x)
+    K = torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(aa.shape + (3,))
+    return torch.eye(3, dtype=aa.dtype, device=aa.device) + a * K + b * (K @ K)
+
+
+def _matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) -> (..., 3), angle in [0, pi]: through the quaternion by Shepperd's method, accurate near pi."""
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = R.reshape(R.shape[:-2] + (9,)).unbind(-1)
+    pivots = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    candidates = torch.stack([
+        torch.stack([pivots[..., 0], m21 - m12, m02 - m20, m10 - m01], dim=-1),
+        torch.stack([m21 - m12, pivots[..., 1], m01 + m10, m02 + m20], dim=-1),
+        torch.stack([m02 - m20, m01 + m10, pivots[..., 2], m12 + m21], dim=-1),
+        torch.stack([m10 - m01, m02 + m20, m12 + m21, pivots[..., 3]], dim=-1),
+    ], dim=-2)
+    candidates = candidates / (2 * torch.sqrt(pivots.clamp(min=0.1))).unsqueeze(-1)
+    best = pivots.argmax(dim=-1, keepdim=True)
+    q = torch.gather(candidates, -2, best.unsqueeze(-1).expand(best.shape + (4,))).squeeze(-2)
+    q = torch.where(q[..., :1] < 0, -q, q)
+    q = q / q.norm(dim=-1, keepdim=True)
+    w, v = q[..., :1], q[..., 1:]
+    n2 = (v * v).sum(-1, keepdim=True)
+    small = n2 < 1e-12
+    n = torch.sqrt(torch.where(small, torch.ones_like(n2), n2))
+    w_near_one = torch.where(small, w, torch.ones_like(w))
+    scale = torch.where(small, 2 / w_near_one - 2 * n2 / (3 * w_near_one ** 3), 2 * torch.atan2(n, w) / n)
+    return v * scale
+
+
+def _cont6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """6-D representation (..., 6), read as (..., 3, 2) columns a1, a2 -> Gram-Schmidt -> R (..., 3, 3)."""
+    a = x.reshape(x.shape[:-1] + (3, 2))
+    a1, a2 = a[..., 0], a[..., 1]
+    b1 = F.normalize(a1, dim=-1)
+    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    return torch.stack([b1, b2, torch.linalg.cross(b1, b2, dim=-1)], dim=-1)
+
 
 _OUTPUT_TYPES = ("matrot", "aa")
 _INPUT_TYPES = ("aa", "matrot")
@@ -87,9 +138,9 @@ class VPoser(nn.Module):
         x = self.bodyprior_dec_out(x)
         n = x.shape[0]
         if self.use_cont_repr:
-            matrot = rotation_tools.cont6d_to_matrix(x.reshape(n, self.num_joints, 6))
+            matrot = _cont6d_to_matrix(x.reshape(n, self.num_joints, 6))
         elif self.data_shape[-1] == 3:
-            matrot = rotation_tools.axis_angle_to_matrix(x.reshape(n, self.num_joints, 3))
+            matrot = _axis_angle_to_matrix(x.reshape(n, self.num_joints, 3))
         else:
             matrot = x.reshape(n, self.num_joints, 3, 3)
         matrot = matrot.reshape(n, 1, self.num_joints, 9)
@@ -145,9 +196,9 @@ class VPoser(nn.Module):
         """Flattened rotation matrices (N, 1, J, 9) (any (..., 9) or (..., 3, 3)) -> axis-angle (N, 1, J, 3)."""
         if pose_matrot.shape[-1] == 9:
             pose_matrot = pose_matrot.reshape(pose_matrot.shape[:-1] + (3, 3))
-        return rotation_tools.matrix_to_axis_angle(pose_matrot)
+        return _matrix_to_axis_angle(pose_matrot)
 
     @staticmethod
     def aa2matrot(pose: torch.Tensor) -> torch.Tensor:
         """Axis-angle (N, 1, J, 3) (any (..., 3)) -> flattened rotation matrices (N, 1, J, 9)."""
-        return rotation_tools.axis_angle_to_matrix(pose).reshape(pose.shape[:-1] + (9,))
+        return _axis_angle_to_matrix(pose).reshape(pose.shape[:-1] + (9,))
