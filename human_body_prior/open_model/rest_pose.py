@@ -9,22 +9,27 @@ linear blend skinning over the SMPL-X joint tree.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from human_body_prior.body_model import kinematics
 from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
 from human_body_prior.open_model.skeleton import PARENTS
-from human_body_prior.tools import rotation_tools
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
 _X, _Y, _Z = np.eye(3)
 
 
 def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(3, 3) smallest rotation taking direction ``a`` onto direction ``b`` (numpy front of
-    :func:`human_body_prior.tools.rotation_tools.rotation_between`)."""
-    return rotation_tools.rotation_between(torch.from_numpy(np.asarray(a, dtype=np.float64)),
-                                           torch.from_numpy(np.asarray(b, dtype=np.float64))).numpy()
+    """(3, 3) smallest rotation taking direction ``a`` onto direction ``b``."""
+    a = a / np.linalg.norm(a)
+    b = b / np.linalg.norm(b)
+    axis = np.cross(a, b)
+    s, c = np.linalg.norm(axis), float(np.dot(a, b))
+    if s < 1e-12:
+        if c > 0:
+            return np.eye(3)
+        raise ValueError("cannot align opposite directions")
+    k = axis / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * kx @ kx
 
 
 def frame_alignment(d: np.ndarray, lateral: np.ndarray, d_to: np.ndarray, lat_to: np.ndarray) -> np.ndarray:
@@ -88,12 +93,20 @@ def tpose_rotations(joints: np.ndarray) -> np.ndarray:
 
 
 def forward_kinematics(joints: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rest joints (J, 3), local rotations (J, 3, 3) -> world rotations (J, 3, 3) and posed joint
-    positions (J, 3), with the one forward kinematics (body_model/kinematics.py)."""
-    posed, transforms = kinematics.forward_kinematics(torch.from_numpy(np.asarray(local, dtype=np.float64))[None],
-                                                      torch.from_numpy(np.asarray(joints, dtype=np.float64))[None],
-                                                      kinematics.KinematicTree(PARENTS[:len(joints)]))
-    return transforms[0, :, :, :3].numpy(), posed[0].numpy()
+    """World rotations (J, 3, 3) and posed joint positions (J, 3). Kept in numpy (not
+    body_model/kinematics.py) so that the shipped open models rebuild bit for bit."""
+    n = len(joints)
+    world = np.empty((n, 3, 3))
+    posed = np.empty((n, 3))
+    for j in range(n):
+        p = PARENTS[j]
+        if p < 0:
+            world[j] = local[j]
+            posed[j] = joints[j]
+        else:
+            world[j] = world[p] @ local[j]
+            posed[j] = posed[p] + world[p] @ (joints[j] - joints[p])
+    return world, posed
 
 
 def skin(verts: np.ndarray, weights: np.ndarray, joints: np.ndarray, local: np.ndarray):
