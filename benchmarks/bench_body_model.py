@@ -178,7 +178,7 @@ def bench_body_model(path, device, batches, quick, clock=time.perf_counter, comp
             f"{n} {row['forward'][n] * 1e3:.2f}/{row['forward_backward'][n] * 1e3:.2f} ms" for n in calls),
             flush=True)
     return dict(rows=rows, note=note, vertices=int(bm.v_template.shape[0]),
-                posedirs=bm.posedirs is not None, nonzero_weights=int(bm._skin_values.numel()),
+                posedirs=bm.posedirs is not None, nonzero_weights=bm.num_skinning_weights,
                 max_weights_per_vertex=int((bm.weights != 0).sum(1).max()))
 
 

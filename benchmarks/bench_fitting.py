@@ -27,13 +27,12 @@ import torch
 
 import human_body_prior as hbp
 from human_body_prior.body_model.body_model import BodyModel
+from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS
 from human_body_prior.fitting import BodyFitter, JointTargets3D
 from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT
 from human_body_prior.fitting.heldout import corrupt_joints, load_poses, pick_frames
-from human_body_prior.tools.atomic_io import atomic_write_bytes
 from human_body_prior.priors.experiment import load_vposer
-
-NUM_BODY_JOINTS = 22
+from human_body_prior.tools.atomic_io import atomic_write_bytes
 WEIGHT_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 

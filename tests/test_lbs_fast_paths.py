@@ -8,7 +8,8 @@ import torch
 
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.body_model.joint_names import PARENTS
-from human_body_prior.body_model.lbs import (KinematicTree, SparseSkinningWeights, lbs,
+from human_body_prior.body_model.kinematics import KinematicTree
+from human_body_prior.body_model.lbs import (SparseSkinningWeights, lbs,
                                              shaped_vertices_vertex_major, skin_vertices, skin_vertices_sparse)
 from human_body_prior.body_model.synthetic import write_synthetic_model
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
@@ -186,7 +187,7 @@ def smplx_file(tmp_path_factory):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_body_model_runs_the_fast_path(smplx_file, dtype):
     bm = BodyModel(smplx_file, num_betas=10, batch_size=3, dtype=dtype)
-    assert bm._skin_values.numel() == int((bm.weights != 0).sum())
+    assert bm._skin_values.numel() == int((bm.weights != 0).sum()) == bm.num_skinning_weights
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for p in (bm.root_orient, bm.pose_body, bm.pose_hand, bm.pose_jaw, bm.pose_eye, bm.betas, bm.expression):

@@ -149,6 +149,12 @@ def test_two_viewers_alive_then_one_closed(viewer):
     viewer.update_camera_pose(look_at_pose((0, 0, 3.0), (0, 0, 0)))
     viewer.set_static_meshes([flat_plate(0.5, 0.5)])
     assert viewer.render().shape == (240, 320, 3) and foreground(viewer.render()).any()
+    # each viewer has its own context: a new one renders beside the first, also after others closed
+    third = MeshViewer(width=60, height=40)
+    third.set_static_meshes([flat_plate(1.0, 1.0)])
+    assert foreground(third.render()).any() and foreground(viewer.render()).any()
+    third.close_viewer()
+    assert foreground(viewer.render()).any()
 
 
 @render
@@ -315,6 +321,15 @@ def test_smpl_params2ply_writes_one_mesh_per_body(tmp_path):
 def _run_python(code, env):
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=120)
+
+
+def test_importing_the_viewer_leaves_the_environment_alone():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "PYOPENGL_PLATFORM")}
+    code = ("import os\nimport human_body_prior.mesh.mesh_viewer, human_body_prior.mesh.rendering\n"
+            "print(os.environ.get('PYOPENGL_PLATFORM'))")
+    res = _run_python(code, env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["None"]
 
 
 @render

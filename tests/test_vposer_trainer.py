@@ -109,6 +109,24 @@ def test_deterministic_resume_and_global_rng_untouched(tiny, tmp_path):
     assert not _same(_weights(tmp_path / "other_seed"), _weights(split))
 
 
+def test_dropout_does_not_reseed_torchs_default_generator(tiny, tmp_path, monkeypatch):
+    """Dropout masks come from a private generator: inside the training forward torch's default
+    generator still has the seed it had outside (seeding it, even temporarily, would change that)."""
+    from human_body_prior.train import trainer
+
+    seen = []
+    real_forward = trainer._VAEStep.forward
+
+    def forward(self, pose_aa, eps):
+        seen.append((torch.initial_seed(), self.training))
+        return real_forward(self, pose_aa, eps)
+
+    monkeypatch.setattr(trainer._VAEStep, "forward", forward)
+    torch.manual_seed(1234)
+    run_vposer_trainer(_settings(tiny, tmp_path / "exp", num_epochs=1))
+    assert any(training for _, training in seen) and all(s == 1234 for s, _ in seen)
+
+
 def test_resume_from_bare_snapshot_takes_epoch_from_name(tiny, tmp_path):
     work = tmp_path / "exp"
     run_vposer_trainer(_settings(tiny, work, num_epochs=1))

@@ -12,19 +12,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from human_body_prior.body_model.lbs import KinematicTree, SparseSkinningWeights, lbs
+from human_body_prior.body_model.kinematics import KinematicTree
+from human_body_prior.body_model.lbs import SparseSkinningWeights, lbs
 from human_body_prior.body_model.model_io import load_model_file
+from human_body_prior.body_model.skeleton import POSE_PARTS
 
 _TYPE_BY_JOINTS = {24: "smpl", 52: "smplh", 55: "smplx", 16: "mano"}
 MODEL_TYPES = tuple(_TYPE_BY_JOINTS.values())
 
-# Widths of the pose parts per model type; full_pose is their concatenation in this order.
-POSE_PARTS = {
-    "smpl": (("root_orient", 3), ("pose_body", 63), ("pose_hand", 6)),
-    "smplh": (("root_orient", 3), ("pose_body", 63), ("pose_hand", 90)),
-    "smplx": (("root_orient", 3), ("pose_body", 63), ("pose_jaw", 3), ("pose_eye", 6), ("pose_hand", 90)),
-    "mano": (("root_orient", 3), ("pose_hand", 45)),
-}
 # Shape columns where SMPL-X expressions start: 300 in files with more than 300 columns, else 10.
 SMPLX_SHAPE_SPACE = 300
 SMPLX_SMALL_SHAPE_SPACE = 10
@@ -284,6 +279,11 @@ class BodyModel(nn.Module):
     @property
     def num_joints(self) -> int:
         return len(self.parents)
+
+    @property
+    def num_skinning_weights(self) -> int:
+        """The number of non-zero skinning weights: what the fast skinning path blends per body."""
+        return int(self._skin_values.numel())
 
     def _gather_inputs(self, given: dict) -> tuple:
         """Resolve each input against the stored parameter and find the common batch size."""

@@ -8,10 +8,12 @@ import torch
 import torch.nn as nn
 
 from human_body_prior.body_model.body_model import BodyModel
+from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS, POSE_PARTS
 from human_body_prior.priors.experiment import load_vposer
 
 POSER_TYPES = ("vposer",)
-_HAND_WIDTH = 45  # 15 joints x 3 per hand
+_BODY_WIDTHS = (3 * NUM_POSE_BODY_JOINTS, 3 * NUM_BODY_JOINTS)  # pose_body, or root_orient + pose_body
+_HAND_WIDTH = dict(POSE_PARTS["mano"])["pose_hand"]  # one hand: 15 joints x 3
 
 
 def _poser_width(poser) -> int:
@@ -54,10 +56,10 @@ class BodyModelWithPoser(BodyModel):
             if smpl_exp_dir is None:
                 from human_body_prior import default_vposer_dir
                 smpl_exp_dir = default_vposer_dir()
-            self.poser_body_pt, self.poser_body_ps = self._load_poser(smpl_exp_dir, (63, 66), "body")
+            self.poser_body_pt, self.poser_body_ps = self._load_poser(smpl_exp_dir, _BODY_WIDTHS, "body")
             self.poZ_body = nn.Parameter(torch.zeros(self.batch_size, self.poser_body_pt.latentD, dtype=ref.dtype))
             self.pose_body.requires_grad_(False)
-            if _poser_width(self.poser_body_pt) == 66:
+            if _poser_width(self.poser_body_pt) == 3 * NUM_BODY_JOINTS:
                 self.root_orient.requires_grad_(False)
 
         if self.use_hands:
@@ -126,7 +128,7 @@ class BodyModelWithPoser(BodyModel):
         if self.poser_body_pt is not None:
             z = self.poZ_body if poZ_body is None else poZ_body
             pose = self._decode(self.poser_body_pt, z, z.shape[0])
-            if pose.shape[1] == 66:
+            if pose.shape[1] == 3 * NUM_BODY_JOINTS:
                 out["root_orient"], out["pose_body"] = pose[:, :3], pose[:, 3:]
             else:
                 out["pose_body"] = pose

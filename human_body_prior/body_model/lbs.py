@@ -9,6 +9,7 @@ Two equivalent paths compute the posed mesh:
   kept vertex-major, (V, 3, B), so that shape and pose correctives are one matrix product each with
   the file's own (3 V, K) and (3 V, P) layouts, and each vertex blends only the joints it has non-zero
   weights for (every non-zero weight is kept, however small, so the result is exact).
+Both pose the joints with the one forward kinematics of ``kinematics.py``.
 tests/test_lbs_fast_paths.py checks that both paths agree. The fast path is differentiable once
 (torch's embedding_bag has no second derivative); the plain path supports higher derivatives.
 """
@@ -16,44 +17,8 @@ tests/test_lbs_fast_paths.py checks that both paths agree. The fast path is diff
 import torch
 import torch.nn.functional as F
 
+from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
-
-
-class KinematicTree:
-    """A joint tree grouped by depth so that each level of the chain is one batched product.
-
-    parents: sequence of J ints, parents[0] == -1 and parents[j] < j.
-    """
-
-    def __init__(self, parents):
-        parents = [int(p) for p in parents]
-        if not parents or parents[0] != -1 or any(not (0 <= p < j) for j, p in enumerate(parents) if j):
-            raise ValueError(f"parents must start with -1 and list each parent before its child, got {parents}")
-        self.parents = parents
-        depth = [0] * len(parents)
-        for j in range(1, len(parents)):
-            depth[j] = depth[parents[j]] + 1
-        self.levels = []  # [(joint indices, their parents)] for depth 1, 2, ...
-        for d in range(1, max(depth) + 1):
-            joints = [j for j in range(len(parents)) if depth[j] == d]
-            self.levels.append((torch.tensor(joints), torch.tensor([parents[j] for j in joints])))
-        # The joints sorted by depth (stable), so that each level is a contiguous slice; every parent of
-        # level d sits in level d - 1, at `level_parents[d - 1]` within that level's slice.
-        order = sorted(range(len(parents)), key=lambda j: depth[j])
-        position = {j: i for i, j in enumerate(order)}
-        self.order = torch.tensor(order)
-        self.inverse_order = torch.tensor([position[j] for j in range(len(parents))])
-        self.sorted_parents = torch.tensor([position[parents[j]] if j else 0 for j in order])
-        self.level_slices, self.level_parents = [(0, 1)], []
-        for d in range(1, max(depth) + 1):
-            start = self.level_slices[-1][1]
-            members = [j for j in order if depth[j] == d]
-            prev_start = self.level_slices[-1][0]
-            self.level_parents.append(torch.tensor([position[parents[j]] - prev_start for j in members]))
-            self.level_slices.append((start, start + len(members)))
-
-    def __len__(self):
-        return len(self.parents)
 
 
 def blend_shapes(coeffs: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
@@ -65,32 +30,6 @@ def pose_features(rot_mats: torch.Tensor) -> torch.Tensor:
     """Pose-corrective features (R_j - I) of all joints but the root. (B, J, 3, 3) -> (B, 9 (J - 1))."""
     eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
     return (rot_mats[:, 1:] - eye).flatten(1)
-
-
-def forward_kinematics(rot_mats: torch.Tensor, joints: torch.Tensor, tree: KinematicTree):
-    """Chain local rotations about rest joints into global transforms.
-
-    rot_mats (B, J, 3, 3) local rotations; joints (B, J, 3) rest joint locations.
-    Returns posed joints (B, J, 3) and skinning transforms (B, J, 3, 4) that map rest-pose points
-    to posed points for each joint (rotation, translation).
-
-    Joints are processed depth-sorted, one level at a time: a level's global (3, 4) transforms are its
-    parents' (from the previous level) times its local 4x4 ones, one gather and one product per level.
-    """
-    B, J = rot_mats.shape[:2]
-    rot = rot_mats[:, tree.order]
-    rest = joints[:, tree.order]
-    rel = torch.cat([rest[:, :1], rest[:, 1:] - rest[:, tree.sorted_parents[1:]]], dim=1)
-    bottom = rot_mats.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(B, J, 1, 4)
-    local = torch.cat([torch.cat([rot, rel.unsqueeze(-1)], dim=-1), bottom], dim=-2)  # (B, J, 4, 4)
-    start, end = tree.level_slices[0]
-    chain = [local[:, start:end, :3]]
-    for (start, end), parent in zip(tree.level_slices[1:], tree.level_parents):
-        chain.append(chain[-1][:, parent] @ local[:, start:end])
-    glob = torch.cat(chain, dim=1)[:, tree.inverse_order]  # (B, J, 3, 4) in joint order
-    glob_R, glob_t = glob[..., :3], glob[..., 3]
-    offset = glob_t - (glob_R @ joints.unsqueeze(-1)).squeeze(-1)
-    return glob_t, torch.cat([glob_R, offset.unsqueeze(-1)], dim=-1)
 
 
 def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:

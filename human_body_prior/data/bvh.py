@@ -24,7 +24,10 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
+from human_body_prior.body_model.kinematics import KinematicTree, global_transforms
+from human_body_prior.tools import rotation_tools
 from human_body_prior.tools.atomic_io import atomic_write_bytes
 
 _POS_CHANNELS = ("Xposition", "Yposition", "Zposition")
@@ -130,43 +133,30 @@ class BVH:
 
 def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
     """Euler angles (..., k) in degrees about the axes in ``order`` (e.g. 'ZXY'), composed left to
-    right (R = R_order[0] @ R_order[1] @ ...) -> (..., 3, 3)."""
+    right (R = R_order[0] @ R_order[1] @ ...) -> (..., 3, 3). Numpy front of
+    :func:`human_body_prior.tools.rotation_tools.euler_to_matrix`."""
     angles = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    R = np.broadcast_to(np.eye(3), angles.shape[:-1] + (3, 3)).copy()
-    for k, axis in enumerate(order.upper()):
-        R = R @ axis_rotation(angles[..., k], axis)
-    return R
-
-
-def axis_rotation(angle_rad: np.ndarray, axis: str) -> np.ndarray:
-    """Rotation by ``angle_rad`` (...,) about the coordinate axis 'X', 'Y' or 'Z' -> (..., 3, 3)."""
-    c, s = np.cos(angle_rad), np.sin(angle_rad)
-    o, i = np.zeros_like(c), np.ones_like(c)
-    rows = {
-        "X": [i, o, o, o, c, -s, o, s, c],
-        "Y": [c, o, s, o, i, o, -s, o, c],
-        "Z": [c, -s, o, s, c, o, o, o, i],
-    }[axis]
-    return np.stack(rows, axis=-1).reshape(np.shape(c) + (3, 3))
+    order = order.lower()
+    if not 1 <= len(order) <= 3 or len(set(order)) != len(order) or set(order) - set("xyz"):
+        raise ValueError(f"Euler order must list distinct axes of 'XYZ', got {order!r}")
+    # fewer than three channels: the missing axes turn by exactly 0 (an exact identity factor)
+    missing = [ax for ax in "xyz" if ax not in order]
+    pad = np.zeros(angles.shape[:-1] + (3 - len(order),))
+    full = torch.from_numpy(np.concatenate([angles, pad], axis=-1))
+    return rotation_tools.euler_to_matrix(full, "r" + order + "".join(missing)).numpy()
 
 
 def forward_kinematics(local_rot: np.ndarray, local_trans: np.ndarray, parents) -> tuple[np.ndarray, np.ndarray]:
-    """Global joint transforms, vectorised over frames.
+    """Global joint transforms, vectorised over frames (numpy front of the one forward kinematics,
+    :func:`human_body_prior.body_model.kinematics.global_transforms`).
 
     local_rot (F, J, 3, 3), local_trans (F, J, 3), parents (J,) with parents[j] < j ->
     (positions (F, J, 3), orientations (F, J, 3, 3)) in the world frame.
     """
-    F, J = local_rot.shape[:2]
-    pos = np.empty((F, J, 3))
-    rot = np.empty((F, J, 3, 3))
-    for j, p in enumerate(parents):
-        if p < 0:
-            rot[:, j] = local_rot[:, j]
-            pos[:, j] = local_trans[:, j]
-        else:
-            rot[:, j] = rot[:, p] @ local_rot[:, j]
-            pos[:, j] = pos[:, p] + np.einsum("fab,fb->fa", rot[:, p], local_trans[:, j])
-    return pos, rot
+    glob = global_transforms(torch.tensor(np.asarray(local_rot), dtype=torch.float64),  # a copy: views may be read-only
+                             torch.tensor(np.asarray(local_trans), dtype=torch.float64),
+                             KinematicTree(parents)).numpy()
+    return glob[..., 3], glob[..., :3]
 
 
 def bvh_forward_kinematics(bvh: BVH, end_sites: bool = False):

@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from human_body_prior.body_model.skeleton import NUM_JOINTS, pose_slices
 from human_body_prior.data.bvh import BVHError, check_fps, read_bvh
 from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 from human_body_prior.data.retarget import Retargeter
-from human_body_prior.tools.rotation_tools import axis_angle_to_quaternion, quaternion_to_axis_angle
+from human_body_prior.tools.rotation_tools import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
 
 NUM_BETAS = 16
 
@@ -51,17 +52,7 @@ def resample(pose: np.ndarray, trans: np.ndarray, src_fps: float, dst_fps: float
     i0 = np.minimum(np.floor(t).astype(np.int64), F - 2)
     w = t - i0
     q = axis_angle_to_quaternion(torch.from_numpy(np.asarray(pose, dtype=np.float64)))  # (F, J, 4)
-    q0, q1 = q[i0], q[i0 + 1]
-    dot = (q0 * q1).sum(-1, keepdim=True)
-    q1 = torch.where(dot < 0, -q1, q1)  # shortest arc
-    dot = dot.abs().clamp(max=1.0)
-    theta = torch.arccos(dot)
-    sin_t = torch.sin(theta)
-    wt = torch.from_numpy(w)[:, None, None]
-    small = sin_t < 1e-6
-    a = torch.where(small, 1 - wt, torch.sin((1 - wt) * theta) / torch.where(small, 1.0, sin_t))
-    b = torch.where(small, wt, torch.sin(wt * theta) / torch.where(small, 1.0, sin_t))
-    qi = a * q0 + b * q1
+    qi = quaternion_slerp(q[i0], q[i0 + 1], torch.from_numpy(w)[:, None, None])
     pose_out = quaternion_to_axis_angle(qi).numpy()
     trans_out = (1 - w)[:, None] * trans[i0] + w[:, None] * trans[i0 + 1]
     return pose_out, trans_out
@@ -71,7 +62,7 @@ def amass_arrays(pose: np.ndarray, trans: np.ndarray, fps: float, source_file: s
                  up_axis: str, gender: str = "neutral") -> dict:
     """AMASS-style arrays of one take. pose (N, 55, 3), trans (N, 3)."""
     N = pose.shape[0]
-    poses = pose.reshape(N, 165).astype(np.float32)
+    poses = pose.reshape(N, 3 * NUM_JOINTS["smplx"]).astype(np.float32)
     return {
         "poses": poses,
         "trans": trans.astype(np.float32),
@@ -83,11 +74,7 @@ def amass_arrays(pose: np.ndarray, trans: np.ndarray, fps: float, source_file: s
         "source_file": np.array(source_file),
         "skeleton": np.array(skeleton),
         "up_axis": np.array(up_axis),
-        "root_orient": poses[:, :3],
-        "pose_body": poses[:, 3:66],
-        "pose_jaw": poses[:, 66:69],
-        "pose_eye": poses[:, 69:75],
-        "pose_hand": poses[:, 75:165],
+        **{part: poses[:, s] for part, s in pose_slices("smplx").items()},
     }
 
 
@@ -105,12 +92,12 @@ def convert_take(bvh_path: str, retargeter: Retargeter, fps: float | None = None
         raise BVHError(f"{bvh_path}: the file has no frames")
     src_fps = fps if fps is not None else bvh.fps  # the given rate exactly, not 1 / (1 / fps)
     res = retargeter.retarget(bvh, skeleton=skeleton, world_up=world_up)
-    pose, trans = res["pose"], res["trans"]
+    pose, trans = res.pose, res.trans
     out_fps = src_fps
     if target_fps is not None and abs(target_fps - src_fps) > 1e-9:
         pose, trans = resample(pose, trans, src_fps, target_fps)
         out_fps = target_fps
-    arrays = amass_arrays(pose, trans, out_fps, source_name or os.path.basename(bvh_path), res["skeleton"], world_up)
+    arrays = amass_arrays(pose, trans, out_fps, source_name or os.path.basename(bvh_path), res.skeleton, world_up)
     return arrays, res
 
 
@@ -219,7 +206,7 @@ def main(argv=None) -> int:
     arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up)
     save_npz_atomic(args.output, arrays)
     print(f"wrote {args.output}: {arrays['poses'].shape[0]} frames at {float(arrays['mocap_framerate']):g} fps, "
-          f"skeleton {res['skeleton']}")
+          f"skeleton {res.skeleton}")
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 
 
@@ -31,7 +32,7 @@ class VPoserDS(Dataset):
                 raise ValueError(f"VPoserDS: {f} does not hold a tensor")
             self.ds[f.stem] = t
         pose = self.ds["pose"]
-        if pose.ndim != 2 or pose.shape[1] != 63:
+        if pose.ndim != 2 or pose.shape[1] != 3 * NUM_POSE_BODY_JOINTS:
             raise ValueError(f"VPoserDS: {pose_file} must be (N, 63) body axis-angle, got {tuple(pose.shape)}")
         n = pose.shape[0]
         self.ds = {k: v for k, v in self.ds.items() if v.ndim >= 1 and v.shape[0] == n}
@@ -43,7 +44,7 @@ class VPoserDS(Dataset):
 
     def __getitem__(self, idx) -> dict:
         item = {k: v[idx] for k, v in self.ds.items() if k != "pose"}
-        pose_aa = self.ds["pose"][idx].view(1, 21, 3)
+        pose_aa = self.ds["pose"][idx].view(1, NUM_POSE_BODY_JOINTS, 3)
         item["pose_aa"] = pose_aa
-        item["pose_matrot"] = axis_angle_to_matrix(pose_aa).reshape(1, 21, 9)
+        item["pose_matrot"] = axis_angle_to_matrix(pose_aa).reshape(1, NUM_POSE_BODY_JOINTS, 9)
         return item

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, pose_slices
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh
 from human_body_prior.data.prepare_open_mocap import list_source_takes
 from human_body_prior.data.retarget import Retargeter
@@ -48,22 +49,21 @@ def pose_body_model(bm, pose: np.ndarray, trans: np.ndarray, chunk: int = 256):
     with torch.no_grad():
         for s in range(0, len(p), chunk):
             q = p[s:s + chunk]
-            out = bm(root_orient=q[:, :3], pose_body=q[:, 3:66], pose_jaw=q[:, 66:69], pose_eye=q[:, 69:75],
-                     pose_hand=q[:, 75:165], trans=t[s:s + chunk],
+            out = bm(**{part: q[:, sl] for part, sl in pose_slices("smplx").items()}, trans=t[s:s + chunk],
                      betas=torch.zeros(len(q), bm.num_betas if hasattr(bm, "num_betas") else 10))
             joints.append(out.Jtr[:, :55].numpy().astype(np.float64))
             verts = out.v
     return np.concatenate(joints), verts
 
 
-def evaluate_take(path, rt: Retargeter, bm, rest_joints, max_frames=300, fps=None):
+def evaluate_take(path, rt: Retargeter, bm, rest_joints, max_frames=300):
     bvh = subsample_bvh(read_bvh(path), max_frames)
     res = rt.retarget(bvh, world_up="z")
-    joints, _ = pose_body_model(bm, res["pose"], res["trans"])
+    joints, _ = pose_body_model(bm, res.pose, res.trans)
     errs = joint_errors_mm(res, joints, rest_joints)
-    res["strict_errors"] = strict_joint_errors_mm(res, joints, rest_joints)
-    bend = bend_direction_share(res["pose"], rest_joints)
-    return res, joints, errs, bend
+    strict = strict_joint_errors_mm(res, joints, rest_joints)
+    bend = bend_direction_share(res.pose, rest_joints)
+    return res, joints, errs, strict, bend
 
 
 def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
@@ -77,19 +77,20 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
     sub = BVH(bvh.names, bvh.parents, bvh.offsets, bvh.channels, bvh.end_sites, bvh.motion[idx.round().astype(int)],
               bvh.frame_time, bvh.source)
     res = rt.retarget(sub, world_up="z")
-    joints, _ = pose_body_model(bm, res["pose"], res["trans"])
+    diag = res.diagnostics
+    joints, _ = pose_body_model(bm, res.pose, res.trans)
     verts = None
     with torch.no_grad():
-        p = torch.as_tensor(res["pose"].reshape(len(sub.motion), -1), dtype=torch.float32)
-        out = bm(root_orient=p[:, :3], pose_body=p[:, 3:66], pose_hand=p[:, 75:165], pose_jaw=p[:, 66:69],
-                 pose_eye=p[:, 69:75], trans=torch.as_tensor(res["trans"], dtype=torch.float32))
+        p = torch.as_tensor(res.pose.reshape(len(sub.motion), -1), dtype=torch.float32)
+        out = bm(**{part: p[:, sl] for part, sl in pose_slices("smplx").items()},
+                 trans=torch.as_tensor(res.trans, dtype=torch.float32))
         verts = out.v.numpy()
-    M = res["world_rotation"] @ res["C"]
+    M = diag.world_rotation @ diag.C
     _, _, ends = bvh_forward_kinematics(sub, end_sites=True)
-    src = res["source_positions"] @ M.T * res["scale"]
-    ends = ends @ M.T * res["scale"]
+    src = diag.source_positions @ M.T * res.scale
+    ends = ends @ M.T * res.scale
     end_par = [p for p, _ in sub.end_sites]
-    pelvis_src = res["source_index"][res["groups"][0][1]]
+    pelvis_src = diag.source_index[diag.groups[0][1]]
     fig = plt.figure(figsize=(3.6 * n_shots, 7.2), dpi=80)
     parents_m = rt.parents
     for k in range(n_shots):
@@ -105,7 +106,7 @@ def draw_take(path, rt: Retargeter, bm, out_png, n_shots=3):
         centre = joints[k, 0]
         v = verts[k][:: max(1, verts.shape[1] // 2500)] - centre
         ax.scatter(v[:, 0], v[:, 1], v[:, 2], s=0.3, color="0.7", alpha=0.5)
-        for j in range(1, 22):
+        for j in range(1, NUM_BODY_JOINTS):
             seg = joints[k, [parents_m[j], j]] - centre
             ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color="tab:red", lw=2)
         _style(ax, "body model")
@@ -156,10 +157,10 @@ def main(argv=None) -> int:
         s = rel.split("/")[0]
         if args.takes_per_set and len(per_set.get(s, {}).get("takes", [])) >= args.takes_per_set:
             continue
-        res, joints, errs, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
+        res, joints, errs, strict, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
         d = per_set.setdefault(s, {"takes": [], "err_sum": 0.0, "err_n": 0, "per_joint": {}, "knee_good": 0,
                                    "knee_bent": 0, "elbow_good": 0, "elbow_bent": 0, "swing_sum": 0.0, "swing_n": 0,
-                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res["skeleton"], "turns": {},
+                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res.skeleton, "turns": {},
                                    "plane_sum": 0.0, "plane_n": 0})
         d["takes"].append(rel)
         for j, e in errs.items():
@@ -168,12 +169,13 @@ def main(argv=None) -> int:
             pj = d["per_joint"].setdefault(rt.names[j], [0.0, 0])
             pj[0] += float(e.sum())
             pj[1] += e.size
-        for j, t in res["hinge_twist_deg"].items():
+        for j, t in res.diagnostics.hinge_twist_deg.items():
             d["turns"].setdefault(j, []).append(t)
-        share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res["pose"][:, 1:22])), torch.from_numpy(rest[:22]))
-        d["plane_sum"] += share["joint_share"] * len(res["pose"])
-        d["plane_n"] += len(res["pose"])
-        for e in res["strict_errors"].values():
+        share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res.pose[:, 1:NUM_BODY_JOINTS])),
+                                 torch.from_numpy(rest[:NUM_BODY_JOINTS]))
+        d["plane_sum"] += share["joint_share"] * len(res.pose)
+        d["plane_n"] += len(res.pose)
+        for e in strict.values():
             d["strict_sum"] += float(e.sum())
             d["strict_n"] += e.size
         for k in ("knee", "elbow"):
@@ -181,7 +183,7 @@ def main(argv=None) -> int:
             d[f"{k}_bent"] += n
             if n:
                 d[f"{k}_good"] += int(round(bend[k] * n))
-        sw = res["swing_deg"][:, :22]
+        sw = res.diagnostics.swing_deg[:, :NUM_BODY_JOINTS]
         used = sw.any(axis=0)
         d["swing_sum"] += float(sw[:, used].sum())
         d["swing_n"] += int(sw[:, used].size)

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.body_model.joint_names import BODY_JOINT_NAMES
+from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, NUM_POSE_BODY_JOINTS, mirror_permutation, pose_slices
 from human_body_prior.tools.atomic_io import atomic_write_bytes
 
 SPLITS = ("train", "vald", "test")
-NUM_BODY_JOINTS = 21
+_POSE = pose_slices("smplx")  # root and body come first in SMPL, SMPL-H and SMPL-X poses alike
+_BODY_MIRROR = mirror_permutation(BODY_JOINT_NAMES[1:])  # of the pose_body joints (pelvis excluded)
 
 
 # --------------------------------------------------------------------------------------- AMASS reader
@@ -49,8 +50,8 @@ def read_amass_take(path) -> dict:
     if "poses" not in d:
         raise ValueError(f"{path}: no 'poses' array (an AMASS shape file or not an AMASS take); keys: {sorted(d)}")
     poses = np.asarray(d["poses"], dtype=np.float64)
-    if poses.ndim != 2 or poses.shape[1] < 66 or poses.shape[1] % 3:
-        raise ValueError(f"{path}: 'poses' must be (N, 3J) with J >= 22, got {poses.shape}")
+    if poses.ndim != 2 or poses.shape[1] < _POSE["pose_body"].stop or poses.shape[1] % 3:
+        raise ValueError(f"{path}: 'poses' must be (N, 3J) with J >= {_POSE['pose_body'].stop // 3}, got {poses.shape}")
     N = poses.shape[0]
     trans = np.asarray(d.get("trans", np.zeros((N, 3))), dtype=np.float64)
     if trans.shape != (N, 3):
@@ -63,7 +64,8 @@ def read_amass_take(path) -> dict:
     model_type = {156: "smplh", 165: "smplx", 72: "smpl"}.get(poses.shape[1], f"{poses.shape[1] // 3} joints")
     if "surface_model_type" in d:
         model_type = str(d["surface_model_type"])
-    return {"poses": poses, "pose_body": poses[:, 3:66], "root_orient": poses[:, :3], "trans": trans,
+    return {"poses": poses, "pose_body": poses[:, _POSE["pose_body"]], "root_orient": poses[:, _POSE["root_orient"]],
+            "trans": trans,
             "betas": np.asarray(d.get("betas", np.zeros(16)), dtype=np.float64), "gender": str(d.get("gender", "neutral")),
             "fps": fps, "model_type": model_type}
 
@@ -94,40 +96,28 @@ def thin_near_duplicates(pose_body: np.ndarray, min_change_deg: float) -> np.nda
     than ``min_change_deg`` at some joint (geodesic angle). pose_body: (N, 63) axis-angle."""
     if min_change_deg <= 0 or len(pose_body) == 0:
         return np.arange(len(pose_body))
-    from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+    from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, geodesic_cos
 
-    R = axis_angle_to_matrix(torch.from_numpy(pose_body.reshape(-1, NUM_BODY_JOINTS, 3))).numpy()
-    cos_min = np.cos(np.deg2rad(min_change_deg))
+    R = axis_angle_to_matrix(torch.from_numpy(pose_body.reshape(-1, NUM_POSE_BODY_JOINTS, 3)))
+    cos_min = float(np.cos(np.deg2rad(min_change_deg)))
     keep = [0]
-    last = R[0]
-    for i in range(1, len(R)):
-        # cos of the angle of last^T R_i per joint: (trace - 1) / 2
-        tr = np.einsum("jab,jab->j", last, R[i])
-        if np.any((tr - 1) / 2 < cos_min):
-            keep.append(i)
-            last = R[i]
+    i, block = 1, 4
+    while i < len(R):  # the next frame that moved: look ahead in blocks that grow while nothing moves
+        moved = (geodesic_cos(R[keep[-1]], R[i:i + block]) < cos_min).any(-1).nonzero()
+        if len(moved):
+            keep.append(i + int(moved[0]))
+            i, block = keep[-1] + 1, 4
+        else:
+            i, block = i + block, min(2 * block, 1024)
     return np.asarray(keep, dtype=np.int64)
-
-
-_MIRROR_PERM = None
-
-
-def mirror_permutation() -> np.ndarray:
-    """(21,) index of the mirror joint of each of the 21 body joints (SMPL order, pelvis excluded)."""
-    global _MIRROR_PERM
-    if _MIRROR_PERM is None:
-        names = BODY_JOINT_NAMES[1:]
-        swap = {n: n.replace("left_", "right_") if n.startswith("left_") else n.replace("right_", "left_") for n in names}
-        _MIRROR_PERM = np.array([names.index(swap[n]) for n in names])
-    return _MIRROR_PERM
 
 
 def mirror_body_pose(pose_body: np.ndarray) -> np.ndarray:
     """Left/right mirror across the sagittal (x = 0) plane: swap sides, negate y and z of each
     axis-angle. (N, 63) -> (N, 63)."""
-    p = pose_body.reshape(-1, NUM_BODY_JOINTS, 3)[:, mirror_permutation()].copy()
+    p = pose_body.reshape(-1, NUM_POSE_BODY_JOINTS, 3)[:, _BODY_MIRROR].copy()
     p[..., 1:] *= -1
-    return p.reshape(-1, NUM_BODY_JOINTS * 3)
+    return p.reshape(-1, NUM_POSE_BODY_JOINTS * 3)
 
 
 def mirror_root(root_orient: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +164,7 @@ def prepare_split(takes: list, out_dir, keep_middle: float = 0.8, min_change_deg
             transs.append(mt)
             take_idx.append(np.full(len(idx), k))
     cat = lambda xs, w: np.concatenate(xs) if xs else np.zeros((0, w))
-    pose = torch.from_numpy(cat(poses, 63).astype(np.float32))
+    pose = torch.from_numpy(cat(poses, 3 * NUM_POSE_BODY_JOINTS).astype(np.float32))
     out_dir.mkdir(parents=True, exist_ok=True)
     _save_tensor(out_dir / "pose.pt", pose)
     _save_tensor(out_dir / "root_orient.pt", torch.from_numpy(cat(roots, 3).astype(np.float32)))

@@ -30,22 +30,67 @@ AMASS convention (Z up) by rotating the root.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.body_model.skeleton import HINGES, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, forward_kinematics, rest_pose
 from human_body_prior.data.skeleton_maps import REQUIRED_JOINTS, Skeleton, resolve_skeleton
-from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle,
-                                                   quaternion_to_matrix)
+from human_body_prior.tools.rigid import rigid_registration
+from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_matrix,
+                                                   rotation_between)
 
-NUM_SMPLX_JOINTS = 55
+NUM_SMPLX_JOINTS = NUM_JOINTS["smplx"]
 # Joints whose bones run along the trunk. Rigs place their spine joints differently (spinal curve,
 # pelvis joint above or between the hips), so these are not aligned bone by bone: an upright source
 # T-pose maps to the model's upright rest trunk, and the source's trunk rotations carry over as they are.
 TORSO_JOINTS = frozenset({"pelvis", "spine1", "spine2", "spine3", "neck", "head", "jaw",
                           "left_eye_smplhf", "right_eye_smplhf"})
 Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # rotation +90 deg about X: y -> z
+
+
+# --------------------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class RetargetDiagnostics:
+    """What a retargeting run read off its source, for quality reporting
+    (:mod:`human_body_prior.evaluation.retarget_quality`) and pictures.
+
+    groups: [(model joint indices root-first, source joint name)], the chains of model joints that share
+    one source joint, root first; source_index: source joint name -> index in the BVH;
+    source_positions (F, S, 3) and source_rotations (F, S, 3, 3): the source's world joints, file units
+    and axes; reference_rotations (S, 3, 3): its T-pose orientations; alignments: per group the (3, 3)
+    rest alignment A; C (3, 3): file axes -> model axes; world_rotation (3, 3): model frame -> output
+    world (W); swing_deg (F, 55): size of the per-frame swing corrections; hinge_twist_deg: {upper
+    joint: turn (deg)} of the hinge calibration.
+    """
+
+    groups: list
+    source_index: dict
+    source_positions: np.ndarray
+    source_rotations: np.ndarray
+    reference_rotations: np.ndarray
+    alignments: list
+    C: np.ndarray
+    world_rotation: np.ndarray
+    swing_deg: np.ndarray
+    hinge_twist_deg: dict
+
+
+@dataclass(frozen=True)
+class RetargetResult:
+    """A retargeted take: pose (F, 55, 3) axis-angle local rotations in SMPL-X order, trans (F, 3)
+    metres, global_rot (F, 55, 3, 3) model-frame world orientations (before the world-up rotation),
+    skeleton (the name of the source skeleton map), scale (model / source length), diagnostics."""
+
+    pose: np.ndarray
+    trans: np.ndarray
+    global_rot: np.ndarray
+    skeleton: str
+    scale: float
+    diagnostics: RetargetDiagnostics
 
 
 # --------------------------------------------------------------------------------------- model skeleton
@@ -68,32 +113,18 @@ def _unit(v, eps=1e-12):
 
 
 def swing_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest rotation taking unit vectors a (..., 3) onto b (..., 3) -> (..., 3, 3)."""
-    a, b = _unit(a), _unit(b)
-    v = np.cross(a, b)
-    c = np.sum(a * b, axis=-1)
-    K = np.zeros(v.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    # near-opposite vectors: rotate by pi about any axis orthogonal to a
-    opposite = c < -1 + 1e-9
-    coef = 1.0 / np.where(opposite, 1.0, 1.0 + c)
-    R = np.eye(3) + K + (K @ K) * coef[..., None, None]
-    if np.any(opposite):
-        ax = np.cross(a[opposite], np.array([1.0, 0, 0]))
-        bad = np.linalg.norm(ax, axis=-1) < 1e-6
-        ax[bad] = np.cross(a[opposite][bad], np.array([0, 1.0, 0]))
-        ax = _unit(ax)
-        R[opposite] = 2 * ax[..., :, None] * ax[..., None, :] - np.eye(3)
-    return R
+    """Smallest rotation taking directions a (..., 3) onto b (..., 3) -> (..., 3, 3); a half turn for
+    opposite ones (numpy front of :func:`human_body_prior.tools.rotation_tools.rotation_between`)."""
+    return rotation_between(torch.from_numpy(np.asarray(a, dtype=np.float64)),
+                            torch.from_numpy(np.asarray(b, dtype=np.float64))).numpy()
 
 
-def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Rotation R (3, 3) minimising sum |R src_i - dst_i|^2 for vectors (n, 3)."""
-    H = src.T @ dst
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(Vt.T @ U.T))
-    return Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+def vector_alignment(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Rotation R (3, 3) minimising sum |R src_i - dst_i|^2 for vectors (n, 3) (Kabsch about the origin,
+    :func:`human_body_prior.tools.rigid.rigid_registration`)."""
+    R, _ = rigid_registration(torch.from_numpy(np.asarray(src, dtype=np.float64)),
+                              torch.from_numpy(np.asarray(dst, dtype=np.float64)), translation=False, min_points=1)
+    return R.numpy()
 
 
 def _quat_to_matrix_np(q) -> np.ndarray:
@@ -184,14 +215,8 @@ class Retargeter:
         out.sort(key=lambda g: g[0][0])
         return out
 
-    def retarget(self, bvh: BVH, skeleton="auto", world_up: str = "z") -> dict:
-        """Retarget a parsed BVH take.
-
-        Returns dict with 'pose' (F, 55, 3) axis-angle local rotations in SMPL-X order, 'trans' (F, 3) m,
-        'global_rot' (F, 55, 3, 3) model-frame world orientations (before ``world_up``), 'skeleton' name,
-        'scale' (model / source length), 'swing_deg' (F, 55) size of the per-frame swing corrections,
-        and the pieces the quality measure needs.
-        """
+    def retarget(self, bvh: BVH, skeleton="auto", world_up: str = "z") -> RetargetResult:
+        """Retarget a parsed BVH take; see :class:`RetargetResult` (and its diagnostics)."""
         if world_up not in ("y", "z"):
             raise ValueError(f"world_up must be 'y' or 'z', got {world_up!r}")
         sk = resolve_skeleton(skeleton, bvh.names, bvh.source)
@@ -238,7 +263,7 @@ class Retargeter:
             else:
                 vm, vs = self._alignment_vectors(idx[0], src, groups, group_children[g], P_ref, src_idx, C)
                 if len(vm) >= 2 and np.linalg.matrix_rank(_unit(vm), tol=1e-3) >= 2:
-                    A[g] = kabsch(_unit(vm), _unit(vs))
+                    A[g] = vector_alignment(_unit(vm), _unit(vs))
                 elif len(vm) >= 1:
                     A[g] = swing_rotation(A_par @ vm[0], vs[0]) @ A_par
                 else:
@@ -300,14 +325,11 @@ class Retargeter:
         if not (np.isfinite(pose).all() and np.isfinite(trans).all()):
             raise ValueError(f"{bvh.source}: retargeting gave non-finite poses or translations "
                              "(a degenerate skeleton: coincident joints?)")
-        return {"pose": pose, "trans": trans, "global_rot": glob, "skeleton": sk.name, "scale": scale,
-                "swing_deg": swing_deg, "world_rotation": W, "C": C, "groups": groups,
-                "source_positions": P, "source_index": src_idx, "source_rotations": G,
-                "reference_rotations": G_ref, "alignments": A, "hinge_twist_deg": twist_turns}
-
-    # (upper joint, hinge joint, child, +1: flexes forwards (+Z) / -1: backwards) in the model's rest frame
-    HINGES = (("left_shoulder", "left_elbow", "left_wrist", 1.0), ("right_shoulder", "right_elbow", "right_wrist", 1.0),
-              ("left_hip", "left_knee", "left_ankle", -1.0), ("right_hip", "right_knee", "right_ankle", -1.0))
+        diagnostics = RetargetDiagnostics(groups=groups, source_index=src_idx, source_positions=P, source_rotations=G,
+                                          reference_rotations=G_ref, alignments=A, C=C, world_rotation=W,
+                                          swing_deg=swing_deg, hinge_twist_deg=twist_turns)
+        return RetargetResult(pose=pose, trans=trans, global_rot=glob, skeleton=sk.name, scale=float(scale),
+                              diagnostics=diagnostics)
 
     def _calibrate_hinge_twist(self, local, glob, mapped, min_bend_deg=15.0, min_frames=10,
                                min_concentration=0.5) -> dict[str, float]:
@@ -327,9 +349,8 @@ class Retargeter:
         Edits local (F, 55, 3, 3) and glob in place; returns {upper joint: turn in degrees}.
         """
         turns = {}
-        n = {name: i for i, name in enumerate(self.names)}
-        for upper, hinge, child, sign in self.HINGES:
-            a, h, c = n[upper], n[hinge], n[child]
+        for hinge in HINGES:
+            upper, a, h, c = self.names[hinge.upper], hinge.upper, hinge.joint, hinge.child
             if a not in mapped or h not in mapped:
                 continue
             u = _unit(self.J[h] - self.J[a])
@@ -338,7 +359,7 @@ class Retargeter:
             bent = np.degrees(np.arccos(np.clip(d @ v, -1, 1))) > min_bend_deg
             if bent.sum() < min_frames:
                 continue
-            f = np.array([0.0, 0.0, sign])
+            f = np.array(hinge.flexion)
             f = _unit(f - (f @ u) * u)
             s = np.cross(u, f)
             w = d[bent] - v

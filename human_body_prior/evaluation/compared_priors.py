@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_axis_angle
 
-NUM_BODY_POSE = 63
+NUM_BODY_POSE = 3 * NUM_POSE_BODY_JOINTS  # pose_body values
 
 
 class NoPrior:
@@ -76,13 +77,13 @@ class _RotationDecoder(nn.Module):
         super().__init__()
         self.decoder = decoder  # registered so .to() and requires_grad_() reach its parameters
         self._decode_rotations = decode_rotations
-        self.latentD, self.num_joints = int(latentD), 21
+        self.latentD, self.num_joints = int(latentD), NUM_POSE_BODY_JOINTS
 
     def decode(self, z: torch.Tensor, output_type: str = "matrot") -> torch.Tensor:
         R = self._decode_rotations(z)
         if output_type == "aa":
-            return matrix_to_axis_angle(R).reshape(z.shape[0], 1, 21, 3)
-        return R.reshape(z.shape[0], 1, 21, 9)
+            return matrix_to_axis_angle(R).reshape(z.shape[0], 1, NUM_POSE_BODY_JOINTS, 3)
+        return R.reshape(z.shape[0], 1, NUM_POSE_BODY_JOINTS, 9)
 
 
 class LatentPrior:
@@ -110,8 +111,8 @@ class LatentPrior:
         def decode_rotations(z):
             out = vposer.decode(z)
             if "pose_body_matrot" in out:
-                return out["pose_body_matrot"].reshape(z.shape[0], 21, 3, 3)
-            return axis_angle_to_matrix(out["pose_body"].reshape(z.shape[0], 21, 3))
+                return out["pose_body_matrot"].reshape(z.shape[0], NUM_POSE_BODY_JOINTS, 3, 3)
+            return axis_angle_to_matrix(out["pose_body"].reshape(z.shape[0], NUM_POSE_BODY_JOINTS, 3))
         return cls(name, vposer, decode_rotations, vposer.latentD)
 
     @property

@@ -11,9 +11,7 @@ side <= 30 deg.
 import numpy as np
 import torch
 
-# (name, joint index in the model, child joint index, flexion direction in the rest frame)
-HINGES = (("left_knee", 4, 7, (0.0, 0.0, -1.0)), ("right_knee", 5, 8, (0.0, 0.0, -1.0)),
-          ("left_elbow", 18, 20, (0.0, 0.0, 1.0)), ("right_elbow", 19, 21, (0.0, 0.0, 1.0)))
+from human_body_prior.body_model.skeleton import HINGES
 HYPEREXTENSION_TOL_DEG = 10.0
 SIDE_TOL_DEG = 30.0
 
@@ -21,7 +19,7 @@ SIDE_TOL_DEG = 30.0
 def hinge_angles(body_rotmats: torch.Tensor, joints_rest: torch.Tensor) -> dict:
     """(N, 21, 3, 3) local body rotations -> {hinge name: (flexion_deg (N,), side_deg (N,))}."""
     out = {}
-    for name, j, child, flex_dir in HINGES:
+    for name, _, j, child, flex_dir in HINGES:
         b = joints_rest[child] - joints_rest[j]
         b = b / b.norm()
         f = torch.tensor(flex_dir, dtype=b.dtype, device=b.device)
@@ -43,5 +41,5 @@ def anatomical_share(body_rotmats: torch.Tensor, joints_rest: torch.Tensor) -> d
         res[name] = float(ok.double().mean())
         all_ok = ok if all_ok is None else all_ok & ok
     res["all_four"] = float(all_ok.double().mean())
-    res["joint_share"] = float(np.mean([res[n] for n, *_ in HINGES]))
+    res["joint_share"] = float(np.mean([res[h.name] for h in HINGES]))
     return res

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from human_body_prior.body_model.joint_names import BODY_JOINT_NAMES
+from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
 from human_body_prior.evaluation.prior_metrics import (apd, gaussian_stats, frechet_distance,
                                                        nearest_neighbour_distance, prdc)
 from human_body_prior.fitting import BodyFitter, JointTargets3D
@@ -23,7 +23,7 @@ from human_body_prior.fitting.heldout import corrupt_joints
 from human_body_prior.fitting.joints_model import PosedJoints
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, matrix_to_axis_angle
 
-NUM_BODY_JOINTS = 22
+POSE_WIDTH = 3 * NUM_POSE_BODY_JOINTS  # pose_body values
 # Occlusion sets (body joints whose rotations are hidden). Legs and arms as in DPoser's code; the
 # issue's "trunk and head" hides the spine, the neck and the head.
 OCCLUSIONS = {
@@ -186,12 +186,12 @@ def complete(data: BenchData, prior, observed: torch.Tensor, occluded: list, hyp
     rng = np.random.default_rng(seed)
     obs = observed.to(dt).repeat_interleave(S, 0)  # (F S, 63)
     cols = torch.as_tensor([3 * (j - 1) + c for j in occluded for c in range(3)], dtype=torch.long)
-    keep = torch.ones(63, dtype=torch.bool)
+    keep = torch.ones(POSE_WIDTH, dtype=torch.bool)
     keep[cols] = False
     if prior.kind == "latent":
         z0 = torch.as_tensor(rng.standard_normal((F * S, prior.latentD)), dtype=dt)
-        R_obs = axis_angle_to_matrix(obs.reshape(-1, 21, 3))
-        seen = keep.reshape(21, 3)[:, 0]
+        R_obs = axis_angle_to_matrix(obs.reshape(-1, NUM_POSE_BODY_JOINTS, 3))
+        seen = keep.reshape(NUM_POSE_BODY_JOINTS, 3)[:, 0]
         prior.model.to(dt)
 
         def loss(z):
@@ -200,7 +200,7 @@ def complete(data: BenchData, prior, observed: torch.Tensor, occluded: list, hyp
 
         z, _ = batched_lbfgs(loss, z0, max_iter=iterations)
         with torch.no_grad():
-            decoded = matrix_to_axis_angle(prior.decode_rotations(z)).reshape(F * S, 63)
+            decoded = matrix_to_axis_angle(prior.decode_rotations(z)).reshape(F * S, POSE_WIDTH)
         out = torch.where(keep, obs, decoded)
     else:
         scale = data.cached("train_std", lambda: data.train.to(torch.float64).std(0))
@@ -216,7 +216,7 @@ def complete(data: BenchData, prior, observed: torch.Tensor, occluded: list, hyp
 
         x, _ = batched_lbfgs(loss, x0, max_iter=iterations)  # no prior: zero gradient, x stays x0
         out = full(x.detach())
-    return out.reshape(F, S, 63)
+    return out.reshape(F, S, POSE_WIDTH)
 
 
 def completion(data: BenchData, prior, frames: np.ndarray, parts=tuple(OCCLUSIONS), hypotheses: int = 10,
@@ -235,9 +235,9 @@ def completion(data: BenchData, prior, frames: np.ndarray, parts=tuple(OCCLUSION
                        latent_weight=latent_weight)
         seconds = time.perf_counter() - t0
         F, S = hyp.shape[:2]
-        v = data.vertices(hyp.reshape(F * S, 63)).reshape(F, S, -1, 3)
+        v = data.vertices(hyp.reshape(F * S, POSE_WIDTH)).reshape(F, S, -1, 3)
         err = (v[:, :, verts] - gt_v[:, None, verts]).norm(dim=-1).mean(-1) * 1000.0  # (F, S) mm
-        j = data.joints(hyp.reshape(F * S, 63)).reshape(F, S, NUM_BODY_JOINTS, 3)
+        j = data.joints(hyp.reshape(F * S, POSE_WIDTH)).reshape(F, S, NUM_BODY_JOINTS, 3)
         apds = [apd(j[f]) * 100.0 for f in range(F)] if S > 1 else [0.0]
         best = err.min(1).values
         res[part] = {"mpvpe_min_mm": float(best.mean()), "mpvpe_mean_mm": float(err.mean()),

@@ -13,13 +13,24 @@ from __future__ import annotations
 
 import numpy as np
 
-BODY_JOINTS = 22
-_KNEES = ((4, 7), (5, 8))      # (joint, child) for left/right knee
-_ELBOWS = ((18, 20), (19, 21))  # (joint, child) for left/right elbow
-_LIMB_ROOTS = (1, 2, 13, 14)  # hips and collars: chained from the model's own joint
+from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, HINGES, NUM_BODY_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
+
+# hips and collars: chained from the model's own joint
+_LIMB_ROOTS = tuple(BODY_JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_collar", "right_collar"))
 
 
-def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+def _with_parent_group(groups):
+    """(first model joint, source joint, parent group index) of each group but the root's: the parent
+    group holds the nearest mapped ancestor of the first joint."""
+    head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
+    for idx, src in groups[1:]:
+        p = SMPLX_PARENTS[idx[0]]
+        while p not in head_of:
+            p = SMPLX_PARENTS[p]
+        yield idx[0], src, head_of[p]
+
+
+def normalised_source_joints(result, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """Mapped model joint index -> (F, 3) length-normalised source position, in the output world.
 
     Limbs: each source bone keeps its direction and takes the model's bone length, chained from the
@@ -27,17 +38,18 @@ def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints
     joint is placed by turning the model's rest bone with the source bone's rotation away from its
     T-pose (``C G_t G_ref^T C^T`` after the heading alignment), chained from the model's pelvis. The
     left hip is placed from the right hip along the source's hip line, which checks the pelvis.
+    result: a :class:`~human_body_prior.data.retarget.RetargetResult` (its diagnostics are read);
     model_joints: (F, 55, 3) posed model joints in metres.
     """
     from human_body_prior.data.retarget import TORSO_JOINTS
 
-    groups, src_idx = result["groups"], result["source_index"]
-    P, G, G_ref, A = result["source_positions"], result["source_rotations"], result["reference_rotations"], result["alignments"]
-    C, W = result["C"], result["world_rotation"]
+    d = result.diagnostics
+    groups, src_idx = d.groups, d.source_index
+    P, G, G_ref, A = d.source_positions, d.source_rotations, d.reference_rotations, d.alignments
+    C, W = d.C, d.world_rotation
     M = W @ C
-    names = _names()
+    names = SMPLX_JOINT_NAMES
     head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
-    parents = np.asarray(_parents())
 
     def direction(a, b):
         d = (P[:, src_idx[b]] - P[:, src_idx[a]]) @ M.T
@@ -46,12 +58,7 @@ def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints
     root = groups[0][0][0]
     anchors = {root: model_joints[:, root]}
     measured = {}
-    for idx, src in groups[1:]:
-        c = idx[0]
-        p = parents[c]
-        while p not in head_of:
-            p = parents[p]
-        pg = head_of[p]
+    for c, src, pg in _with_parent_group(groups):
         pidx, psrc = groups[pg]
         ph = pidx[0]
         if c in _LIMB_ROOTS:
@@ -71,51 +78,36 @@ def normalised_source_joints(result: dict, model_joints: np.ndarray, rest_joints
     return measured
 
 
-def _names():
-    from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
-    return SMPLX_JOINT_NAMES
-
-
-def _parents():
-    from human_body_prior.body_model.joint_names import SMPLX_PARENTS
-    return SMPLX_PARENTS
-
-
-def joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+def joint_errors_mm(result, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """Per mapped body joint (not the pelvis) the (F,) distance in mm between the model's posed joint
     (model_joints (F, 55, 3), metres) and the length-normalised source joint."""
     ref = normalised_source_joints(result, model_joints, rest_joints)
     return {j: 1000 * np.linalg.norm(model_joints[:, j] - q, axis=-1)
-            for j, q in ref.items() if 0 < j < BODY_JOINTS}
+            for j, q in ref.items() if 0 < j < NUM_BODY_JOINTS}
 
 
-def strict_joint_errors_mm(result: dict, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
+def strict_joint_errors_mm(result, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
     """The literal measure, for contrast: every source bone (trunk and torso-to-limb bones too) keeps
     its direction with the model's length, chained from the model's pelvis. Differences between the
     rigs' rest skeletons (spinal curve, where the pelvis and collar joints sit) count as error here.
     Source bones of zero length (a joint on top of its parent) are skipped: the child is anchored at
     the model's joint. Returns per mapped body joint the (F,) error in mm."""
-    groups, src_idx = result["groups"], result["source_index"]
-    P = result["source_positions"]
-    M = result["world_rotation"] @ result["C"]
-    head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
-    parents = np.asarray(_parents())
+    d = result.diagnostics
+    groups, src_idx = d.groups, d.source_index
+    P = d.source_positions
+    M = d.world_rotation @ d.C
     root = groups[0][0][0]
     q = {root: model_joints[:, root]}
     out = {}
-    for idx, src in groups[1:]:
-        c = idx[0]
-        p = parents[c]
-        while p not in head_of:
-            p = parents[p]
-        pidx, psrc = groups[head_of[p]]
+    for c, src, pg in _with_parent_group(groups):
+        pidx, psrc = groups[pg]
         d = (P[:, src_idx[src]] - P[:, src_idx[psrc]]) @ M.T
         n = np.linalg.norm(d, axis=-1, keepdims=True)
         if float(n.min()) < 1e-9:
             q[c] = model_joints[:, c]
             continue
         q[c] = q[pidx[0]] + np.linalg.norm(rest_joints[c] - rest_joints[pidx[0]]) * d / n
-        if c < BODY_JOINTS:
+        if c < NUM_BODY_JOINTS:
             out[c] = 1000 * np.linalg.norm(model_joints[:, c] - q[c], axis=-1)
     return out
 
@@ -130,10 +122,10 @@ def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray, min_bend_deg
     'knee_bent_frames': n, 'elbow_bent_frames': n} (share is nan when nothing bends).
     """
     out = {}
-    parents = _parents()
-    for name, pairs, sign in (("knee", _KNEES, -1.0), ("elbow", _ELBOWS, 1.0)):
+    parents = SMPLX_PARENTS
+    for name in ("knee", "elbow"):
         good = bent = 0
-        for j, c in pairs:
+        for j, c, sign in ((h.joint, h.child, h.flexion[2]) for h in HINGES if h.name.endswith(name)):
             u = rest_joints[j] - rest_joints[parents[j]]
             u = u / np.linalg.norm(u)
             v = rest_joints[c] - rest_joints[j]

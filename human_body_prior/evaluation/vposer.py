@@ -35,19 +35,26 @@ from pathlib import Path
 
 import torch
 
-from human_body_prior.body_model.joint_names import JOINT_NAMES
+from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS, SMPLX_JOINT_NAMES
 from human_body_prior.evaluation.hinges import anatomical_share
 from human_body_prior.priors.any_vposer import decode_matrot, load_any_vposer, sample_matrot
 from human_body_prior.priors.vposer import VPoser
 from human_body_prior.tools import cli
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, geodesic_angle
 from human_body_prior.train.losses import M_TO_MM, BodySurface, kl_to_standard_normal
 from human_body_prior.train.pose_data import load_pose_split
+
+
+def _rotmats(poses: torch.Tensor) -> torch.Tensor:
+    """(N, 21, 3) axis-angle -> (N, 21, 3, 3)."""
+    return axis_angle_to_matrix(poses).reshape(-1, NUM_POSE_BODY_JOINTS, 3, 3)
 
 
 @torch.no_grad()
 def body_joints(surface: BodySurface, body_rotmats: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """(N, 21, 3, 3) -> body joints 1..21 positions (N, 21, 3) in mm."""
-    out = [surface(body_rotmats[s:s + chunk])[1][:, 1:22] * M_TO_MM for s in range(0, len(body_rotmats), chunk)]
+    out = [surface(body_rotmats[s:s + chunk])[1][:, 1:NUM_BODY_JOINTS] * M_TO_MM
+           for s in range(0, len(body_rotmats), chunk)]
     return torch.cat(out)
 
 
@@ -55,24 +62,24 @@ def body_joints(surface: BodySurface, body_rotmats: torch.Tensor, chunk: int = 4
 def reconstruction_errors(vp, surface: BodySurface, poses: torch.Tensor, chunk: int = 1024) -> dict:
     """Encode -> decode (posterior mean) errors on (N, 21, 3) axis-angle poses."""
     j_err = v_err = kl = 0.0
-    rot_err = torch.zeros(21, dtype=torch.float64)
+    rot_err = torch.zeros(NUM_POSE_BODY_JOINTS, dtype=torch.float64)
     for s in range(0, len(poses), chunk):
         p = poses[s:s + chunk]
         q = vp.encode(p)
         rec = decode_matrot(vp, q.loc)
-        R_in = VPoser.aa2matrot(p).reshape(-1, 21, 3, 3)
-        cos = (((R_in.transpose(-1, -2) @ rec).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
-        rot_err += torch.rad2deg(torch.acos(cos.double())).sum(0)
+        R_in = _rotmats(p)
+        rot_err += torch.rad2deg(geodesic_angle(R_in.double(), rec.double())).sum(0)
         v_in, j_in = surface(R_in)
         v_rec, j_rec = surface(rec)
-        j_err += float((j_rec[:, 1:22] - j_in[:, 1:22]).norm(dim=-1).mean(-1).sum()) * M_TO_MM
+        j_err += float((j_rec[:, 1:] - j_in[:, 1:]).norm(dim=-1).mean(-1).sum()) * M_TO_MM
         v_err += float((v_rec - v_in).norm(dim=-1).mean(-1).sum()) * M_TO_MM
         kl += float(kl_to_standard_normal(q.loc, q.scale).sum())
     n = len(poses)
     rot_err = rot_err / n
     return {"poses": n, "per_joint_mm": j_err / n, "per_vertex_mm": v_err / n, "kl_nats": kl / n,
             "rotation_error_deg": float(rot_err.mean()),
-            "rotation_error_deg_per_joint": {JOINT_NAMES["smplx"][j + 1]: float(rot_err[j]) for j in range(21)}}
+            "rotation_error_deg_per_joint": {SMPLX_JOINT_NAMES[j + 1]: float(rot_err[j])
+                                             for j in range(NUM_POSE_BODY_JOINTS)}}
 
 
 def posture(joints_mm: torch.Tensor, pelvis_mm: torch.Tensor) -> dict:
@@ -129,7 +136,7 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
     for split in splits:
         poses = load_pose_split(data_dir / split)
         r = reconstruction_errors(vp, surface, poses)
-        r["anatomical_real"] = anatomical_share(VPoser.aa2matrot(poses).reshape(-1, 21, 3, 3), surface.joints_rest)
+        r["anatomical_real"] = anatomical_share(_rotmats(poses), surface.joints_rest)
         result["splits"][split] = r
 
     samples = sample_matrot(vp, num_samples, seed=seed)
@@ -137,7 +144,7 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
     s = {"num_samples": num_samples, "seed": seed, "non_finite": int((~finite).sum())}
     s["anatomical"] = anatomical_share(samples[finite], surface.joints_rest)
     train = load_pose_split(data_dir / "train")
-    train_j = body_joints(joint_surface, VPoser.aa2matrot(train).reshape(-1, 21, 3, 3))
+    train_j = body_joints(joint_surface, _rotmats(train))
     sample_j = body_joints(joint_surface, samples[finite])
     d = nearest_distances(sample_j, train_j)
     s["nearest_train_rms_joint_mm"] = {"median": float(d.median()), "mean": float(d.mean()),
@@ -146,7 +153,7 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
         test = load_pose_split(data_dir / "test")
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(test), generator=gen)[:num_samples]
-        dt = nearest_distances(body_joints(joint_surface, VPoser.aa2matrot(test[pick]).reshape(-1, 21, 3, 3)), train_j)
+        dt = nearest_distances(body_joints(joint_surface, _rotmats(test[pick])), train_j)
         s["reference_test_poses_nearest_train_rms_joint_mm"] = {"median": float(dt.median()), "mean": float(dt.mean()),
                                                                "p90": float(torch.quantile(dt, 0.9))}
     pelvis = joint_surface.joints_rest[0] * M_TO_MM

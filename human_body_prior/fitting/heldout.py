@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from human_body_prior.body_model.skeleton import pose_slices
+
+_POSE = pose_slices("smplx")  # root and body come first in SMPL, SMPL-H and SMPL-X poses alike
+
 
 def load_poses(source) -> dict:
     """Real poses -> {'root_orient': (N, 3), 'pose_body': (N, 63)} float64 arrays (axis-angle, rad).
@@ -20,7 +24,7 @@ def load_poses(source) -> dict:
     if source.is_dir() and (source / "pose.pt").is_file():
         pose = torch.load(source / "pose.pt", map_location="cpu", weights_only=True)
         pose = np.asarray(pose, dtype=np.float64).reshape(len(pose), -1)
-        if pose.shape[1] != 63:
+        if pose.shape[1] != _POSE["pose_body"].stop - _POSE["pose_body"].start:
             raise ValueError(f"{source / 'pose.pt'}: expected (N, 63) body poses, got {pose.shape}")
         ro_path = source / "root_orient.pt"
         root = (np.asarray(torch.load(ro_path, map_location="cpu", weights_only=True), dtype=np.float64)
@@ -37,10 +41,10 @@ def load_poses(source) -> dict:
             if "poses" not in d:
                 raise ValueError(f"{f}: no 'poses' array (N, 3 J); it has {sorted(d.files)}")
             poses = np.asarray(d["poses"], dtype=np.float64)
-        if poses.ndim != 2 or poses.shape[1] < 66:
-            raise ValueError(f"{f}: 'poses' must have shape (N, >= 66), got {poses.shape}")
-        roots.append(poses[:, :3])
-        bodies.append(poses[:, 3:66])
+        if poses.ndim != 2 or poses.shape[1] < _POSE["pose_body"].stop:
+            raise ValueError(f"{f}: 'poses' must have shape (N, >= {_POSE['pose_body'].stop}), got {poses.shape}")
+        roots.append(poses[:, _POSE["root_orient"]])
+        bodies.append(poses[:, _POSE["pose_body"]])
     return {"root_orient": np.concatenate(roots), "pose_body": np.concatenate(bodies)}
 
 

@@ -9,10 +9,9 @@ smaller than its child's, so the first n joints form a closed tree).
 
 import torch
 
-from human_body_prior.body_model.lbs import forward_kinematics, KinematicTree
+from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
+from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
-
-NUM_BODY_JOINTS = 22
 
 
 class PosedJoints:
@@ -31,6 +30,7 @@ class PosedJoints:
         self.num_joints = bm.num_joints
         self.num_betas = bm.num_betas
         self.parents = list(bm.parents)
+        self._full_tree = KinematicTree(self.parents)
         self._trees = {}
 
     @property
@@ -43,7 +43,7 @@ class PosedJoints:
 
     def _tree(self, n):
         if n not in self._trees:
-            self._trees[n] = KinematicTree(self.parents[:n])
+            self._trees[n] = self._full_tree.select(range(n))
         return self._trees[n]
 
     def rest_joints(self, betas: torch.Tensor, batch: int, num_joints=None) -> torch.Tensor:
@@ -70,5 +70,5 @@ class PosedJoints:
         """root_orient (B, 3), pose_body (B, 63) axis-angle (rad), trans (B, 3) metres,
         betas (B or 1, num_betas) -> posed joints (B, n, 3) in metres (n: default all joints)."""
         B = pose_body.shape[0]
-        return self.from_rotations(axis_angle_to_matrix(root_orient), axis_angle_to_matrix(pose_body.reshape(B, 21, 3)),
+        return self.from_rotations(axis_angle_to_matrix(root_orient), axis_angle_to_matrix(pose_body.reshape(B, NUM_POSE_BODY_JOINTS, 3)),
                                    trans, betas, num_joints)

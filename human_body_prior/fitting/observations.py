@@ -8,9 +8,8 @@ missing joint, whose target is ignored and may be NaN. Targets follow the body m
 import numpy as np
 import torch
 
+from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS  # noqa: F401  (pelvis + pose_body's joints)
 from human_body_prior.fitting.camera import PinholeCamera
-
-NUM_BODY_JOINTS = 22  # pelvis + the 21 joints of pose_body, shared by SMPL, SMPL-H and SMPL-X
 
 
 def _as_array(value, name):

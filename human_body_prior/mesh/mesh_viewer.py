@@ -1,9 +1,10 @@
 """Render trimesh meshes with pyrender, headless by default.
 
-On Linux without a display the OpenGL platform defaults to EGL (``PYOPENGL_PLATFORM=egl``), which
-renders with Mesa on a CPU-only machine when the Debian packages ``libegl1 libgl1-mesa-dri`` are
-installed. Set ``PYOPENGL_PLATFORM`` yourself (e.g. ``osmesa``) before the first render to choose
-another platform.
+On Linux without a display the OpenGL platform defaults to EGL: the first viewer sets
+``PYOPENGL_PLATFORM=egl`` unless it is set (importing this module changes nothing), which renders with
+Mesa on a CPU-only machine when the Debian packages ``libegl1 libgl1-mesa-dri`` are installed. Set
+``PYOPENGL_PLATFORM`` yourself (e.g. ``osmesa``) before the first render to choose another platform.
+Each offscreen viewer owns its GL context; render from one thread at a time per viewer.
 
 Coordinates: the camera looks down its own -z axis with +y up, as in OpenGL; the default camera
 sits at (0, 0, 3) m looking at the origin, so a body model in its rest frame (+y up, facing +z)
@@ -25,25 +26,23 @@ INSTALL_HINT = (
 
 _pyrender = None
 
-# One offscreen renderer (one GL context) shared by all live offscreen MeshViewers of the process:
-# pyrender's EGL backend terminates the whole EGL display when any renderer is deleted, which would
-# break every other renderer still alive. Deleted when the last viewer closes. Render from one
-# thread at a time.
-_SHARED = {"renderer": None, "users": 0}
 
-
-def _acquire_renderer(width, height):
-    if _SHARED["renderer"] is None:
-        _SHARED["renderer"] = import_pyrender().OffscreenRenderer(width, height)
-    _SHARED["users"] += 1
-    return _SHARED["renderer"]
-
-
-def _release_renderer():
-    _SHARED["users"] -= 1
-    if _SHARED["users"] <= 0 and _SHARED["renderer"] is not None:
-        renderer, _SHARED["renderer"], _SHARED["users"] = _SHARED["renderer"], None, 0
+def _delete_renderer(renderer) -> None:
+    """Free an OffscreenRenderer's GL resources and context. pyrender's own ``delete`` also terminates
+    the EGL display, which every other live EGL renderer of the process shares (they would stop
+    working), so on EGL the context is destroyed and the display stays initialised."""
+    platform = getattr(renderer, "_platform", None)
+    if platform is None or getattr(platform, "_egl_display", None) is None:
         renderer.delete()
+        return
+    from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+
+    platform.make_current()
+    renderer._renderer.delete()
+    eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+    eglDestroyContext(platform._egl_display, platform._egl_context)
+    platform._egl_context = platform._egl_display = None  # so that nothing terminates the display later
+    renderer._renderer = renderer._platform = None
 
 
 def default_gl_platform():
@@ -57,9 +56,6 @@ def default_gl_platform():
             if "OpenGL" not in sys.modules:
                 os.environ["PYOPENGL_PLATFORM"] = "egl"
     return os.environ.get("PYOPENGL_PLATFORM")
-
-
-default_gl_platform()  # as early as possible: PyOpenGL fixes its platform when first imported
 
 
 def import_pyrender():
@@ -132,7 +128,7 @@ class MeshViewer:
         self.renderer = None
         try:
             if self.use_offscreen:
-                self.renderer = _acquire_renderer(self.width, self.height)
+                self.renderer = pyrender.OffscreenRenderer(self.width, self.height)
             else:
                 self.viewer = pyrender.Viewer(self.scene, viewport_size=(self.width, self.height),
                                               use_raymond_lighting=False, run_in_thread=True)
@@ -234,8 +230,8 @@ class MeshViewer:
     def close_viewer(self):
         """Release the GL context (offscreen) or close the window."""
         if self.renderer is not None:
-            self.renderer = None
-            _release_renderer()
+            renderer, self.renderer = self.renderer, None
+            _delete_renderer(renderer)
         if self.viewer is not None:
             if self.viewer.is_active:
                 self.viewer.close_external()

@@ -17,6 +17,16 @@ BODY_COLOR = (0.70, 0.72, 0.78)
 BACKGROUND = (1.0, 1.0, 1.0)
 
 
+def _rotation_about_vertical(angle_deg) -> np.ndarray:
+    """(3, 3) rotation by ``angle_deg`` degrees about +y (right-handed)."""
+    import torch
+
+    from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+
+    aa = torch.tensor([0.0, np.radians(float(angle_deg)), 0.0], dtype=torch.float64)
+    return axis_angle_to_matrix(aa).numpy()
+
+
 def _to_numpy(x):
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
@@ -97,7 +107,6 @@ def render_vertices(vertices, faces, view_angles=(0.0,), width=400, height=400, 
     import trimesh
 
     from human_body_prior.mesh.mesh_viewer import MeshViewer, look_at_pose
-    from human_body_prior.tools.mesh_tools import rotation_about_axis
 
     verts = _to_numpy(vertices).astype(np.float64)
     if verts.ndim == 2:
@@ -127,7 +136,7 @@ def render_vertices(vertices, faces, view_angles=(0.0,), width=400, height=400, 
                                   (verts.shape[0], 3))
     posed = {}
     for a in view_angles:
-        R = rotation_about_axis(a, (0.0, 1.0, 0.0))
+        R = _rotation_about_vertical(a)
         posed[a] = (verts - centers[:, None]) @ R.T
 
     own_viewer = viewer is None

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.fitting.pose_space import VPoserLatent
 from human_body_prior.fitting.rigid import kabsch
 from human_body_prior.fitting.stages import run_stage
@@ -230,9 +231,9 @@ class IK_Engine(nn.Module):
             x["betas"] = target.new_zeros(B, num_betas)
         poZ = value("poZ_body", space.width)
         if poZ is None:
-            pose_body = value("pose_body", 63)
+            pose_body = value("pose_body", 3 * NUM_POSE_BODY_JOINTS)
             with torch.no_grad():
-                poZ = space.encode(pose_body if pose_body is not None else target.new_zeros(B, 63))
+                poZ = space.encode(pose_body if pose_body is not None else target.new_zeros(B, 3 * NUM_POSE_BODY_JOINTS))
         x["poZ_body"] = poZ.detach().clone()
         if x["root_orient"] is None or x["trans"] is None:
             x["root_orient"], x["trans"] = self._register(source_kpts_model, target, x, space)

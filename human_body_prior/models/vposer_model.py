@@ -18,10 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.models.model_components import BatchFlatten
 from human_body_prior.tools.rotation_tools import cont6d_to_matrix, matrix_to_axis_angle
 
-NUM_BODY_JOINTS = 21
 
 __all__ = ["VPoser", "ContinousRotReprDecoder", "NormalDistDecoder", "BatchFlatten"]
 
@@ -79,7 +79,7 @@ class VPoser(nn.Module):
         num_neurons = _model_param(model_ps, "num_neurons")
         self.latentD = _model_param(model_ps, "latentD")
         self.num_neurons = num_neurons
-        self.num_joints = NUM_BODY_JOINTS
+        self.num_joints = NUM_POSE_BODY_JOINTS
         n_features = self.num_joints * 3
 
         self.encoder_net = nn.Sequential(

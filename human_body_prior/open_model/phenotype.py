@@ -164,9 +164,3 @@ def sample_phenotypes(rng: np.random.Generator, num: int, gender: str) -> list[d
             **{f"measure-{name}": float(rng.uniform(-1.0, 1.0)) for _, name in MEASURES},
         })
     return out
-
-
-def mean_phenotype(gender: str) -> dict[str, float]:
-    g = {"female": 0.0, "male": 1.0, "neutral": 0.5}[gender]
-    return {"gender": g, "age": 0.5, "muscle": 0.5, "weight": 0.5, "height": 0.5,
-            "proportions": 0.5, **{r: 1.0 / 3 for r in RACES}}

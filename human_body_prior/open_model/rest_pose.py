@@ -93,7 +93,8 @@ def tpose_rotations(joints: np.ndarray) -> np.ndarray:
 
 
 def forward_kinematics(joints: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World rotations (J, 3, 3) and posed joint positions (J, 3)."""
+    """World rotations (J, 3, 3) and posed joint positions (J, 3). Kept in numpy (not
+    body_model/kinematics.py) so that the shipped open models rebuild bit for bit."""
     n = len(joints)
     world = np.empty((n, 3, 3))
     posed = np.empty((n, 3))

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, mirror_permutation
 
 _FLIP = np.array([-1.0, 1.0, 1.0])
 
 
 def joint_mirror(names=SMPLX_JOINT_NAMES) -> np.ndarray:
     """(J,) index of each joint's mirror joint (itself for joints on the midline)."""
-    index = {n: i for i, n in enumerate(names)}
-    out = []
-    for n in names:
-        if n.startswith("left"):
-            out.append(index["right" + n[4:]])
-        elif n.startswith("right"):
-            out.append(index["left" + n[5:]])
-        else:
-            out.append(index[n])
-    return np.asarray(out, dtype=np.int64)
+    return np.asarray(mirror_permutation(names), dtype=np.int64)
 
 
 def symmetrize_points(x: np.ndarray, mirror: np.ndarray, axis: int = -2) -> np.ndarray:

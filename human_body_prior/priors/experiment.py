@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 from configer import Configer
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.tools.atomic_io import atomic_write
 
 _SNAPSHOT_RE = re.compile(r"^TR(\d+)_E(\d+)\.pt$")
 _REQUIRED_SETTINGS = ("num_neurons", "latentD")
-_DEFAULT_SETTINGS = {"data_shape": [1, 21, 3], "use_cont_repr": True}
+_DEFAULT_SETTINGS = {"data_shape": [1, NUM_POSE_BODY_JOINTS, 3], "use_cont_repr": True}
 
 
 # ---------------------------------------------------------------------------------------------- reading

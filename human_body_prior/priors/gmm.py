@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 
-POSE_DIM = 63
+POSE_DIM = 3 * NUM_POSE_BODY_JOINTS  # pose_body values
 
 
 def default_gmm_path() -> str:

@@ -6,7 +6,7 @@ there on first use (a lazy import, so that ``tools/`` stays the bottom layer and
 from the rest of the package at import time). Library code imports from ``priors`` directly.
 """
 
-import importlib
+from human_body_prior.tools._lazy import lazy_reexport
 
 # where the names of this module live, searched in order
 _HOMES = ("human_body_prior.priors.experiment", "human_body_prior.priors.vposer_v2_io")
@@ -15,15 +15,4 @@ __all__ = ["expid2model", "load_vposer", "read_settings", "read_state_dict", "lo
            "snapshot_fname", "save_snapshot", "write_settings", "write_vposer_experiment",
            "load_model", "exprdir2model"]
 
-
-def __getattr__(name):
-    if not name.startswith("__"):
-        for home in _HOMES:
-            module = importlib.import_module(home)
-            if hasattr(module, name):
-                return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(__all__) | set(globals()))
+__getattr__, __dir__ = lazy_reexport(__name__, _HOMES, __all__)

@@ -1,4 +1,5 @@
-"""Rotation conversions between axis-angle, rotation matrices, quaternions and the 6-D representation.
+"""Rotation math, the one home of it: conversions between axis-angle, rotation matrices, quaternions,
+Euler angles and the 6-D representation; the rotation between two directions, geodesic angles, slerp.
 
 Every function accepts any leading batch shape, works in float32 and float64 on any device, and has
 finite values and gradients everywhere, including angle 0 and angle pi. Quaternions are (w, x, y, z).
@@ -229,6 +230,64 @@ def matrix_to_cont6d(R: torch.Tensor) -> torch.Tensor:
 
 
 
+def rotation_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Smallest rotation taking the direction of a onto the direction of b. a, b (..., 3), any
+    non-zero length -> R (..., 3, 3) with R a/|a| = b/|b|.
+
+    R = I + K + K^2 / (1 + c) with K = [a x b]x and c = a.b for the unit vectors. Opposite directions
+    (c < -1 + 1e-9) have no smallest rotation: they get the half turn about a unit axis orthogonal to
+    a (a x e_x, or a x e_y when a is along x), R = 2 n n^T - I.
+    """
+    a = a / a.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    b = b / b.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    a, b = torch.broadcast_tensors(a, b)
+    c = (a * b).sum(-1)
+    K = skew(torch.linalg.cross(a, b, dim=-1))
+    opposite = c < -1 + 1e-9
+    coef = 1.0 / torch.where(opposite, torch.ones_like(c), 1.0 + c)
+    eye = torch.eye(3, dtype=a.dtype, device=a.device)
+    R = eye + K + (K @ K) * coef[..., None, None]
+    if bool(opposite.any()):
+        ex = torch.tensor([1.0, 0.0, 0.0], dtype=a.dtype, device=a.device)
+        ey = torch.tensor([0.0, 1.0, 0.0], dtype=a.dtype, device=a.device)
+        n = torch.linalg.cross(a, ex.expand_as(a), dim=-1)
+        n = torch.where(n.norm(dim=-1, keepdim=True) < 1e-6, torch.linalg.cross(a, ey.expand_as(a), dim=-1), n)
+        n = n / n.norm(dim=-1, keepdim=True)
+        half_turn = 2 * n[..., :, None] * n[..., None, :] - eye
+        R = torch.where(opposite[..., None, None], half_turn, R)
+    return R
+
+
+def quaternion_slerp(q0: torch.Tensor, q1: torch.Tensor, t) -> torch.Tensor:
+    """Spherical linear interpolation of unit quaternions (..., 4) (w, x, y, z) along the shorter arc
+    (q1 is flipped where q0.q1 < 0); t in [0, 1], broadcast against (..., 1). Near-equal quaternions
+    (sin of the arc < 1e-6) are interpolated linearly. Returns (..., 4), unit up to rounding."""
+    t = torch.as_tensor(t, dtype=q0.dtype, device=q0.device)
+    dot = (q0 * q1).sum(-1, keepdim=True)
+    q1 = torch.where(dot < 0, -q1, q1)
+    dot = dot.abs().clamp(max=1.0)
+    theta = torch.arccos(dot)
+    sin_t = torch.sin(theta)
+    small = sin_t < 1e-6
+    a = torch.where(small, 1 - t, torch.sin((1 - t) * theta) / torch.where(small, 1.0, sin_t))
+    b = torch.where(small, t, torch.sin(t * theta) / torch.where(small, 1.0, sin_t))
+    return a * q0 + b * q1
+
+
+def slerp(R0: torch.Tensor, R1: torch.Tensor, t) -> torch.Tensor:
+    """Rotation a share t of the way from R0 to R1 along the geodesic: R0 exp(t log(R0^T R1)).
+    R0, R1 (..., 3, 3), t in [0, 1] broadcast against (...) -> (..., 3, 3)."""
+    t = torch.as_tensor(t, dtype=R0.dtype, device=R0.device)
+    return R0 @ axis_angle_to_matrix(matrix_to_axis_angle(R0.transpose(-1, -2) @ R1) * t[..., None])
+
+
+def geodesic_cos(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
+    """Cosine of the geodesic angle between rotations, (trace(R1^T R2) - 1) / 2: (..., 3, 3) x2 -> (...).
+    Cheap and monotone in the angle, for comparing angles with a threshold away from 0 and pi (use
+    geodesic_angle for the angle itself)."""
+    return ((R1 * R2).sum((-1, -2)) - 1) / 2
+
+
 def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor = None) -> torch.Tensor:
     """Angle (rad, in [0, pi]) of the rotation taking R2 to R1 (of R1 itself when R2 is None).
 
@@ -346,7 +405,7 @@ def local2global_pose(local_pose: torch.Tensor, kintree) -> torch.Tensor:
     negative) at the root, e.g. ``bm.kintree_table[0].long()``; every parent comes before its child.
     Returns global rotations (B, J, 3, 3).
     """
-    from human_body_prior.body_model.lbs import KinematicTree, forward_kinematics
+    from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
 
     parents = [int(p) for p in (kintree.tolist() if hasattr(kintree, "tolist") else kintree)]
     B = local_pose.shape[0]
@@ -418,7 +477,7 @@ def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor, parents)
     Returns posed joints (B, J, 3) and the skinning transforms (B, J, 4, 4) that map rest-pose points
     to posed points.
     """
-    from human_body_prior.body_model.lbs import KinematicTree, forward_kinematics
+    from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
 
     parents = [int(p) for p in (parents.tolist() if hasattr(parents, "tolist") else parents)]
     tree = KinematicTree([-1] + parents[1:])

@@ -4,21 +4,9 @@ Rendering lives in :mod:`human_body_prior.mesh.rendering`; every name is looked 
 use (a lazy import, so that ``tools/`` stays the bottom layer). Library code imports from ``mesh``.
 """
 
-import importlib
-
-_HOME = "human_body_prior.mesh.rendering"
+from human_body_prior.tools._lazy import lazy_reexport
 
 __all__ = ["imagearray2file", "image_grid", "frame_camera_distance", "render_vertices", "render_smpl_params",
            "smpl_params2ply", "BODY_COLOR", "BACKGROUND"]
 
-
-def __getattr__(name):
-    if not name.startswith("__"):
-        module = importlib.import_module(_HOME)
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(__all__) | set(globals()))
+__getattr__, __dir__ = lazy_reexport(__name__, ("human_body_prior.mesh.rendering",), __all__)

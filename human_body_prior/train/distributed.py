@@ -81,15 +81,6 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """Rank 0's boolean, on every rank."""
-    if not info.is_distributed:
-        return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=info.device if info.device.type == "cuda" else "cpu")
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
 @torch.no_grad()
 def average_buffers(module: torch.nn.Module, info: DistInfo) -> None:
     """Average floating buffers (batch-norm running statistics) over ranks so that every rank holds the

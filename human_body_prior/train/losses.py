@@ -18,10 +18,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from human_body_prior.body_model.lbs import KinematicTree, forward_kinematics, pose_features, skin_vertices
+from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
+from human_body_prior.body_model.lbs import pose_features, skin_vertices
+from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
 from human_body_prior.tools.rotation_tools import matrix_to_axis_angle
 
-NUM_BODY_JOINTS = 21
 M_TO_MM = 1000.0
 
 
@@ -59,7 +60,7 @@ class BodySurface(nn.Module):
         else:
             ids = np.arange(V)
         ids_t = torch.as_tensor(ids)
-        nb = NUM_BODY_JOINTS + 1
+        nb = NUM_BODY_JOINTS
         parents = list(bm.parents)
         ancestor = []
         for j in range(len(parents)):
@@ -72,21 +73,21 @@ class BodySurface(nn.Module):
 
         self.model_type = bm.model_type
         self.num_model_vertices = V
-        self.tree = KinematicTree(parents[:nb])
+        self.tree = KinematicTree(parents).select(range(nb))
         self.register_buffer("vertex_ids", ids_t)
         self.register_buffer("v_template", bm.v_template[ids_t].to(dtype))
         self.register_buffer("weights", weights.to(dtype))
         self.register_buffer("joints_rest", bm.J_template[:nb].to(dtype))
         if bm.posedirs is not None:
             P = bm.posedirs.shape[0]
-            pd = bm.posedirs.reshape(P, V, 3)[:9 * NUM_BODY_JOINTS, ids_t].reshape(9 * NUM_BODY_JOINTS, -1)
+            pd = bm.posedirs.reshape(P, V, 3)[:9 * NUM_POSE_BODY_JOINTS, ids_t].reshape(9 * NUM_POSE_BODY_JOINTS, -1)
             self.register_buffer("posedirs", pd.to(dtype))
         else:
             self.posedirs = None
 
     def forward(self, body_rotmats: torch.Tensor):
         B = body_rotmats.shape[0]
-        body_rotmats = body_rotmats.reshape(B, NUM_BODY_JOINTS, 3, 3).to(self.v_template.dtype)
+        body_rotmats = body_rotmats.reshape(B, NUM_POSE_BODY_JOINTS, 3, 3).to(self.v_template.dtype)
         eye = torch.eye(3, dtype=body_rotmats.dtype, device=body_rotmats.device)
         rot = torch.cat([eye.expand(B, 1, 3, 3), body_rotmats], dim=1)
         verts = self.v_template.expand(B, -1, -1)
@@ -134,8 +135,8 @@ def vposer_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface
     'kl', 'mesh_l1_mm', 'pose_mse' and 'v2v_mm' (mean vertex distance, for logging).
     """
     N = pose_matrot_in.shape[0]
-    R_in = pose_matrot_in.reshape(N, NUM_BODY_JOINTS, 3, 3)
-    R_rec = pose_matrot_rec.reshape(N, NUM_BODY_JOINTS, 3, 3)
+    R_in = pose_matrot_in.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
+    R_rec = pose_matrot_rec.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
     with torch.no_grad():
         v_in, _ = surface(R_in)
     v_rec, _ = surface(R_rec)
@@ -168,8 +169,8 @@ def vposer_v2_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurf
     Returns scalar tensors: 'loss', 'kl' (nats), 'mesh_l1_mm', 'jtr_l1_mm', 'geodesic_deg', 'v2v_mm'.
     """
     N = pose_matrot_in.shape[0]
-    R_in = pose_matrot_in.reshape(N, NUM_BODY_JOINTS, 3, 3)
-    R_rec = pose_matrot_rec.reshape(N, NUM_BODY_JOINTS, 3, 3)
+    R_in = pose_matrot_in.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
+    R_rec = pose_matrot_rec.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
     with torch.no_grad():
         v_in, j_in = surface(R_in)
     v_rec, j_rec = surface(R_rec)

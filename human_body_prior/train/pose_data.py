@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DistributedSampler
 
-NUM_BODY_JOINTS = 21
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 
 
 def load_pose_split(split_dir, dtype=torch.float32) -> torch.Tensor:
@@ -32,10 +32,10 @@ def load_pose_split(split_dir, dtype=torch.float32) -> torch.Tensor:
     if poses is None:
         poses = torch.stack([torch.as_tensor(ds[i]["pose_aa"]) for i in range(n)])
     poses = poses.reshape(n, -1)
-    if poses.shape[1] != NUM_BODY_JOINTS * 3:
-        raise ValueError(f"{split_dir}: pose_aa must hold {NUM_BODY_JOINTS} joints (1, 21, 3), "
+    if poses.shape[1] != NUM_POSE_BODY_JOINTS * 3:
+        raise ValueError(f"{split_dir}: pose_aa must hold {NUM_POSE_BODY_JOINTS} joints (1, {NUM_POSE_BODY_JOINTS}, 3), "
                          f"got {poses.shape[1]} numbers per item")
-    poses = poses.reshape(n, NUM_BODY_JOINTS, 3).to(dtype)
+    poses = poses.reshape(n, NUM_POSE_BODY_JOINTS, 3).to(dtype)
     if not torch.isfinite(poses).all():
         raise ValueError(f"{split_dir}: poses contain NaN or inf")
     return poses
@@ -55,7 +55,7 @@ class _TensorFolder:
         return len(self.pose)
 
     def __getitem__(self, idx):
-        return {"pose_aa": self.pose[idx].reshape(*self.pose[idx].shape[:-1], 1, NUM_BODY_JOINTS, 3)}
+        return {"pose_aa": self.pose[idx].reshape(*self.pose[idx].shape[:-1], 1, NUM_POSE_BODY_JOINTS, 3)}
 
 
 def _bulk_pose_aa(ds):

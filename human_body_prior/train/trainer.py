@@ -19,6 +19,7 @@ reparameterisation noise) comes from the ``seed`` setting through local generato
 is reproducible and the global random state of numpy and torch is left untouched.
 """
 
+import functools
 import math
 import time
 import types
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.priors.any_vposer import decode_aa, decode_matrot, sample_aa
 from human_body_prior.priors.vposer import VPoser
 from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
@@ -40,7 +42,8 @@ from human_body_prior.train.settings import TrainSettings, load_settings
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def build_vposer(model_version: int, num_neurons: int, latentD: int, data_shape=(1, 21, 3), use_cont_repr=True):
+def build_vposer(model_version: int, num_neurons: int, latentD: int, data_shape=(1, NUM_POSE_BODY_JOINTS, 3),
+                 use_cont_repr=True):
     """The untrained network of a model version: v1 VPoser(...) or v2 VPoser(cfg) (upstream constructors)."""
     if model_version == 1:
         return VPoser(num_neurons=num_neurons, latentD=latentD, data_shape=list(data_shape), use_cont_repr=use_cont_repr)
@@ -85,24 +88,33 @@ def _step_seed(*keys) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
 
 
-class _LocalRandom:
-    """Seeds torch's default generators of the given device for the duration of a step and restores
-    the previous state afterwards (dropout draws from them and takes no generator argument)."""
+def _dropout(module: nn.Dropout, generator: torch.Generator, x: torch.Tensor) -> torch.Tensor:
+    """nn.Dropout's training forward with masks from ``generator`` (the computation of torch's own CPU
+    dropout: a Bernoulli(1 - p) mask scaled by 1 / (1 - p))."""
+    if not module.training or module.p == 0:
+        return x
+    if module.p == 1:
+        return x * 0
+    noise = torch.empty_like(x).bernoulli_(1 - module.p, generator=generator)
+    noise.div_(1 - module.p)
+    return x * noise
 
-    def __init__(self, seed: int, device: torch.device):
-        self.seed, self.device = seed, device
+
+class _LocalRandom:
+    """Within the block, the model's dropout layers draw their masks from a private generator seeded
+    with ``seed`` (torch's dropout takes no generator; torch's default generators are left alone)."""
+
+    def __init__(self, seed: int, device: torch.device, model: nn.Module):
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
 
     def __enter__(self):
-        self.cpu_state = torch.get_rng_state()
-        torch.default_generator.manual_seed(self.seed)
-        if self.device.type == "cuda":
-            self.cuda_state = torch.cuda.get_rng_state(self.device)
-            torch.cuda.default_generators[self.device.index or 0].manual_seed(self.seed)
+        for m in self.dropouts:
+            m.forward = functools.partial(_dropout, m, self.generator)
 
     def __exit__(self, *exc):
-        torch.set_rng_state(self.cpu_state)
-        if self.device.type == "cuda":
-            torch.cuda.set_rng_state(self.cuda_state, self.device)
+        for m in self.dropouts:
+            del m.forward
         return False
 
 
@@ -248,7 +260,7 @@ class VPoserTrainer:
             gen = torch.Generator(device=self.device).manual_seed(seed)
             eps = torch.randn(pose_aa.shape[0], self.vposer.latentD, generator=gen, device=self.device,
                               dtype=self.dtype)
-            with _LocalRandom(seed, self.device):  # dropout masks
+            with _LocalRandom(seed, self.device, self.vposer):  # dropout masks
                 mean, std, rec = self.step_module(pose_aa, eps)
             out = self._loss(pose_aa, rec, mean, std, use_pose_term)
             self.optimizer.zero_grad(set_to_none=True)

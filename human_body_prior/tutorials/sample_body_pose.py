@@ -19,10 +19,13 @@ import sys
 import numpy as np
 import torch
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params, smpl_params2ply
 from human_body_prior.priors.any_vposer import decode_aa, sample_aa
 from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
+
+_POSE_BODY_WIDTH = 3 * NUM_POSE_BODY_JOINTS  # (N, 63) axis-angle
 
 VIEW_ANGLES = (0.0, 90.0, -90.0)
 TILE_SIZE = (240, 320)  # width, height of one body picture in pixels
@@ -38,9 +41,9 @@ def _bm_device_dtype(bm):
 def _as_pose_body(pose_body):
     """(N, 1, 21, 3), (N, 21, 3) or (N, 63) -> (N, 63)."""
     pose_body = torch.as_tensor(pose_body)
-    if pose_body.dim() < 2 or pose_body[0].numel() != 63:
+    if pose_body.dim() < 2 or pose_body[0].numel() != _POSE_BODY_WIDTH:
         raise ValueError(f"pose_body must have shape (N, 63) or (N, 1, 21, 3), got {tuple(pose_body.shape)}")
-    return pose_body.reshape(pose_body.shape[0], 63)
+    return pose_body.reshape(pose_body.shape[0], _POSE_BODY_WIDTH)
 
 
 def _replace_ext(path, ext):
@@ -125,12 +128,12 @@ def interpolate_vposer(expr_dir, bm, out_gifpath, num_sequences=3, num_frames=16
     S, T = poZ_inp.shape[:2]
     with torch.no_grad():
         pose = decode_aa(vposer, poZ_inp.reshape(S * T, -1).to(device=device, dtype=dtype))
-    pose_body = pose.reshape(S * T, 63)
+    pose_body = pose.reshape(S * T, _POSE_BODY_WIDTH)
     images = render_smpl_params(bm, {"pose_body": pose_body}, view_angles=view_angles,
                                 width=tile_size[0], height=tile_size[1], group_size=T)
     images = images.reshape(len(view_angles), S, T, *images.shape[2:])
     imagearray2file(images, out_gifpath, fps=fps)
-    return out_gifpath, poZ_inp.to(dtype), pose_body.reshape(S, T, 63).cpu()
+    return out_gifpath, poZ_inp.to(dtype), pose_body.reshape(S, T, _POSE_BODY_WIDTH).cpu()
 
 
 def build_parser():
