@@ -334,7 +334,9 @@ def _command_line(argv) -> str:
     """The command as run, with folder arguments reduced to their last component (no machine paths)."""
     out, prev = [], None
     for a in argv:
-        out.append(Path(a).name if prev in ("--data", "--vposer-v1", "--vposer-v2", "--gmm", "--bm-path") else a)
+        folder = prev in ("--data", "--vposer-v1", "--vposer-v2", "--gmm", "--bm-path") or (
+            prev == "--out" and Path(a).is_absolute())
+        out.append(Path(a).name if folder else a)
         prev = a
     return " ".join(["python -m human_body_prior.evaluation.prior_benchmark"] + out)
 
