@@ -42,6 +42,10 @@ from human_body_prior.tools.rigid import rigid_registration
 from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_matrix,
                                                    rotation_between)
 
+_JOINT = {name: k for k, name in enumerate(SMPLX_JOINT_NAMES)}
+_PELVIS, _HIPS = _JOINT["pelvis"], (_JOINT["left_hip"], _JOINT["right_hip"])
+_LEGS = tuple((_JOINT[f"{side}_hip"], _JOINT[f"{side}_knee"], _JOINT[f"{side}_ankle"]) for side in ("left", "right"))
+
 NUM_SMPLX_JOINTS = NUM_JOINTS["smplx"]
 # Joints whose bones run along the trunk. Rigs place their spine joints differently (spinal curve,
 # pelvis joint above or between the hips), so these are not aligned bone by bone: an upright source
@@ -315,12 +319,12 @@ class Retargeter:
         # translation: hip centre, scaled to the model's legs
         scale = self._leg_length(Jm) / leg_src
         hip_c_src = 0.5 * (P[:, first["left_hip"]] + P[:, first["right_hip"]]) @ C.T * scale
-        hip_c_model = 0.5 * (Jm[1] + Jm[2])
+        hip_c_model = 0.5 * (Jm[_HIPS[0]] + Jm[_HIPS[1]])
         # posed pelvis = J0 + trans; posed hip centre = J0 + trans + R_root (hip_c_model - J0)
-        pelvis_world = hip_c_src - np.einsum("fab,b->fa", root_global, hip_c_model - Jm[0])
+        pelvis_world = hip_c_src - np.einsum("fab,b->fa", root_global, hip_c_model - Jm[_PELVIS])
         W = Y_UP_TO_Z_UP if world_up == "z" else np.eye(3)
         local[:, 0] = W @ root_global
-        trans = pelvis_world @ W.T - Jm[0]
+        trans = pelvis_world @ W.T - Jm[_PELVIS]
         pose = matrix_to_axis_angle(torch.from_numpy(local)).numpy()
         if not (np.isfinite(pose).all() and np.isfinite(trans).all()):
             raise ValueError(f"{bvh.source}: retargeting gave non-finite poses or translations "
@@ -411,8 +415,10 @@ class Retargeter:
 
     @staticmethod
     def _leg_length(J):
-        return 0.5 * (np.linalg.norm(J[4] - J[1]) + np.linalg.norm(J[7] - J[4])
-                      + np.linalg.norm(J[5] - J[2]) + np.linalg.norm(J[8] - J[5]))
+        """Mean over both legs of hip-knee + knee-ankle length of the model's rest joints J (J, 3)."""
+        (lh, lk, la), (rh, rk, ra) = _LEGS
+        return 0.5 * (np.linalg.norm(J[lk] - J[lh]) + np.linalg.norm(J[la] - J[lk])
+                      + np.linalg.norm(J[rk] - J[rh]) + np.linalg.norm(J[ra] - J[rk]))
 
     @staticmethod
     def _leg_length_src(P, first):
