@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.models.model_components import BatchFlatten
+from human_body_prior.priors.sampling import sample_from_prior
 from human_body_prior.tools.rotation_tools import cont6d_to_matrix, matrix_to_axis_angle
 
 
@@ -133,17 +134,4 @@ class VPoser(nn.Module):
         the same seed gives the same poses on a device; numpy's and torch's global random states are
         neither reseeded nor advanced. The train/eval mode is restored afterwards.
         """
-        weight = self.decoder_net[0].weight
-        gen = torch.Generator(device=weight.device)
-        if seed is None:
-            gen.seed()
-        else:
-            gen.manual_seed(int(seed))
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                z = torch.randn(int(num_poses), self.latentD, generator=gen, dtype=weight.dtype, device=weight.device)
-                return self.decode(z)
-        finally:
-            self.train(was_training)
+        return sample_from_prior(self, self.decode, num_poses, self.latentD, seed, like=self.decoder_net[0].weight)

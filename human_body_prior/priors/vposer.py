@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from human_body_prior.priors.sampling import sample_from_prior
 from human_body_prior.tools import rotation_tools
 
 _OUTPUT_TYPES = ("matrot", "aa")
@@ -124,20 +125,8 @@ class VPoser(nn.Module):
         torch's global random states are neither reseeded nor advanced. The module's train/eval
         mode is restored afterwards. No gradients are tracked.
         """
-        weight = self.bodyprior_dec_fc1.weight
-        gen = torch.Generator(device=weight.device)
-        if seed is None:
-            gen.seed()
-        else:
-            gen.manual_seed(int(seed))
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                z = torch.randn(int(num_poses), self.latentD, generator=gen, dtype=weight.dtype, device=weight.device)
-                return self.decode(z, output_type=output_type)
-        finally:
-            self.train(was_training)
+        return sample_from_prior(self, lambda z: self.decode(z, output_type=output_type), num_poses, self.latentD,
+                                 seed, like=self.bodyprior_dec_fc1.weight)
 
     # ------------------------------------------------------------------ 2019 static helpers
     @staticmethod

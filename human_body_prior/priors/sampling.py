@@ -1,0 +1,32 @@
+"""Drawing poses from a latent prior: the one sampler that VPoser v1 and v2 share."""
+
+from typing import Callable, TypeVar
+
+import torch
+import torch.nn as nn
+
+T = TypeVar("T")
+
+
+def sample_from_prior(model: nn.Module, decode: Callable[[torch.Tensor], T], num_poses: int, latentD: int,
+                      seed=None, *, like: torch.Tensor) -> T:
+    """``decode(z)`` of num_poses codes z ~ N(0, I) of shape (num_poses, latentD), in eval mode, no grad.
+
+    The codes come from a private torch.Generator on ``like``'s device and dtype (a weight of the
+    decoder), seeded with ``seed`` (fresh entropy when None): the same seed gives the same poses on
+    a device, and numpy's and torch's global random states are neither reseeded nor advanced.
+    ``model``'s train/eval mode is restored afterwards.
+    """
+    gen = torch.Generator(device=like.device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            z = torch.randn(int(num_poses), latentD, generator=gen, dtype=like.dtype, device=like.device)
+            return decode(z)
+    finally:
+        model.train(was_training)
