@@ -75,6 +75,24 @@ _OUTPUT_TYPES = ("matrot", "aa")
 _INPUT_TYPES = ("aa", "matrot")
 
 
+def sample_from_prior(model, decode, num_poses, latentD, seed=None, *, like):
+    """decode(z) of num_poses codes z ~ N(0, I) (num_poses, latentD) from a private generator on
+    like's device and dtype, in eval mode without gradients; model's train/eval mode is restored."""
+    gen = torch.Generator(device=like.device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            z = torch.randn(int(num_poses), latentD, generator=gen, dtype=like.dtype, device=like.device)
+            return decode(z)
+    finally:
+        model.train(was_training)
+
+
 class VPoser(nn.Module):
     """VPoser v1.
 
@@ -175,20 +193,8 @@ class VPoser(nn.Module):
         torch's global random states are neither reseeded nor advanced. The module's train/eval
         mode is restored afterwards. No gradients are tracked.
         """
-        weight = self.bodyprior_dec_fc1.weight
-        gen = torch.Generator(device=weight.device)
-        if seed is None:
-            gen.seed()
-        else:
-            gen.manual_seed(int(seed))
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                z = torch.randn(int(num_poses), self.latentD, generator=gen, dtype=weight.dtype, device=weight.device)
-                return self.decode(z, output_type=output_type)
-        finally:
-            self.train(was_training)
+        return sample_from_prior(self, lambda z: self.decode(z, output_type=output_type), num_poses, self.latentD,
+                                 seed, like=self.bodyprior_dec_fc1.weight)
 
     # ------------------------------------------------------------------ 2019 static helpers
     @staticmethod
