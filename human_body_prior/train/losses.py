@@ -125,6 +125,17 @@ def kl_to_standard_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor
     return 0.5 * (var + mean.pow(2) - 1.0 - torch.log(var.clamp_min(1e-20))).sum(-1)
 
 
+def _posed_pair(pose_matrot_in, pose_matrot_rec, surface: BodySurface):
+    """Input and reconstructed rotations as (N, 21, 3, 3) and their surfaces' (vertices, joints); the
+    input's without gradient (it is the target)."""
+    N = pose_matrot_in.shape[0]
+    R_in = pose_matrot_in.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
+    R_rec = pose_matrot_rec.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
+    with torch.no_grad():
+        posed_in = surface(R_in)
+    return R_in, R_rec, posed_in, surface(R_rec)
+
+
 def vposer_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface, kl_coef: float,
                 use_pose_term: bool, pose_weight: float = 1.0) -> dict:
     """The 2019 objective on one batch.
@@ -134,12 +145,7 @@ def vposer_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface
     Returns a dict of scalar tensors: 'loss' (to minimise),
     'kl', 'mesh_l1_mm', 'pose_mse' and 'v2v_mm' (mean vertex distance, for logging).
     """
-    N = pose_matrot_in.shape[0]
-    R_in = pose_matrot_in.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
-    R_rec = pose_matrot_rec.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
-    with torch.no_grad():
-        v_in, _ = surface(R_in)
-    v_rec, _ = surface(R_rec)
+    R_in, R_rec, (v_in, _), (v_rec, _) = _posed_pair(pose_matrot_in, pose_matrot_rec, surface)
     diff_mm = (v_rec - v_in.to(v_rec.dtype)) * M_TO_MM
     mesh_l1 = diff_mm.abs().mean()
     kl = kl_to_standard_normal(mean, std).mean()
@@ -168,12 +174,7 @@ def vposer_v2_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurf
     pose_matrot_in / pose_matrot_rec: (N, 21, 9), (N, 1, 21, 9) or (N, 21, 3, 3); mean, std: (N, D).
     Returns scalar tensors: 'loss', 'kl' (nats), 'mesh_l1_mm', 'jtr_l1_mm', 'geodesic_deg', 'v2v_mm'.
     """
-    N = pose_matrot_in.shape[0]
-    R_in = pose_matrot_in.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
-    R_rec = pose_matrot_rec.reshape(N, NUM_POSE_BODY_JOINTS, 3, 3)
-    with torch.no_grad():
-        v_in, j_in = surface(R_in)
-    v_rec, j_rec = surface(R_rec)
+    R_in, R_rec, (v_in, j_in), (v_rec, j_rec) = _posed_pair(pose_matrot_in, pose_matrot_rec, surface)
     d_v = v_rec - v_in.to(v_rec.dtype)
     mesh_l1 = d_v.abs().mean()
     jtr_l1 = (j_rec[:, 1:] - j_in[:, 1:].to(j_rec.dtype)).abs().mean()
