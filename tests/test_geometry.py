@@ -50,6 +50,18 @@ def test_rotation_between_opposite_and_equal_directions():
     np.testing.assert_allclose(rt.rotation_between(a, 2 * a).numpy(), np.broadcast_to(np.eye(3), (5, 3, 3)), atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_align_frames_matches_scipy_with_a_primary_vector(dtype):
+    """scipy's align_vectors with an infinite weight on the first pair aligns it exactly and the
+    second as well as it can: the same rotation as a main and a secondary direction."""
+    rng = np.random.default_rng(7)
+    d, lat, d_to, lat_to = rng.normal(size=(4, 50, 3))
+    got = rt.align_frames(*(torch.tensor(x, dtype=dtype) for x in (d, lat, d_to, lat_to))).double().numpy()
+    for i in range(50):
+        ref, _ = Rotation.align_vectors(np.stack([d_to[i], lat_to[i]]), np.stack([d[i], lat[i]]), weights=[np.inf, 1])
+        np.testing.assert_allclose(got[i], ref.as_matrix(), atol=1e-5 if dtype == torch.float32 else 1e-10)
+
+
 def test_geodesic_angle_matches_scipy_also_near_0_and_pi():
     r1 = Rotation.random(300, random_state=1)
     small = Rotation.from_rotvec(Rotation.random(100, random_state=2).as_rotvec() / np.pi * 1e-6)

@@ -304,6 +304,9 @@ def test_rest_pose_rotation_helpers():
         assert abs(np.dot(n / np.linalg.norm(n), lat)) < 1e-9
         e_perp = e - np.dot(e, b) / np.dot(b, b) * b
         assert np.dot(lat, e_perp) > 0
+    # opposite directions: a half turn (the builder's former numpy helper refused them)
+    r = rotation_between(np.array([0.0, 1.0, 0.0]), np.array([0.0, -2.0, 0.0]))
+    assert np.allclose(r @ [0.0, 1.0, 0.0], [0.0, -1.0, 0.0]) and np.isclose(np.linalg.det(r), 1.0)
 
 
 def test_phenotype_interpolation_weights():

@@ -9,38 +9,33 @@ linear blend skinning over the SMPL-X joint tree.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
+from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
+from human_body_prior.body_model.lbs import skin_vertices
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
 from human_body_prior.open_model.skeleton import PARENTS
+from human_body_prior.tools import rotation_tools
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
+_TREE = KinematicTree(PARENTS)
 _X, _Y, _Z = np.eye(3)
 
 
+def _t(x) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(x, dtype=np.float64))
+
+
 def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(3, 3) smallest rotation taking direction ``a`` onto direction ``b``."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    axis = np.cross(a, b)
-    s, c = np.linalg.norm(axis), float(np.dot(a, b))
-    if s < 1e-12:
-        if c > 0:
-            return np.eye(3)
-        raise ValueError("cannot align opposite directions")
-    k = axis / s
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + s * kx + (1 - c) * kx @ kx
+    """(3, 3) smallest rotation taking direction ``a`` onto direction ``b`` (numpy front of
+    :func:`human_body_prior.tools.rotation_tools.rotation_between`)."""
+    return rotation_tools.rotation_between(_t(a), _t(b)).numpy()
 
 
 def frame_alignment(d: np.ndarray, lateral: np.ndarray, d_to: np.ndarray, lat_to: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation taking direction ``d`` to ``d_to`` and ``lateral`` (made orthogonal
-    to ``d``) to ``lat_to``."""
-    def frame(u, v):
-        u = u / np.linalg.norm(u)
-        v = v - np.dot(v, u) * u
-        v = v / np.linalg.norm(v)
-        return np.stack([u, v, np.cross(u, v)], axis=1)
-    return frame(d_to, lat_to) @ frame(d, lateral).T
+    """(3, 3) rotation taking direction ``d`` to ``d_to`` and ``lateral`` (made orthogonal to ``d``) to
+    ``lat_to`` (numpy front of :func:`human_body_prior.tools.rotation_tools.align_frames`)."""
+    return rotation_tools.align_frames(_t(d), _t(lateral), _t(d_to), _t(lat_to)).numpy()
 
 
 def _tpose_rule(name: str):
@@ -92,31 +87,13 @@ def tpose_rotations(joints: np.ndarray) -> np.ndarray:
     return local
 
 
-def forward_kinematics(joints: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World rotations (J, 3, 3) and posed joint positions (J, 3). Kept in numpy (not
-    body_model/kinematics.py) so that the shipped open models rebuild bit for bit."""
-    n = len(joints)
-    world = np.empty((n, 3, 3))
-    posed = np.empty((n, 3))
-    for j in range(n):
-        p = PARENTS[j]
-        if p < 0:
-            world[j] = local[j]
-            posed[j] = joints[j]
-        else:
-            world[j] = world[p] @ local[j]
-            posed[j] = posed[p] + world[p] @ (joints[j] - joints[p])
-    return world, posed
-
-
 def skin(verts: np.ndarray, weights: np.ndarray, joints: np.ndarray, local: np.ndarray):
-    """Linear blend skinning. verts (V, 3), weights (V, J) -> posed verts (V, 3), joints (J, 3)."""
-    world, posed = forward_kinematics(joints, local)
-    # per-joint affine map x -> R (x - J_rest) + J_posed
-    offset = posed - np.einsum("jab,jb->ja", world, joints)
-    blended_r = np.einsum("vj,jab->vab", weights, world)
-    blended_t = weights @ offset
-    return np.einsum("vab,vb->va", blended_r, verts) + blended_t, posed
+    """Linear blend skinning with the package's one forward kinematics and skinning
+    (:mod:`human_body_prior.body_model.kinematics`, :func:`human_body_prior.body_model.lbs.skin_vertices`).
+    verts (V, 3), weights (V, J), rest joints (J, 3), local rotations (J, 3, 3) -> posed verts (V, 3),
+    posed joints (J, 3)."""
+    posed, transforms = forward_kinematics(_t(local)[None], _t(joints)[None], _TREE)
+    return skin_vertices(_t(verts)[None], _t(weights), transforms)[0].numpy(), posed[0].numpy()
 
 
 def to_rest_pose(verts: np.ndarray, weights: np.ndarray, joints: np.ndarray):

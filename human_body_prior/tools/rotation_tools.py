@@ -258,6 +258,21 @@ def rotation_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return R
 
 
+def _orthonormal_frame(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Columns u/|u|, the part of v orthogonal to u (normalised), and their cross product: (..., 3, 3)."""
+    u = u / u.norm(dim=-1, keepdim=True)
+    v = v - (v * u).sum(-1, keepdim=True) * u
+    v = v / v.norm(dim=-1, keepdim=True)
+    return torch.stack([u, v, torch.linalg.cross(u, v, dim=-1)], dim=-1)
+
+
+def align_frames(d: torch.Tensor, lateral: torch.Tensor, d_to: torch.Tensor, lateral_to: torch.Tensor) -> torch.Tensor:
+    """The rotation taking direction d onto d_to and the part of lateral orthogonal to d onto the part
+    of lateral_to orthogonal to d_to (a frame given by a main and a secondary direction). All (..., 3),
+    any non-zero length, lateral not parallel to d -> R (..., 3, 3)."""
+    return _orthonormal_frame(d_to, lateral_to) @ _orthonormal_frame(d, lateral).transpose(-1, -2)
+
+
 def quaternion_slerp(q0: torch.Tensor, q1: torch.Tensor, t) -> torch.Tensor:
     """Spherical linear interpolation of unit quaternions (..., 4) (w, x, y, z) along the shorter arc
     (q1 is flipped where q0.q1 < 0); t in [0, 1], broadcast against (..., 1). Near-equal quaternions
