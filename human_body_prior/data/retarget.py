@@ -63,7 +63,8 @@ class RetargetDiagnostics:
     (:mod:`human_body_prior.evaluation.retarget_quality`) and pictures.
 
     groups: [(model joint indices root-first, source joint name)], the chains of model joints that share
-    one source joint, root first; source_index: source joint name -> index in the BVH;
+    one source joint, root first; group_parents: per group the index of the group holding the nearest
+    mapped ancestor of its first joint (-1 for the root's group); source_index: source joint name -> index in the BVH;
     source_positions (F, S, 3) and source_rotations (F, S, 3, 3): the source's world joints, file units
     and axes; reference_rotations (S, 3, 3): its T-pose orientations; alignments: per group the (3, 3)
     rest alignment A; C (3, 3): file axes -> model axes; world_rotation (3, 3): model frame -> output
@@ -72,6 +73,7 @@ class RetargetDiagnostics:
     """
 
     groups: list
+    group_parents: list
     source_index: dict
     source_positions: np.ndarray
     source_rotations: np.ndarray
@@ -248,10 +250,8 @@ class Retargeter:
         # model children of each group: first joints of groups whose head's parent is in this group
         group_children = [[] for _ in groups]
         group_parent = [-1] * len(groups)
-        for g, (idx, _) in enumerate(groups):
-            p = self.parents[idx[0]]
-            while p >= 0 and p not in head_of:
-                p = self.parents[p]
+        above = [self._mapped_ancestor(idx[0], head_of) for idx, _ in groups]  # joint above each head
+        for g, p in enumerate(above):
             if p >= 0:
                 group_parent[g] = head_of[p]
                 group_children[head_of[p]].append(g)
@@ -290,31 +290,10 @@ class Retargeter:
                 R = S @ R
             R_group[g] = R
 
-        # local rotations, walking the model tree root-first
-        glob = np.broadcast_to(np.eye(3), (F, NUM_SMPLX_JOINTS, 3, 3)).copy()
-        local = glob.copy()
-        for j in range(NUM_SMPLX_JOINTS):
-            p = self.parents[j]
-            Rp = glob[:, p] if p >= 0 else np.broadcast_to(np.eye(3), (F, 3, 3))
-            if j in head_of:
-                g = head_of[j]
-                idx = groups[g][0]
-                if j == idx[0]:
-                    L = np.swapaxes(Rp, -1, -2) @ R_group[g]
-                    k = len(idx)
-                    if k == 1:
-                        Lk = L
-                    else:
-                        aa = matrix_to_axis_angle(torch.from_numpy(L)) / k
-                        Lk = axis_angle_to_matrix(aa).numpy()
-                    for i in idx:
-                        local[:, i] = Lk
-                # members after the head reuse the head's share
-                glob[:, j] = Rp @ local[:, j]
-            else:
-                glob[:, j] = Rp  # identity local
-        twist_turns = self._calibrate_hinge_twist(local, glob, head_of)
-        root_global = glob[:, 0].copy()
+        local = self._chain_local_rotations(groups, R_group, above)
+        twist_turns = self._calibrate_hinge_twist(local, head_of)
+        _, glob = forward_kinematics(local, np.zeros(local.shape[:-1]), self.parents)
+        root_global = glob[:, 0]
 
         # translation: hip centre, scaled to the model's legs
         scale = self._leg_length(Jm) / leg_src
@@ -329,13 +308,45 @@ class Retargeter:
         if not (np.isfinite(pose).all() and np.isfinite(trans).all()):
             raise ValueError(f"{bvh.source}: retargeting gave non-finite poses or translations "
                              "(a degenerate skeleton: coincident joints?)")
-        diagnostics = RetargetDiagnostics(groups=groups, source_index=src_idx, source_positions=P, source_rotations=G,
+        diagnostics = RetargetDiagnostics(groups=groups, group_parents=group_parent, source_index=src_idx, source_positions=P, source_rotations=G,
                                           reference_rotations=G_ref, alignments=A, C=C, world_rotation=W,
                                           swing_deg=swing_deg, hinge_twist_deg=twist_turns)
         return RetargetResult(pose=pose, trans=trans, global_rot=glob, skeleton=sk.name, scale=float(scale),
                               diagnostics=diagnostics)
 
-    def _calibrate_hinge_twist(self, local, glob, mapped, min_bend_deg=15.0, min_frames=10,
+    def _mapped_ancestor(self, j: int, mapped) -> int:
+        """The nearest proper ancestor of model joint j in ``mapped`` (-1 if none)."""
+        p = self.parents[j]
+        while p >= 0 and p not in mapped:
+            p = self.parents[p]
+        return int(p)
+
+    def _chain_local_rotations(self, groups, R_group, above) -> np.ndarray:
+        """Local rotations (F, 55, 3, 3) that give each group's last joint the world orientation
+        R_group[g] (F, 3, 3); above[g] is the mapped joint above the group's head (-1: none); unmapped
+        joints keep the identity.
+
+        A chain of k model joints sharing one source joint gets the k-th root of its rotation relative
+        to the joint above it at each of its joints (the share of each joint along the axis-angle).
+        Groups are root-first, so the joint above a group's head has its world orientation already.
+        """
+        F = R_group.shape[1]
+        local = np.broadcast_to(np.eye(3), (F, NUM_SMPLX_JOINTS, 3, 3)).copy()
+        world = {}  # mapped joint -> its world orientation (F, 3, 3)
+        for g, (idx, _) in enumerate(groups):
+            W = world[above[g]] if above[g] >= 0 else np.eye(3)  # unmapped joints in between turn nothing
+            L = np.swapaxes(W, -1, -2) @ R_group[g]
+            if len(idx) == 1:
+                local[:, idx[0]] = L
+                world[idx[0]] = R_group[g]
+                continue
+            aa = matrix_to_axis_angle(torch.from_numpy(L))
+            local[:, idx] = axis_angle_to_matrix(aa / len(idx)).numpy()[:, None]
+            for i, j in enumerate(idx):
+                world[j] = W @ axis_angle_to_matrix(aa * ((i + 1) / len(idx))).numpy()
+        return local
+
+    def _calibrate_hinge_twist(self, local, mapped, min_bend_deg=15.0, min_frames=10,
                                min_concentration=0.5) -> dict[str, float]:
         """Turn each upper arm and thigh about its own axis so that its elbow or knee flexes straight
         forwards (elbows) or backwards (knees) in the model's rest frame.
@@ -350,7 +361,7 @@ class Retargeter:
         the whole take and the hinge's rotation compensates, so every joint keeps its position and
         everything below the hinge its orientation. Takes with fewer bent frames, or no consistent
         plane (mean resultant length below ``min_concentration``), are left as they are.
-        Edits local (F, 55, 3, 3) and glob in place; returns {upper joint: turn in degrees}.
+        Edits local (F, 55, 3, 3) in place; returns {upper joint: turn in degrees}.
         """
         turns = {}
         for hinge in HINGES:
@@ -374,7 +385,6 @@ class Retargeter:
             T = axis_angle_to_matrix(torch.from_numpy(u * theta)).numpy()  # turn about the upper bone
             local[:, a] = local[:, a] @ T
             local[:, h] = T.T @ local[:, h]
-            glob[:, a] = glob[:, a] @ T
             turns[upper] = round(float(np.degrees(theta)), 2)
         return turns
 

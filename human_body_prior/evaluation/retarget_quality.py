@@ -12,22 +12,20 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, HINGES, NUM_BODY_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 
 # hips and collars: chained from the model's own joint
 _LIMB_ROOTS = tuple(BODY_JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_collar", "right_collar"))
 
 
-def _with_parent_group(groups):
-    """(first model joint, source joint, parent group index) of each group but the root's: the parent
-    group holds the nearest mapped ancestor of the first joint."""
-    head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}
-    for idx, src in groups[1:]:
-        p = SMPLX_PARENTS[idx[0]]
-        while p not in head_of:
-            p = SMPLX_PARENTS[p]
-        yield idx[0], src, head_of[p]
+def _with_parent_group(diagnostics):
+    """(first model joint, source joint, parent group index) of each group but the root's."""
+    for (idx, src), parent in zip(diagnostics.groups, diagnostics.group_parents):
+        if parent >= 0:
+            yield idx[0], src, parent
 
 
 def normalised_source_joints(result, model_joints: np.ndarray, rest_joints: np.ndarray) -> dict[int, np.ndarray]:
@@ -58,7 +56,7 @@ def normalised_source_joints(result, model_joints: np.ndarray, rest_joints: np.n
     root = groups[0][0][0]
     anchors = {root: model_joints[:, root]}
     measured = {}
-    for c, src, pg in _with_parent_group(groups):
+    for c, src, pg in _with_parent_group(d):
         pidx, psrc = groups[pg]
         ph = pidx[0]
         if c in _LIMB_ROOTS:
@@ -99,14 +97,14 @@ def strict_joint_errors_mm(result, model_joints: np.ndarray, rest_joints: np.nda
     root = groups[0][0][0]
     q = {root: model_joints[:, root]}
     out = {}
-    for c, src, pg in _with_parent_group(groups):
+    for c, src, pg in _with_parent_group(d):
         pidx, psrc = groups[pg]
-        d = (P[:, src_idx[src]] - P[:, src_idx[psrc]]) @ M.T
-        n = np.linalg.norm(d, axis=-1, keepdims=True)
+        bone = (P[:, src_idx[src]] - P[:, src_idx[psrc]]) @ M.T
+        n = np.linalg.norm(bone, axis=-1, keepdims=True)
         if float(n.min()) < 1e-9:
             q[c] = model_joints[:, c]
             continue
-        q[c] = q[pidx[0]] + np.linalg.norm(rest_joints[c] - rest_joints[pidx[0]]) * d / n
+        q[c] = q[pidx[0]] + np.linalg.norm(rest_joints[c] - rest_joints[pidx[0]]) * bone / n
         if c < NUM_BODY_JOINTS:
             out[c] = 1000 * np.linalg.norm(model_joints[:, c] - q[c], axis=-1)
     return out
@@ -130,7 +128,7 @@ def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray, min_bend_deg
             u = u / np.linalg.norm(u)
             v = rest_joints[c] - rest_joints[j]
             v = v / np.linalg.norm(v)
-            d = _rotate(pose[:, j], v)
+            d = axis_angle_to_matrix(torch.from_numpy(np.asarray(pose[:, j], dtype=np.float64))).numpy() @ v
             ang = np.degrees(np.arccos(np.clip(d @ u, -1, 1)))
             is_bent = ang > min_bend_deg
             bent += int(is_bent.sum())
@@ -138,10 +136,3 @@ def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray, min_bend_deg
         out[name] = good / bent if bent else float("nan")
         out[f"{name}_bent_frames"] = bent
     return out
-
-
-def _rotate(aa: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate the vector v (3,) by axis-angle rotations aa (F, 3) (Rodrigues)."""
-    th = np.linalg.norm(aa, axis=-1, keepdims=True)
-    k = aa / np.maximum(th, 1e-12)
-    return (v * np.cos(th) + np.cross(k, v) * np.sin(th) + k * (k @ v)[:, None] * (1 - np.cos(th)))
