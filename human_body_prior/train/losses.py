@@ -21,7 +21,7 @@ import torch.nn as nn
 from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
 from human_body_prior.body_model.lbs import pose_features, skin_vertices
 from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
-from human_body_prior.tools.rotation_tools import matrix_to_axis_angle
+from human_body_prior.tools.rotation_tools import geodesic_angle
 
 M_TO_MM = 1000.0
 
@@ -157,11 +157,6 @@ def vposer_loss(pose_matrot_in, pose_matrot_rec, mean, std, surface: BodySurface
         v2v = diff_mm.norm(dim=-1).mean()
     return {"loss": loss, "kl": kl.detach(), "mesh_l1_mm": mesh_l1.detach(), "pose_mse": pose_mse.detach(),
             "v2v_mm": v2v}
-
-
-def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
-    """Angle (radians) of the rotation between R1 and R2, (..., 3, 3) -> (...), with finite gradients at 0 and pi."""
-    return matrix_to_axis_angle(R1.transpose(-1, -2) @ R2).norm(dim=-1)
 
 
 V2_LOSS_WEIGHTS = ("loss_kl_wt", "loss_rec_wt", "loss_matrot_wt", "loss_jtr_wt")
