@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.body_model.joint_names import JOINT_NAMES
+from human_body_prior.body_model.skeleton import JOINT_NAMES
 from human_body_prior.open_model.assets import MakeHumanAssets
 from human_body_prior.open_model.build import triangulate
 from human_body_prior.open_model.landmarks import KEYPOINT_NAMES

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
 MOCAP_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "mocap"
 

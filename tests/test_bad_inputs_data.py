@@ -15,7 +15,7 @@ import pytest
 
 from mocap_fixtures import tpose_joints, tpose_model_path  # noqa: F401 (fixture)
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data import bvh as bvh_mod
 from human_body_prior.data import bvh2amass, mocap_report, prepare_open_mocap
 from human_body_prior.data.skeleton_maps import CMU_MOTIONBUILDER

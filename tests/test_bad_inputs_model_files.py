@@ -1,7 +1,6 @@
 """Bad model files (#16): each gets a clear error naming the file and key, or a named warning for damaged
 optional metadata; nothing is dropped silently and nothing large is allocated on the file's word."""
 
-import pickle
 import resource
 import warnings
 

@@ -1,7 +1,6 @@
 """Bad inputs to the trainer and to the experiment loaders: each gets a clear error naming the file and key,
 or is read as written (a boolean written 'false' is False)."""
 
-import types
 from pathlib import Path
 
 import pytest

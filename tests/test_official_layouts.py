@@ -15,7 +15,7 @@ import torch
 
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.body_model.model_io import load_model_file, restricted_unpickle
-from official_layouts import ChumpyCh, OldScipyCsc, Py2Pickler, py2_pickle, write_release
+from official_layouts import OldScipyCsc, Py2Pickler, py2_pickle, write_release
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-6}
 # release -> (smplx class, file name smplx looks for, whether smplx can read the release file itself)

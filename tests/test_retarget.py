@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from mocap_fixtures import extract_take, shared_take_dir, tpose_model_path  # noqa: F401 (fixtures)
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data import bvh2amass
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh, write_bvh
 from human_body_prior.data.retarget import Retargeter, model_rest_skeleton

@@ -1,10 +1,7 @@
 """VPoser v2 (V02_05): layout, forward pass against a float64 numpy re-computation, checkpoints and load_model."""
 
-import io
 import os
-import pickle
 import types
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +219,7 @@ def test_safe_yaml(tmp_path):
 
 def test_bad_folders_name_the_file(tmp_path):
     from human_body_prior.models.vposer_model import VPoser
-    from human_body_prior.tools.model_loader import load_model, load_vposer
+    from human_body_prior.tools.model_loader import load_model
 
     with pytest.raises(FileNotFoundError, match="not found"):
         load_model(tmp_path / "nowhere")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.body_model.joint_names import PARENTS
+from human_body_prior.body_model.skeleton import PARENTS
 from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
 OFFICIAL_NUM_VERTS = {"smpl": 6890, "smplh": 6890, "smplx": 10475, "mano": 778}

@@ -156,8 +156,7 @@ class IK_Engine(nn.Module):
             frames = bad.nonzero().flatten().tolist()
             raise ValueError(f"target_kpts has NaN or infinite values in frame(s) {frames[:10]}"
                              f"{' ...' if len(frames) > 10 else ''}; IK needs every target point")
-        B, device, dtype = target.shape[0], target.device, target.dtype
-        space = VPoserLatent(self.vp_model, device, dtype)
+        space = VPoserLatent(self.vp_model, target.device, target.dtype)
         x = self._initial_variables(source_kpts_model, target, dict(initial_body_params or {}), space)
         per_frame = _per_frame(self.data_loss)
 

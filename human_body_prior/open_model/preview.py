@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
 from human_body_prior.open_model.rest_pose import skin
 from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import atomic_write

@@ -13,12 +13,11 @@ import torch
 
 from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
 from human_body_prior.body_model.lbs import skin_vertices
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
-from human_body_prior.open_model.skeleton import PARENTS
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.tools import rotation_tools
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
-_TREE = KinematicTree(PARENTS)
+_TREE = KinematicTree(SMPLX_PARENTS)
 _X, _Y, _Z = np.eye(3)
 
 
@@ -66,7 +65,7 @@ def tpose_rotations(joints: np.ndarray) -> np.ndarray:
     local = np.tile(np.eye(3), (n, 1, 1))
     world = np.tile(np.eye(3), (n, 1, 1))
     for j, name in enumerate(SMPLX_JOINT_NAMES):
-        parent_world = world[PARENTS[j]] if PARENTS[j] >= 0 else np.eye(3)
+        parent_world = world[SMPLX_PARENTS[j]] if SMPLX_PARENTS[j] >= 0 else np.eye(3)
         rule = _tpose_rule(name)
         q = np.eye(3)
         if rule is not None:

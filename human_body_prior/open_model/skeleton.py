@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from human_body_prior.body_model.joint_names import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
 
 _FINGER_NUM = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}
 
@@ -107,4 +107,3 @@ def skinning_weights(rig: dict, rig_weights: dict[str, list], num_verts: int) ->
     return w / w.sum(1, keepdims=True)
 
 
-PARENTS = np.asarray(SMPLX_PARENTS, dtype=np.int64)

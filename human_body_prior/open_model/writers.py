@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.body_model.joint_names import (
+from human_body_prior.body_model.skeleton import (
     PARENTS,
     SMPL_JOINT_NAMES,
     SMPLH_JOINT_NAMES,
