@@ -142,7 +142,7 @@ def test_python2_names_are_mapped_without_widening_the_allowlist():
     p.save({"x": np.arange(3.0)})
     p.out.write(b"b.")
     obj = restricted_unpickle(p.out.getvalue())
-    assert obj.source_class == "chumpy.ch.Ch" and obj.state["x"].tolist() == [0, 1, 2]
+    assert obj.source == "chumpy.ch.Ch" and obj.state["x"].tolist() == [0, 1, 2]
     for module, name in (("__builtin__", "eval"), ("__builtin__", "getattr"), ("copy_reg", "__newobj__"),
                          ("__builtin__", "file"), ("exceptions", "Exception"), ("os", "system")):
         with pytest.raises(pickle.UnpicklingError, match=f"refusing to load global {module}.{name}"):

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from human_body_prior.tools.stand_in import StandIn, stand_in_class
+
 try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray
 except ImportError:  # pragma: no cover - numpy 1.x
@@ -50,16 +52,8 @@ class ModelFileError(ValueError):
 # ----------------------------------------------------------------------------------------------------------
 # The restricted unpickler
 
-class _Placeholder:
+class _Placeholder(StandIn):
     """Stands in for a chumpy or scipy.sparse object while unpickling; keeps only its state."""
-
-    source_class = ""
-
-    def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
-
-    def __init__(self, *args, **kwargs):
-        pass
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
@@ -68,7 +62,7 @@ class _Placeholder:
 
 
 def _placeholder_class(module: str, name: str) -> type:
-    return type(name, (_Placeholder,), {"source_class": f"{module}.{name}"})
+    return stand_in_class(_Placeholder, module, name)
 
 
 def _checked_reconstructor(cls, base, state):
@@ -169,10 +163,10 @@ _SPARSE_FORMATS = ("csc", "csr", "coo")
 
 def _sparse_to_dense(obj: _Placeholder, fname: str, key: str, budget: int) -> np.ndarray:
     state = obj.state if isinstance(getattr(obj, "state", None), dict) else {}
-    cls = obj.source_class.rsplit(".", 1)[-1]
+    cls = obj.source.rsplit(".", 1)[-1]
     fmt = cls[:3]
     if fmt not in _SPARSE_FORMATS or cls[3:] not in ("_matrix", "_array"):
-        raise ModelFileError(f"{fname}: key {key!r} holds a {obj.source_class}; only csc, csr and coo "
+        raise ModelFileError(f"{fname}: key {key!r} holds a {obj.source}; only csc, csr and coo "
                              "sparse matrices can be read")
     try:
         shape = tuple(int(n) for n in state.get("_shape", state.get("shape")))
@@ -183,7 +177,7 @@ def _sparse_to_dense(obj: _Placeholder, fname: str, key: str, budget: int) -> np
         else:
             indptr, indices = np.asarray(state["indptr"]), np.asarray(state["indices"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ModelFileError(f"{fname}: key {key!r}: damaged {obj.source_class} state "
+        raise ModelFileError(f"{fname}: key {key!r}: damaged {obj.source} state "
                              f"(members {sorted(state)}): {err!r}") from None
     if len(shape) != 2 or min(shape) < 0:
         raise ModelFileError(f"{fname}: key {key!r}: sparse matrix shape {shape} is not 2-D")
@@ -209,8 +203,8 @@ def _sparse_to_dense(obj: _Placeholder, fname: str, key: str, budget: int) -> np
 
 def _chumpy_to_numpy(obj: _Placeholder, fname: str, key: str) -> np.ndarray:
     state = getattr(obj, "state", None)
-    if obj.source_class != "chumpy.ch.Ch":
-        raise ModelFileError(f"{fname}: key {key!r} holds a chumpy expression ({obj.source_class}), not a plain "
+    if obj.source != "chumpy.ch.Ch":
+        raise ModelFileError(f"{fname}: key {key!r} holds a chumpy expression ({obj.source}), not a plain "
                              "chumpy.ch.Ch array; only plain arrays can be read without running chumpy")
     # chumpy's Ch.__getstate__ is its __dict__ without _parents and _cache: the values in 'x' beside
     # _dirty_vars, _itr, _depends_on_deps, _make_dense and _make_sparse
@@ -223,7 +217,7 @@ def _chumpy_to_numpy(obj: _Placeholder, fname: str, key: str) -> np.ndarray:
 def _to_numpy(value, fname: str, key: str, budget: int):
     if not isinstance(value, _Placeholder):
         return value
-    if value.source_class.startswith("scipy.sparse"):
+    if value.source.startswith("scipy.sparse"):
         return _sparse_to_dense(value, fname, key, budget)
     return _chumpy_to_numpy(value, fname, key)
 

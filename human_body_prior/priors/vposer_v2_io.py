@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from human_body_prior.tools.stand_in import StandIn, stand_in_class
+
 V2_PREFIX = "vp_model."
 IGNORED_PREFIXES = ("bm_train.",)  # body-model buffers of the upstream LightningModule, not weights
 CONFIG_SECTIONS = ("general", "logging", "train_parms", "data_parms", "model_params", "body_model")
@@ -137,19 +139,9 @@ def write_config(cfg, yaml_fname) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
-class _Skipped:
-    """Stands in for an object of a non-weight checkpoint entry: nothing of the original class runs."""
-
-    source = "?"
-
-    def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
+class _Skipped(StandIn):
+    """Stands in for an object of a non-weight checkpoint entry: nothing of the original class runs and
+    nothing of its state is kept."""
 
     def __setitem__(self, key, value):
         pass
@@ -162,10 +154,6 @@ class _Skipped:
 
     def __repr__(self):
         return f"<skipped {self.source} object>"
-
-
-def _skipped_class(qualname: str):
-    return type("Skipped", (_Skipped,), {"source": qualname})
 
 
 def _allowed_globals() -> dict:
@@ -210,7 +198,7 @@ def _restricted_pickle_module():
             if module.split(".")[0] in _CODE_MODULES:
                 raise CheckpointPayloadError(f"refusing the global {qualname}: a checkpoint holds weights, "
                                              "not code")
-            return _skipped_class(qualname)
+            return stand_in_class(_Skipped, module, name)
 
     def load(f, **kwargs):
         return Unpickler(f, **kwargs).load()
