@@ -171,13 +171,17 @@ def test_atomic_write_fsyncs_the_file_and_its_folder_before_the_rename(tmp_path,
     assert i >= 1 and events[i + 1] == ("fsync", f"<dir>{tmp_path}")  # the folder, after the rename
 
 
+def _old_and_new_folder(tmp_path):
+    """A shipped folder holding model.pt "old" and its replacement beside it holding "new"."""
+    dst, new = tmp_path / "shipped", tmp_path / "shipped.packing"
+    for folder, text in ((dst, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "model.pt").write_text(text)
+    return dst, new
+
+
 def test_replace_dir_leaves_a_complete_folder_at_every_step(tmp_path, monkeypatch):
-    dst = tmp_path / "shipped"
-    dst.mkdir()
-    (dst / "model.pt").write_text("old")
-    new = tmp_path / "shipped.packing"
-    new.mkdir()
-    (new / "model.pt").write_text("new")
+    dst, new = _old_and_new_folder(tmp_path)
     atomic_io.replace_dir(new, dst)
     assert (dst / "model.pt").read_text() == "new" and not new.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shipped"]
@@ -186,12 +190,7 @@ def test_replace_dir_leaves_a_complete_folder_at_every_step(tmp_path, monkeypatc
 def test_replace_dir_fallback_killed_between_renames_recovers(tmp_path, monkeypatch):
     """Without an atomic exchange (non-Linux), a death between the two renames is repaired by the next
     replace_dir/recover_dir: the old folder comes back."""
-    dst = tmp_path / "shipped"
-    dst.mkdir()
-    (dst / "model.pt").write_text("old")
-    new = tmp_path / "shipped.packing"
-    new.mkdir()
-    (new / "model.pt").write_text("new")
+    dst, new = _old_and_new_folder(tmp_path)
     monkeypatch.setattr(atomic_io, "_exchange", lambda a, b: False)
     real_replace, calls = os.replace, []
 
@@ -213,14 +212,9 @@ def test_replace_dir_fallback_killed_between_renames_recovers(tmp_path, monkeypa
 @pytest.mark.skipif(not getattr(atomic_io, "_exchange_supported", lambda: True)(),
                     reason="needs renameat2(RENAME_EXCHANGE)")
 def test_replace_dir_is_one_exchange_on_linux(tmp_path, monkeypatch):
-    dst = tmp_path / "shipped"
-    dst.mkdir()
-    (dst / "a").write_text("old")
-    new = tmp_path / "new"
-    new.mkdir()
-    (new / "a").write_text("new")
+    dst, new = _old_and_new_folder(tmp_path)
     renames = []
     monkeypatch.setattr(atomic_io.os, "replace", lambda s, d: renames.append(d))
     atomic_io.replace_dir(new, dst)
     assert renames == []  # no rename of dst away: it is never missing
-    assert (dst / "a").read_text() == "new"
+    assert (dst / "model.pt").read_text() == "new"
