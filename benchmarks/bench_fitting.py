@@ -17,9 +17,7 @@ and at batch 256.
 
 import argparse
 import json
-import os
 import platform
-import sys
 import time
 
 import numpy as np
@@ -33,6 +31,8 @@ from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT
 from human_body_prior.fitting.heldout import corrupt_joints, load_poses, pick_frames
 from human_body_prior.priors.experiment import load_vposer
 from human_body_prior.tools.atomic_io import atomic_write_bytes
+
+from _provenance import command_line, portable_path
 WEIGHT_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
@@ -103,10 +103,11 @@ def main(argv=None):
     bm = BodyModel(bm_path)
     vposer, _ = load_vposer(expr_dir, verbose=False)
     sigma = args.noise_mm / 1000.0
-    res = {"bm_path": str(bm_path), "expr_dir": str(expr_dir), "test": args.test, "tune": args.tune,
+    res = {"bm_path": portable_path(bm_path), "expr_dir": portable_path(expr_dir),
+           "test": portable_path(args.test), "tune": portable_path(args.tune),
            "noise_mm": args.noise_mm, "missing": args.missing, "seed": args.seed,
            "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-           "torch": torch.__version__, "command": " ".join([os.path.basename(sys.executable)] + sys.argv)}
+           "torch": torch.__version__, "command": command_line()}
 
     weights = {"vposer": DEFAULT_PRIOR_WEIGHT["vposer"], "l2": DEFAULT_PRIOR_WEIGHT["l2"], "none": 0.0}
     if args.weights:

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 
 import torch
@@ -28,6 +27,8 @@ from human_body_prior.fitting.heldout import load_poses, pick_frames
 from human_body_prior.fitting.joints_model import PosedJoints
 from human_body_prior.models.ik_engine import IK_Engine
 from human_body_prior.tools.atomic_io import atomic_write_bytes
+
+from _provenance import command_line, portable_path
 
 NUM_BODY_JOINTS = 22
 STEPWISE_WEIGHTS = [{"data": 10.0, "poZ_body": 0.01, "betas": 0.5}]
@@ -112,9 +113,9 @@ def main(argv=None):
            "mean_joint_error_mm_batch1_frames": float(err1.mean()),
            "same_frames_at_batch_size": float(err[:n1].mean()),
            "stepwise_weights": STEPWISE_WEIGHTS, "optimizer_args": OPTIMIZER_ARGS,
-           "expr_dir": str(args.expr_dir or hbp.default_vposer_dir()), "test": args.test,
+           "expr_dir": portable_path(args.expr_dir or hbp.default_vposer_dir()), "test": portable_path(args.test),
            "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-           "torch": torch.__version__, "command": " ".join([os.path.basename(sys.executable)] + sys.argv)}
+           "torch": torch.__version__, "command": command_line()}
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:

@@ -9,7 +9,7 @@ rho = 100 px) reprojection loss, an L2 pose prior, L-BFGS in two stages (global 
 on the torso, then everything), zero-pose start. Error: mean per-joint position error of the 22 body joints
 after aligning the pelvis (mm).
 
-    python benchmarks/smplifyx_2d_fit.py --data-dir /work/data/vposer_data --model FILE [--ids stock|file]
+    python benchmarks/smplifyx_2d_fit.py --data-dir D --model FILE [--ids stock|file]
 
 ``--ids file`` replaces smplx's table by the file's ``keypoint_vertex_ids`` (the corrected-ids reference).
 """

@@ -69,3 +69,17 @@ def test_installed_copy_finds_its_files_from_any_directory(wheel, tmp_path):
     folder = res.stdout.splitlines()[0]
     assert folder == str(target / "human_body_prior" / "_support_data")
     assert "torch.Size([2, 13380, 3])" in res.stdout
+
+
+def test_recorded_results_name_no_machine_folders():
+    """Benchmark results, model cards and docs give paths relative to the repository (or placeholders),
+    never the folders of the machine they were measured on."""
+    import re
+
+    machine = re.compile(r"(?<![\w.])/(work|home|root|Users|scratch|mnt)/")
+    texts = [p for folder in ("docs", "support_data", "benchmarks", "notebooks") for p in (REPO / folder).rglob("*")
+             if p.suffix in (".md", ".json", ".py", ".ipynb", ".txt", ".yaml", ".ini")]
+    texts += [REPO / "README.md", REPO / "ARCHITECTURE.md"]
+    found = [f"{p.relative_to(REPO)}:{i}" for p in texts for i, line in enumerate(p.read_text().splitlines(), 1)
+             if machine.search(line)]
+    assert not found, found
