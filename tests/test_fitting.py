@@ -411,3 +411,71 @@ def test_example_figure_is_written(assets, tmp_path):
     out = draw(tmp_path / "fig.png", rows, truth, truth, conf, bm.parents, ["a", "b"])
     with open(out, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("iterations,lr", [(3, 1.0), (8, 1.0), (8, 0.5)])
+def test_batched_lbfgs_takes_torch_lbfgs_iterates(iterations, lr):
+    """Each frame of the batched solver takes torch.optim.LBFGS's iterates (no line search; the trial
+    steps are accepted on this mild problem): same first step lr / |g|_1, same two-loop recursion and
+    history, same scaling."""
+    from human_body_prior.fitting.batched_lbfgs import batched_lbfgs
+
+    gen = torch.Generator().manual_seed(0)
+    B, D = 5, 6
+    A = torch.randn(B, D, D, generator=gen, dtype=torch.float64)
+    A = 0.3 * A @ A.transpose(-1, -2) / D + torch.eye(D, dtype=torch.float64)
+    c = torch.randn(B, D, generator=gen, dtype=torch.float64)
+    x0 = 3 * torch.randn(B, D, generator=gen, dtype=torch.float64)
+
+    def loss(x, A=A, c=c):  # per frame: a quadratic bowl plus a small quartic
+        d = x - c
+        return 0.5 * torch.einsum("bi,bij,bj->b", d, A, d) + 0.01 * (x * x).sum(-1) ** 2
+
+    ours, _ = batched_lbfgs(loss, x0, max_iter=iterations, history_size=4, tolerance_change=0.0, lr=lr)
+    for b in range(B):
+        x = x0[b:b + 1].clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([x], lr=lr, max_iter=iterations, max_eval=100, history_size=4, tolerance_grad=0.0,
+                                tolerance_change=0.0)
+
+        def closure():
+            opt.zero_grad()
+            value = loss(x, A[b:b + 1], c[b:b + 1]).sum()
+            value.backward()
+            return value
+
+        opt.step(closure)
+        torch.testing.assert_close(ours[b], x.detach()[0], rtol=0, atol=1e-12)
+
+
+def test_ik_engine_passes_torch_lbfgs_options_to_the_whole_batch_solver(assets):
+    """A data loss that is not a per-frame sum is solved as one problem by torch.optim.LBFGS, which gets
+    the caller's tolerance_change (the upstream tutorial's 1e-4 stops it early)."""
+    from human_body_prior.models.ik_engine import IK_Engine
+
+    bm_path, expr_dir = assets
+    _, joints = _known_bodies(_bm(assets), 3, seed=21)
+    joints = joints[:, :22]
+    bm = BodyModel(bm_path)
+    calls = [0]
+
+    class Source(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bm = bm
+
+        def forward(self, params):
+            calls[0] += 1
+            return {"source_kpts": self.bm(**params).Jtr[:, :22]}
+
+    def batch_loss(pred, target):  # not a torch loss module: no per-frame form
+        return ((pred - target) ** 2).sum()
+
+    evaluations = {}
+    for tol in (1e-12, 1e-4):
+        calls[0] = 0
+        ik = IK_Engine(expr_dir, data_loss=batch_loss, verbosity=0,
+                       optimizer_args={"type": "LBFGS", "max_iter": 200, "lr": 1, "tolerance_change": tol,
+                                       "history_size": 50})
+        ik(Source(), joints)
+        evaluations[tol] = calls[0]
+    assert evaluations[1e-4] < 0.8 * evaluations[1e-12], evaluations

@@ -30,14 +30,14 @@ def _two_loop(g, S, Y, rho):
 
 
 def batched_lbfgs(func, x0: torch.Tensor, max_iter: int = 50, history_size: int = 10, c1: float = 1e-4,
-                  max_backtracks: int = 12, tolerance_change: float = 1e-12):
+                  max_backtracks: int = 12, tolerance_change: float = 1e-12, lr: float = 1.0):
     """Minimise B independent functions.
 
     func(x) -> per-frame losses (B,) for x (B, D); it must be differentiable and frame b's loss may
     depend on x[b] only. Returns (x (B, D), final losses (B,)). Each iteration: per-frame two-loop
-    direction (steepest descent when it is not a descent direction), step 1 (first iteration:
-    1 / |g|_1 capped at 1) halved per frame until the Armijo condition holds. A frame stops when its
-    step no longer changes its loss by more than tolerance_change (relative).
+    direction (steepest descent when it is not a descent direction), trial step lr (first iteration:
+    lr / |g|_1 capped at lr, as torch.optim.LBFGS) halved per frame until the Armijo condition holds.
+    A frame stops when its step no longer changes its loss by more than tolerance_change (relative).
     """
 
     def evaluate(x):
@@ -59,9 +59,9 @@ def batched_lbfgs(func, x0: torch.Tensor, max_iter: int = 50, history_size: int 
         d = torch.where(bad.unsqueeze(-1), -g, d)
         gd = torch.where(bad, -(g * g).sum(-1), gd)
         if it == 0:
-            t = (1.0 / g.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0)
+            t = lr * (1.0 / g.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0)
         else:
-            t = torch.ones(B, dtype=x.dtype, device=x.device)
+            t = torch.full((B,), float(lr), dtype=x.dtype, device=x.device)
         t = torch.where(active, t, torch.zeros_like(t))
         pending = active.clone()
         x_new, f_new, g_new = x.clone(), f.clone(), g.clone()

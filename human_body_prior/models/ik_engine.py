@@ -42,6 +42,7 @@ _OPTIMIZER_KEYS = {"lbfgs": {"type", "max_iter", "lr", "tolerance_change", "tole
                              "line_search_fn", "max_eval"},
                    "adam": {"type", "max_iter", "lr", "betas", "eps", "weight_decay", "amsgrad"}}
 _DEFAULT_ITERATIONS = {"lbfgs": 300, "adam": 300}
+_LBFGS_OPTIONS = ("history_size", "lr", "tolerance_grad", "tolerance_change", "max_eval", "line_search_fn")
 
 
 def load_vposer_any(expr_dir=None):
@@ -87,7 +88,10 @@ class IK_Engine(nn.Module):
     vposer_expr_dir: VPoser folder, v1 or v2 (default: the shipped open prior). data_loss: a loss module
     or function of (source_kpts, target_kpts) -> scalar (default: SmoothL1Loss(reduction='mean'), as upstream).
     optimizer_args: {'type': 'LBFGS' | 'Adam', 'max_iter': iterations (Adam: steps) per stage (default 300),
-    'lr': Adam's step size; L-BFGS: history_size}. stepwise_weights: list of {'data', 'poZ_body', 'betas'}
+    'lr': step size (Adam) or step scale (L-BFGS, default 1); L-BFGS also takes torch.optim.LBFGS's
+    'history_size' (default 10), and 'tolerance_grad', 'tolerance_change', 'max_eval' and
+    'line_search_fn', which apply when the batch is solved as one problem (see fitting/stages.run_stage
+    for why frames solved separately stop by their own tests)}. stepwise_weights: list of {'data', 'poZ_body', 'betas'}
     weights, one dict per stage (a missing key weighs 0). num_betas: betas width when source_kpts_module
     holds no BodyModel (default 10); it must agree with the one it holds. display_rc, verbosity, logger:
     upstream's reporting options (verbosity > 0 logs each stage's loss; nothing is rendered).
@@ -174,7 +178,8 @@ class IK_Engine(nn.Module):
         variables = [x[k] for k in FREE_VARIABLES]
         kind = self.optimizer_args["type"]
         optimizer = "adam" if kind == "adam" else "lbfgs" if per_frame is not None else "lbfgs_strong_wolfe"
-        lbfgs_options = {"history_size": int(self.optimizer_args.get("history_size", 10))}
+        lbfgs_options = {k: self.optimizer_args[k] for k in _LBFGS_OPTIONS if k in self.optimizer_args}
+        lbfgs_options.setdefault("history_size", 10)
         for i, w in enumerate(self.stepwise_weights):
             w_data, w_z, w_b = (float(w.get(k, 0.0)) for k in WEIGHT_KEYS)
 
