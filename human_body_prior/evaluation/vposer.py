@@ -1,7 +1,9 @@
 """Measure a trained VPoser on held-out poses and on its own samples.
 
     python -m human_body_prior.evaluation.vposer --expr-dir support_data/vposer_v1_0_open \\
-        --data-dir /work/scratch/mocap/vposer_data [--splits vald test] [--num-samples 1000] [--json out.json]
+        --data-dir D [--splits vald test] [--num-samples 1000] [--json out.json]
+
+(D: the ``--out-dir`` of ``python -m human_body_prior.data.prepare_open_mocap``.)
 
 All body quantities use the body model ``--bm-path`` (default: the shipped open SMPL-X neutral) posed
 by the 21 body joints only (zero root, shape and hands), all vertices, lengths in millimetres.

@@ -11,8 +11,10 @@ component, which is cheap and has simple gradients::
 The shipped mixture (``support_data/gmm_prior/gmm_08.npz``, K = 8 as in SMPLify) was fitted by
 :func:`fit_gmm` on the training poses of the shipped data split; the command that made it::
 
-    python -m human_body_prior.priors.gmm --train /work/data/vposer_data/train \
+    python -m human_body_prior.priors.gmm --train DATA/train \
         --out support_data/gmm_prior/gmm_08.npz
+
+(DATA: the ``--out-dir`` of ``python -m human_body_prior.data.prepare_open_mocap``.)
 
 File format (``.npz``, no pickles): ``weights`` (K,), ``means`` (K, D), ``covariances`` (K, D, D),
 float64.
