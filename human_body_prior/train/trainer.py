@@ -133,50 +133,50 @@ class VPoserTrainer:
 
     def __init__(self, ps):
         ps = self.ps = self._resolve_settings(ps)
-        if int(ps.get("num_threads", 0) or 0) > 0:
-            torch.set_num_threads(int(ps.num_threads))
-        self.dist = distributed.setup(ps.get("device", "auto"))
+        if ps.num_threads > 0:
+            torch.set_num_threads(ps.num_threads)
+        self.dist = distributed.setup(ps.device)
         self.device = self.dist.device
-        dtype_name = str(ps.get("dtype", "float32"))
+        dtype_name = ps.dtype
         if dtype_name not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype_name!r}")
         self.dtype = _DTYPES[dtype_name]
-        self.seed = int(ps.seed)
-        self.model_version = int(ps.get("model_version", 1) or 1)
+        self.seed = ps.seed
+        self.model_version = ps.model_version
         if self.model_version not in (1, 2):
-            raise ValueError(f"model_version must be 1 or 2, got {ps.get('model_version')!r}")
-        self.kl_coef = float(ps.kl_coef)
-        self.pose_weight = float(ps.get("pose_loss_weight", 1.0))
+            raise ValueError(f"model_version must be 1 or 2, got {ps.model_version!r}")
+        self.kl_coef = ps.kl_coef
+        self.pose_weight = ps.pose_loss_weight
         self.v2_weights = {k: float(ps[k]) for k in V2_LOSS_WEIGHTS} if self.model_version == 2 else None
 
         self.expr_code = ps.expr_code
         self.work_dir = Path(ps.work_dir)
-        self.try_num = int(ps.get("try_num", 0) or 0)
+        self.try_num = ps.try_num
         if self.dist.is_main:
             self.work_dir.mkdir(parents=True, exist_ok=True)
         self.log_fname = self.work_dir / f"{self.expr_code}.log"
         self.checkpoints = ExperimentCheckpoints(self.work_dir, self.model_version, self.expr_code, self.try_num)
 
-        dataset_dir = ps.get("dataset_dir")
+        dataset_dir = ps.dataset_dir
         if not dataset_dir:
             raise ValueError("setting dataset_dir is empty: point it at the folder with train/ and vald/ splits")
         dataset_dir = Path(dataset_dir)
         self.train_poses = load_pose_split(dataset_dir / "train", self.dtype)
-        frame_step = int(self.ps.get("train_frame_step", 1) or 1)
+        frame_step = ps.train_frame_step
         if frame_step > 1:  # consecutive mocap frames are near duplicates: shorter epochs, same variety
             self.train_poses = self.train_poses[::frame_step].contiguous()
         self.vald_poses = load_pose_split(dataset_dir / "vald", self.dtype)
-        self.batches = PoseBatches(self.train_poses, int(ps.batch_size), rank=self.dist.rank,
+        self.batches = PoseBatches(self.train_poses, ps.batch_size, rank=self.dist.rank,
                                    world_size=self.dist.world_size, shuffle=True, seed=self.seed)
 
         bm_path = ps.bm_path
-        self.surface = BodySurface(bm_path, num_vertices=int(ps.get("num_loss_vertices", 0) or 0),
-                                   seed=int(ps.get("vertex_subset_seed", 0) or 0), dtype=self.dtype,
-                                   subset=str(ps.get("vertex_subset", "random") or "random")).to(self.device)
+        self.surface = BodySurface(bm_path, num_vertices=ps.num_loss_vertices,
+                                   seed=ps.vertex_subset_seed, dtype=self.dtype,
+                                   subset=ps.vertex_subset).to(self.device)
 
         with torch.random.fork_rng(devices=[]):  # the layers' default init must not advance the global RNG
-            self.vposer = build_vposer(self.model_version, int(ps.num_neurons), int(ps.latentD),
-                                       list(ps.data_shape), bool(ps.use_cont_repr))
+            self.vposer = build_vposer(self.model_version, ps.num_neurons, ps.latentD,
+                                       list(ps.data_shape), ps.use_cont_repr)
         init_vposer_weights(self.vposer, torch.Generator().manual_seed(_step_seed(self.seed, 0x1417)))
         self.vposer.to(device=self.device, dtype=self.dtype)
         step = _VAEStep(self.vposer)
@@ -185,15 +185,15 @@ class VPoserTrainer:
             step = DistributedDataParallel(step, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.step_module = step
 
-        self.optimizer = torch.optim.Adam(self.vposer.parameters(), lr=float(ps.base_lr),
-                                          weight_decay=float(ps.reg_coef))
+        self.optimizer = torch.optim.Adam(self.vposer.parameters(), lr=ps.base_lr,
+                                          weight_decay=ps.reg_coef)
         self.scheduler = self._make_scheduler()
         self.epoch = 0
         self.best_val = math.inf
         self.best_snapshot = None
         self.epochs_since_best = 0
 
-        resume = ps.get("resume", False)
+        resume = ps.resume
         if resume:
             self.resume(self.work_dir / TRAINING_STATE if resume is True else resume)
 
@@ -204,23 +204,23 @@ class VPoserTrainer:
         and resolve the derived values: expr_code, the experiment folder and the body model file."""
         if not isinstance(ps, TrainSettings):
             ps = load_settings(strict=False, **{k: v for k, v in dict(ps).items() if k != "default_ps"})
-        expr_code = ps.get("expr_code") or "vposer_run"
-        work_dir = ps.get("work_dir") or str(Path(ps.get("work_root") or ".") / expr_code)
-        bm_path = ps.get("bm_path")
+        expr_code = ps.expr_code or "vposer_run"
+        work_dir = ps.work_dir or str(Path(ps.work_root or ".") / expr_code)
+        bm_path = ps.bm_path
         if not bm_path:
             from human_body_prior import default_body_model_path
             bm_path = default_body_model_path("smplx", "neutral")
         return ps.replace(expr_code=expr_code, work_dir=str(work_dir), bm_path=str(bm_path))
 
     def _make_scheduler(self):
-        kind = str(self.ps.get("lr_schedule", "plateau")).lower()
+        kind = self.ps.lr_schedule.lower()
         if kind == "plateau":
             return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="min", factor=float(self.ps.lr_factor), patience=int(self.ps.lr_patience),
-                min_lr=float(self.ps.min_lr))
+                self.optimizer, mode="min", factor=self.ps.lr_factor, patience=self.ps.lr_patience,
+                min_lr=self.ps.min_lr)
         if kind == "step":
-            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=int(self.ps.lr_step_epochs),
-                                                   gamma=float(self.ps.lr_factor))
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=self.ps.lr_step_epochs,
+                                                   gamma=self.ps.lr_factor)
         if kind == "none":
             return None
         raise ValueError(f"lr_schedule must be 'plateau', 'step' or 'none', got {kind!r}")
@@ -248,10 +248,10 @@ class VPoserTrainer:
         """One pass over this rank's shard; returns metrics averaged over batches and ranks."""
         self.step_module.train()
         self.batches.set_epoch(epoch)
-        use_pose_term = epoch <= int(self.ps.get("keep_extra_loss_terms_until_epoch", 0) or 0)
+        use_pose_term = epoch <= self.ps.keep_extra_loss_terms_until_epoch
         sums, n = {}, 0
         bar = None
-        if self.dist.is_main and bool(self.ps.get("progress_bar", True)):
+        if self.dist.is_main and self.ps.progress_bar:
             from tqdm import tqdm
             bar = tqdm(total=len(self.batches), desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
         for b, pose_aa in enumerate(self.batches):
@@ -284,7 +284,7 @@ class VPoserTrainer:
         the pose term is included as in the last epoch's objective."""
         self.vposer.eval()
         sums, total = {}, 0
-        use_pose_term = self.epoch <= int(self.ps.get("keep_extra_loss_terms_until_epoch", 0) or 0)
+        use_pose_term = self.epoch <= self.ps.keep_extra_loss_terms_until_epoch
         for s in range(0, len(poses), chunk):
             p = poses[s:s + chunk].to(self.device)
             q_z = self.vposer.encode(p)
@@ -342,24 +342,24 @@ class VPoserTrainer:
         trainer's own flat settings under 'human_body_prior_trainer' (what reproduces the run)."""
         ps = self.ps
         return {
-            "general": {"expr_id": self.expr_code, "rnd_seed": self.seed, "verbosity": int(ps.get("verbosity", 1))},
-            "logging": {"work_dir": str(self.work_dir), "render_during_training": bool(ps.get("render_pictures")),
+            "general": {"expr_id": self.expr_code, "rnd_seed": self.seed, "verbosity": ps.verbosity},
+            "logging": {"work_dir": str(self.work_dir), "render_during_training": ps.render_pictures,
                         "best_model_fname": None},
             "train_parms": {
-                "batch_size": int(ps.batch_size), "num_epochs": int(ps.num_epochs),
-                "gen_optimizer": {"type": "Adam", "args": {"lr": float(ps.base_lr), "weight_decay": float(ps.reg_coef)}},
-                "lr_scheduler": {"type": "ReduceLROnPlateau", "args": {"patience": int(ps.lr_patience),
-                                                                       "factor": float(ps.lr_factor)}},
-                "early_stopping": {"monitor": "val_loss", "patience": int(ps.get("early_stop_patience", 0) or 0),
+                "batch_size": ps.batch_size, "num_epochs": ps.num_epochs,
+                "gen_optimizer": {"type": "Adam", "args": {"lr": ps.base_lr, "weight_decay": ps.reg_coef}},
+                "lr_scheduler": {"type": "ReduceLROnPlateau", "args": {"patience": ps.lr_patience,
+                                                                       "factor": ps.lr_factor}},
+                "early_stopping": {"monitor": "val_loss", "patience": ps.early_stop_patience,
                                    "mode": "min"},
-                "keep_extra_loss_terms_until_epoch": int(ps.get("keep_extra_loss_terms_until_epoch", 0) or 0),
+                "keep_extra_loss_terms_until_epoch": ps.keep_extra_loss_terms_until_epoch,
                 "loss_weights": dict(self.v2_weights)},
-            "data_parms": {"dataset_dir": str(ps.get("dataset_dir", "")),
-                           "train_frame_step": int(ps.get("train_frame_step", 1) or 1)},
-            "model_params": {"num_neurons": int(ps.num_neurons), "latentD": int(ps.latentD)},
+            "data_parms": {"dataset_dir": ps.dataset_dir,
+                           "train_frame_step": ps.train_frame_step},
+            "model_params": {"num_neurons": ps.num_neurons, "latentD": ps.latentD},
             "body_model": {"gender": "neutral", "bm_fname": str(ps.bm_path),
-                           "num_loss_vertices": int(ps.get("num_loss_vertices", 0) or 0),
-                           "vertex_subset": str(ps.get("vertex_subset", "random"))},
+                           "num_loss_vertices": ps.num_loss_vertices,
+                           "vertex_subset": ps.vertex_subset},
             "human_body_prior_trainer": {k: (v if isinstance(v, (int, float, bool, str, list, type(None))) else str(v))
                                          for k, v in self._settings_to_save().items()},
         }
@@ -372,8 +372,8 @@ class VPoserTrainer:
     # ------------------------------------------------------------------------------ the run
     def train(self) -> dict:
         """Train from self.epoch + 1 to num_epochs; returns a summary dict."""
-        num_epochs = int(self.ps.num_epochs)
-        patience = int(self.ps.get("early_stop_patience", 0) or 0)
+        num_epochs = self.ps.num_epochs
+        patience = self.ps.early_stop_patience
         if self.epoch == 0:
             self.log(f"VPoser training {self.expr_code}: {len(self.train_poses)} train / {len(self.vald_poses)} vald "
                      f"poses, {self.dist.world_size} process(es) on {self.device}, batch {self.batches.batch_size} "
@@ -411,7 +411,7 @@ class VPoserTrainer:
                 break
         summary = {"epochs": self.epoch, "best_val_loss": self.best_val, "best_snapshot": self.best_snapshot,
                    "wall_time_s": time.time() - t_start, "work_dir": str(self.work_dir)}
-        if self.dist.is_main and bool(self.ps.get("render_pictures", False)) and self.best_snapshot:
+        if self.dist.is_main and self.ps.render_pictures and self.best_snapshot:
             self.render_pictures()
         return summary
 
