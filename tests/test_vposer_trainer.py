@@ -200,7 +200,8 @@ def test_v2_objective_terms_match_independent_references(tiny):
     b_rec = bm(pose_body=torch.tensor(aa_rec.reshape(6, 63)))
     mesh = (b_rec.v - b_in.v).abs().mean().item()
     jtr = (b_rec.Jtr[:, 1:22] - b_in.Jtr[:, 1:22]).abs().mean().item()
-    geo = np.mean((Rotation.from_rotvec(aa_in.reshape(-1, 3)).inv() * Rotation.from_rotvec(aa_rec.reshape(-1, 3))).magnitude())
+    rot_in, rot_rec = Rotation.from_rotvec(aa_in.reshape(-1, 3)), Rotation.from_rotvec(aa_rec.reshape(-1, 3))
+    geo = np.mean((rot_in.inv() * rot_rec).magnitude())
     kl = torch.distributions.kl_divergence(torch.distributions.Normal(mean, std),
                                            torch.distributions.Normal(0.0, 1.0)).sum(-1).mean().item()
     assert out["mesh_l1_mm"].item() == pytest.approx(1000 * mesh, rel=1e-9)

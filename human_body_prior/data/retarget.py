@@ -64,8 +64,8 @@ class RetargetDiagnostics:
 
     groups: [(model joint indices root-first, source joint name)], the chains of model joints that share
     one source joint, root first; group_parents: per group the index of the group holding the nearest
-    mapped ancestor of its first joint (-1 for the root's group); source_index: source joint name -> index in the BVH;
-    source_positions (F, S, 3) and source_rotations (F, S, 3, 3): the source's world joints, file units
+    mapped ancestor of its first joint (-1 for the root's group); source_index: source joint name ->
+    index in the BVH; source_positions (F, S, 3) and source_rotations (F, S, 3, 3): the source's world joints, file units
     and axes; reference_rotations (S, 3, 3): its T-pose orientations; alignments: per group the (3, 3)
     rest alignment A; C (3, 3): file axes -> model axes; world_rotation (3, 3): model frame -> output
     world (W); swing_deg (F, 55): size of the per-frame swing corrections; hinge_twist_deg: {upper
@@ -308,8 +308,8 @@ class Retargeter:
         if not (np.isfinite(pose).all() and np.isfinite(trans).all()):
             raise ValueError(f"{bvh.source}: retargeting gave non-finite poses or translations "
                              "(a degenerate skeleton: coincident joints?)")
-        diagnostics = RetargetDiagnostics(groups=groups, group_parents=group_parent, source_index=src_idx, source_positions=P, source_rotations=G,
-                                          reference_rotations=G_ref, alignments=A, C=C, world_rotation=W,
+        diagnostics = RetargetDiagnostics(groups=groups, group_parents=group_parent, source_index=src_idx,
+                                          source_positions=P, source_rotations=G, reference_rotations=G_ref, alignments=A, C=C, world_rotation=W,
                                           swing_deg=swing_deg, hinge_twist_deg=twist_turns)
         return RetargetResult(pose=pose, trans=trans, global_rot=glob, skeleton=sk.name, scale=float(scale),
                               diagnostics=diagnostics)
