@@ -101,10 +101,10 @@ def run_stage(optimizer: str, frame_loss, variables: list, free: list, iteration
     coupled: the frames' problems are not separate (a free variable shared by the frames, e.g. one betas
     row for the batch, or a loss that is not a sum over frames). lbfgs_options: torch.optim.LBFGS's
     history_size and lr (both L-BFGS kinds); tolerance_grad, tolerance_change, max_eval and
-    line_search_fn apply to the whole-batch L-BFGS only. Per frame, torch's absolute tolerances would
-    compare one frame's share of the loss with a threshold chosen for a batch's: on three frames of the
-    tests, the upstream tutorial's tolerance_change=1e-4 left 19.9 mm against 7.8 mm without it. There
-    a frame stops when its line search fails, its loss stalls (relative 1e-12) or after ``iterations``."""
+    line_search_fn apply to the whole-batch L-BFGS only: torch's absolute tolerances, chosen for a
+    batch's summed loss, would stop each frame of the per-frame solver far too early (measured in
+    docs/FITTING.md). There a frame stops when its line search fails, its loss stalls (relative change
+    1e-12) or after ``iterations``."""
     options = dict(lbfgs_options or {})
     frame_options = {k: v for k, v in options.items() if k in ("history_size", "lr")}
 

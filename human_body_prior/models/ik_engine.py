@@ -91,8 +91,8 @@ class IK_Engine(nn.Module):
     'lr': step size (Adam) or step scale (L-BFGS, default 1); L-BFGS also takes torch.optim.LBFGS's
     'history_size' (default 10), and 'tolerance_grad', 'tolerance_change', 'max_eval' and
     'line_search_fn', which apply when the batch is solved as one problem (see fitting/stages.run_stage
-    for why frames solved separately stop by their own tests)}. stepwise_weights: list of {'data', 'poZ_body', 'betas'}
-    weights, one dict per stage (a missing key weighs 0). num_betas: betas width when source_kpts_module
+    for why frames solved separately stop by their own tests)}. stepwise_weights: list of {'data',
+    'poZ_body', 'betas'} weights, one dict per stage (a missing key weighs 0). num_betas: betas width when source_kpts_module
     holds no BodyModel (default 10); it must agree with the one it holds. display_rc, verbosity, logger:
     upstream's reporting options (verbosity > 0 logs each stage's loss; nothing is rendered).
     """
