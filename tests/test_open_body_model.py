@@ -181,6 +181,32 @@ def test_official_layout(model_type, gender, files):
             assert b.min() >= -1e-9 and np.allclose(b.sum(-1), 1)
 
 
+@pytest.mark.parametrize("model_type,gender", CASES)
+def test_texture_coordinates_cover_the_mesh_without_folds(model_type, gender, files):
+    """vt/ft as in the official files: one UV triangle per face, in [0, 1], each with its face's winding
+    and a UV/3D size ratio within a factor of a few of the median (no collapsed or torn charts);
+    a UV seam splits a vertex into at most a few UV corners."""
+    d = files[(model_type, gender)]
+    vt, ft, f, v = d["vt"], d["ft"].astype(np.int64), d["f"].astype(np.int64), d["v_template"]
+    assert vt.dtype == np.float64 and vt.shape[1] == 2 and ft.shape == f.shape
+    assert ft.min() == 0 and ft.max() == len(vt) - 1 and 0.0 <= vt.min() and vt.max() <= 1.0
+    t = vt[ft]
+    area_uv = 0.5 * ((t[:, 1, 0] - t[:, 0, 0]) * (t[:, 2, 1] - t[:, 0, 1])
+                     - (t[:, 2, 0] - t[:, 0, 0]) * (t[:, 1, 1] - t[:, 0, 1]))
+    assert (area_uv > 0).all()
+    area_3d = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
+    ratio = np.sqrt(area_uv / area_3d)
+    assert np.percentile(ratio, 99) < 8 * np.median(ratio) and np.percentile(ratio, 1) > np.median(ratio) / 8
+    corners = np.unique(np.stack([f.ravel(), ft.ravel()], 1), axis=0)
+    assert len(np.unique(corners[:, 0])) == len(v) and np.bincount(corners[:, 0]).max() <= 4
+    assert len(np.unique(corners[:, 1])) == len(vt)  # every vt belongs to one vertex
+    assert np.array_equal(np.bincount(corners[:, 1]), np.ones(len(vt), dtype=np.int64))
+
+
+def test_mano_files_carry_no_texture_coordinates(files):
+    assert not {"vt", "ft"} & set(files[("mano", "left")])
+
+
 @pytest.mark.parametrize("model_type,gender", CASES + MANO_CASES)
 def test_weights_and_regressor_valid(model_type, gender, files):
     d = files[(model_type, gender)]

@@ -33,11 +33,15 @@ def sha256_of(path: str | Path) -> str:
 @dataclass
 class BaseMesh:
     """The hm08 base mesh. verts (N, 3) decimetres; quads of the body group (Q, 4);
-    ``groups`` maps a group name (``joint-*`` cubes, helpers) to its vertex indices."""
+    ``groups`` maps a group name (``joint-*`` cubes, helpers) to its vertex indices; uvs (T, 2) the
+    texture coordinates (OBJ convention: u right, v up, in [0, 1]) and body_quad_uvs (Q, 4) the
+    corners of each body quad in them."""
 
     verts: np.ndarray
     body_quads: np.ndarray
     groups: dict[str, np.ndarray]
+    uvs: np.ndarray
+    body_quad_uvs: np.ndarray
 
 
 class MakeHumanAssets:
@@ -70,24 +74,29 @@ class MakeHumanAssets:
         return self.read_bytes("LICENSE.md").decode("utf-8")
 
     def base_mesh(self) -> BaseMesh:
-        verts, body_quads, groups = [], [], {}
+        verts, uvs, body_quads, body_quad_uvs, groups = [], [], [], [], {}
         group = None
         for line in io.StringIO(self.read_bytes("3dobjs/base.obj").decode("utf-8")):
             if line.startswith("v "):
                 verts.append([float(t) for t in line.split()[1:4]])
+            elif line.startswith("vt "):
+                uvs.append([float(t) for t in line.split()[1:3]])
             elif line.startswith("g "):
                 group = line.split()[1]
                 groups.setdefault(group, [])
             elif line.startswith("f "):
-                idx = [int(t.split("/")[0]) - 1 for t in line.split()[1:]]
+                corners = [t.split("/") for t in line.split()[1:]]
+                idx = [int(c[0]) - 1 for c in corners]
                 if group == "body":
-                    if len(idx) != 4:
-                        raise ValueError(f"base.obj: body face with {len(idx)} corners, expected quads")
+                    if len(idx) != 4 or any(len(c) < 2 or not c[1] for c in corners):
+                        raise ValueError("base.obj: body faces are expected to be quads with texture coordinates, "
+                                         f"got {line.strip()!r}")
                     body_quads.append(idx)
+                    body_quad_uvs.append([int(c[1]) - 1 for c in corners])
                 groups[group].extend(idx)
         groups = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in groups.items()}
         return BaseMesh(np.asarray(verts, dtype=np.float64), np.asarray(body_quads, dtype=np.int64),
-                        groups)
+                        groups, np.asarray(uvs, dtype=np.float64), np.asarray(body_quad_uvs, dtype=np.int64))
 
     def target(self, rel: str, num_verts: int) -> np.ndarray:
         """Dense displacement field (num_verts, 3) of a ``.target`` / ``.target.gz`` file."""

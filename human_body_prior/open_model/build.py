@@ -57,6 +57,9 @@ class Builder:
         if len(np.unique(mesh.body_quads)) != self.body_count:
             raise ValueError("hm08 body group is expected to use vertices 0..n-1 exactly")
         self.faces = triangulate(mesh.body_quads)
+        used_uvs, quad_uvs = np.unique(mesh.body_quad_uvs, return_inverse=True)  # the body's own UVs only
+        self.uvs = mesh.uvs[used_uvs]
+        self.faces_uv = triangulate(quad_uvs.reshape(mesh.body_quad_uvs.shape))
         mirror = assets.mirror_table()
         self.vmir = mirror[: self.body_count]
         if self.vmir.max() >= self.body_count:
@@ -93,7 +96,7 @@ class Builder:
         lmk = landmarks.face_landmarks(template, self.faces, reg @ template)
         kp = landmarks.keypoint_vertices(template, self.weights, reg @ template, self.vmir)
         body = writers.BuiltBody(template, self.faces, self.weights, reg, space.dirs, self.expr_dirs,
-                                 *lmk, kp)
+                                 *lmk, kp, self.uvs, self.faces_uv)
         heights = {}
         for b0 in (-2.0, 0.0, 2.0):
             v = template + b0 * space.dirs[:, :, 0]

@@ -5,6 +5,8 @@ uint32 (row 0 parents, root 4294967295 as in the official files; row 1 joint ids
 weights (V, J), posedirs (V, 3, 9 (J - 1)) all zero, shapedirs (V, 3, K).
 SMPL-X: K = 400, shape in columns 0..299, expression in 300..399.
 SMPL-H and SMPL: K = 300 (smplx caps both at 10 betas unless the file has 300 columns).
+Texture coordinates as in the official files: ``vt`` (T, 2) float64 (OBJ convention, v up) and ``ft``
+(F, 3) uint32, the corners of face ``f[i]`` in ``vt`` (MakeHuman's hm08 UV layout; not in MANO files).
 Extra non-official key: ``keypoint_vertex_ids`` (21,), smplx's extra keypoints in the order of
 ``landmarks.KEYPOINT_NAMES``.
 Each file's vertices are reordered so smplx's vertex-id table for its type lands on the matching
@@ -55,6 +57,8 @@ class BuiltBody:
     dynamic_lmk_faces_idx: np.ndarray
     dynamic_lmk_bary_coords: np.ndarray
     keypoint_vertex_ids: np.ndarray
+    uvs: np.ndarray | None = None       # (T, 2) texture coordinates
+    faces_uv: np.ndarray | None = None  # (F, 3) corners of each face in uvs
 
 
 def _kintree(model_type: str) -> np.ndarray:
@@ -99,6 +103,7 @@ def _common(body: BuiltBody, model_type: str, weights, regressor) -> dict[str, n
         "kintree_table": _kintree(model_type),
         "weights": weights.astype(np.float64),
         "posedirs": np.zeros((v, 3, 9 * (j - 1)), dtype=np.float32),
+        **({} if body.uvs is None else {"vt": body.uvs.astype(np.float64), "ft": body.faces_uv.astype(np.uint32)}),
     }
 
 
