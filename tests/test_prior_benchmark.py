@@ -17,7 +17,7 @@ from human_body_prior.evaluation import prior_benchmark
 from human_body_prior.evaluation.compared_priors import GMMPrior, L2Prior, LatentPrior, NoPrior
 from human_body_prior.evaluation.prior_metrics import (apd, fid, frechet_distance, nearest_neighbour_distance,
                                                        prdc)
-from human_body_prior.evaluation.prior_protocols import (OCCLUSIONS, BenchData, complete, joint_ids,
+from human_body_prior.evaluation.prior_protocols import (OCCLUSIONS, BenchData, clip_denoising, complete, joint_ids,
                                                          part_vertices)
 from human_body_prior.priors.gmm import GMMPosePrior, default_gmm_path, fit_gmm
 from human_body_prior.priors.experiment import load_vposer
@@ -330,3 +330,26 @@ def test_vposer_v2_folder_plugs_into_the_harness(tmp_path, data):
     np.testing.assert_allclose(dec.reshape(4, 21, 3, 3).double().numpy(), ref, atol=1e-4)
     s = prior.sample(5, seed=1)
     assert s.shape == (5, 63) and torch.equal(s, prior.sample(5, seed=1))
+
+
+def test_clip_loading_and_clip_denoising(data, tmp_path):
+    """Clips come from the middle 80% of AMASS-style takes (takes too short are passed over); a clip
+    seen without noise is fitted exactly and its acceleration error is zero up to the fit's error."""
+    (tmp_path / "src").mkdir()
+    s = np.linspace(0, 1, 100)[:, None]  # a smooth motion: between two held-out poses, turning slowly
+    test = (1 - s) * data.test[0].numpy() + s * data.test[1].numpy()
+    root = s * np.array([0.0, 0.8, 0.0])
+    for name, length in (("a", 100), ("b", 20), ("c", 80)):
+        np.savez(tmp_path / "src" / f"{name}.npz", pose_body=test[:length], root_orient=root[:length])
+    clips = prior_benchmark.load_clips(tmp_path, ["src/a.bvh", "src/b.bvh", "src/c.bvh"], num_clips=3, frames=30)
+    assert len(clips) == 2 and all(p.shape == (30, 63) and r.shape == (30, 3) for p, r in clips)
+    for pose, _ in clips:  # the clip is a window of consecutive frames of its take, inside the middle 80%
+        start = int(np.flatnonzero(np.all(np.isclose(test[:100], pose[0].numpy()), axis=1))[0])
+        assert 10 <= start and start + 30 <= 90 and np.allclose(test[start:start + 30], pose.numpy())
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        prior_benchmark.load_clips(tmp_path, ["src/nope.bvh"], num_clips=1, frames=10)
+    clean = clip_denoising(data, NoPrior(), 0.0, clips[:1], noise_mm=0.0, smooth_weight=0.0)
+    noisy = clip_denoising(data, NoPrior(), 0.0, clips[:1], noise_mm=40.0, smooth_weight=0.0)
+    smooth = clip_denoising(data, NoPrior(), 0.0, clips[:1], noise_mm=40.0, smooth_weight=10.0)
+    assert clean["clips"] == 1 and clean["mpjpe_mm"] < 0.5 * noisy["mpjpe_mm"]
+    assert smooth["accel_error_mm"] < 0.5 * noisy["accel_error_mm"] and smooth["mpjpe_mm"] < noisy["mpjpe_mm"]

@@ -102,6 +102,32 @@ def load_data(bm, data_dir=None) -> tuple:
     return BenchData(bm, train, test, test_root, vald, vald_root), f"data folder {folder.name}"
 
 
+def load_clips(amass_dir, takes, num_clips: int, frames: int, seed: int = 0) -> list:
+    """Clips of real motion for the clip protocol: one clip of ``frames`` consecutive frames from each of
+    ``num_clips`` takes drawn (seeded) from ``takes`` (names as in a prepared folder's splits.json,
+    ``source/.../take.bvh``), read from the AMASS-style files prepare_open_mocap writes under
+    ``amass_dir`` (``source/.../take.npz``); the clip starts uniformly within the take's middle 80%.
+    Takes shorter than that are passed over. Returns [(pose_body (T, 63), root_orient (T, 3))] float32."""
+    rng = np.random.default_rng(seed)
+    clips = []
+    for take in rng.permutation(sorted(takes)):
+        path = Path(amass_dir) / Path(take).with_suffix(".npz")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no AMASS-style file for the take {take} (prepare_open_mocap --work-dir "
+                                    "W writes them under W/amass)")
+        with np.load(path, allow_pickle=False) as f:
+            pose, root = f["pose_body"], f["root_orient"]
+        lo, hi = int(0.1 * len(pose)), int(0.9 * len(pose)) - frames
+        if hi < lo:
+            continue
+        start = int(rng.integers(lo, hi + 1))
+        clips.append((torch.as_tensor(pose[start:start + frames], dtype=torch.float32),
+                      torch.as_tensor(root[start:start + frames], dtype=torch.float32)))
+        if len(clips) == num_clips:
+            break
+    return clips
+
+
 def write_subset(data_dir, out, train_frames=3000, test_frames=1000, seed=0) -> str:
     """The small pose subset for --quick and CI (float32, compressed)."""
     folder = Path(data_dir)

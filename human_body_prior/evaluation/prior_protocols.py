@@ -262,16 +262,18 @@ class _EnergyPriorFitter(BodyFitter):
         return self._energy(pose_var)
 
 
-def make_fitter(bm, prior, weight: float, stages=None):
+def make_fitter(bm, prior, weight: float, stages=None, **options):
     """A BodyFitter that fits with `prior` at `weight` (units of the data term, m^2 per frame);
-    stages: the engine's default (None) or a list of fitting.Stage, the same for every prior."""
+    stages: the engine's default (None) or a list of fitting.Stage, the same for every prior; options:
+    further BodyFitter arguments (e.g. smooth_weight)."""
     if prior.kind == "latent":
-        return BodyFitter(bm, pose_prior="vposer", vposer=prior.fitting_decoder(), prior_weight=weight, stages=stages)
+        return BodyFitter(bm, pose_prior="vposer", vposer=prior.fitting_decoder(), prior_weight=weight, stages=stages,
+                          **options)
     if prior.name == "none":
-        return BodyFitter(bm, pose_prior="none", stages=stages)
+        return BodyFitter(bm, pose_prior="none", stages=stages, **options)
     if prior.name == "l2":
-        return BodyFitter(bm, pose_prior="l2", prior_weight=weight, stages=stages)
-    return _EnergyPriorFitter(bm, prior.energy, weight, stages=stages)
+        return BodyFitter(bm, pose_prior="l2", prior_weight=weight, stages=stages, **options)
+    return _EnergyPriorFitter(bm, prior.energy, weight, stages=stages, **options)
 
 
 def fit_joints(data: BenchData, prior, weight: float, targets: np.ndarray, conf: np.ndarray, batch: int = 256,
@@ -336,3 +338,31 @@ def tune_weight(data: BenchData, prior, grid, frames: np.ndarray, noise_mm: floa
     scores = {w: fitting_protocol(data, prior, w, frames, noise_mm, missing, seed, split="vald")["mpjpe_mm"]
               for w in grid}
     return min(scores, key=scores.get), scores
+
+
+def clip_denoising(data: BenchData, prior, weight: float, clips: list, noise_mm: float, smooth_weight: float,
+                   seed: int = 0) -> dict:
+    """Fit noisy joints of whole clips; errors against the clean joints.
+
+    clips: [(pose_body (T, 63), root_orient (T, 3))] consecutive frames of real motion. Each clip is one
+    batch: per-frame stages, then (smooth_weight > 0) the engine's whole-clip refinement with the
+    acceleration term. Returns mpjpe_mm, accel_error_mm (mean over interior frames and joints of
+    |a_fit - a_true|, a the second difference of joint positions, mm per frame^2), seconds_per_frame.
+    """
+    fitter = make_fitter(data.bm, prior, weight, smooth_weight=smooth_weight)
+    errors, accel, frames, seconds = [], [], 0, 0.0  # errors, accel: per clip, per frame
+    for k, (pose, root) in enumerate(clips):
+        truth = data.joints(pose, root).to(torch.float64).numpy()
+        targets, conf = corrupt_joints(truth, noise_mm / 1000.0, 0.0, seed + k)
+        t0 = time.perf_counter()
+        fit = fitter.fit(JointTargets3D(targets, conf), write_back=False).joints[:, :NUM_BODY_JOINTS]
+        seconds += time.perf_counter() - t0
+        fit = fit.to(torch.float64).numpy()
+        errors.append(np.linalg.norm(fit - truth, axis=-1).mean(1))
+        second_difference = lambda j: j[:-2] - 2 * j[1:-1] + j[2:]
+        accel.append(np.linalg.norm(second_difference(fit) - second_difference(truth), axis=-1).mean(1))
+        frames += len(truth)
+    clip_means = np.array([e.mean() for e in errors]) * 1000.0  # frames of a clip are not independent
+    return {"mpjpe_mm": float(np.concatenate(errors).mean() * 1000.0), "mpjpe_sem_mm": _sem(clip_means),
+            "accel_error_mm": float(np.concatenate(accel).mean() * 1000.0), "seconds_per_frame": seconds / frames,
+            "weight": weight, "smooth_weight": smooth_weight, "clips": len(clips)}

@@ -9,7 +9,12 @@ The method, as BodyFitter.fit runs it:
    over the pose variable x (pose_space.py), root orientation and translation (and betas), where
    lambda_s = prior_weight * stage.prior_scale: a strong prior first keeps the pose natural while the
    body finds its place, a relaxed one lets it match.
-Frames do not interact, except through betas shared by the batch.
+4. With smooth_weight > 0 the batch is one clip, frames in time order: a last stage refines the
+   whole clip at once (torch's L-BFGS, smooth_iterations iterations, the last stage's prior scale), each
+   frame b also carrying smooth_weight * sum_j |J_(b-1)j - 2 J_bj + J_(b+1)j|^2 (the squared
+   acceleration of its joints, m^2 per frame^2; interior frames only). Starting it from the per-frame
+   fits matters: from the initial poses, the coupled problem does not converge in a useful budget.
+Frames do not interact, except through betas shared by the batch and the smoothness stage.
 """
 
 import math
@@ -20,6 +25,7 @@ import torch
 
 from human_body_prior.fitting.initialisation import TORSO_JOINTS, initial_global  # noqa: F401 (re-export)
 from human_body_prior.fitting.joints_model import PosedJoints
+from human_body_prior.fitting.losses import acceleration_term
 from human_body_prior.fitting.pose_space import make_pose_space
 from human_body_prior.fitting.prepared import data_term, prepare_observations
 from human_body_prior.fitting.stages import OPTIMIZERS, Stage, default_stages, run_stage
@@ -90,11 +96,14 @@ class BodyFitter:
     optimizer: 'lbfgs' (per-frame L-BFGS with backtracking), 'lbfgs_strong_wolfe' (torch's L-BFGS with
     strong-Wolfe line search over the whole batch) or 'adam' (see stages.py); lr: Adam's step size.
     stages: list of Stage (default: default_stages()). fit_betas: also fit betas, shared by the whole
-    batch (shared_betas=True) or per frame, with betas_weight * |betas|^2.
+    batch (shared_betas=True) or per frame, with betas_weight * |betas|^2. smooth_weight: weight of the
+    joints' squared acceleration over consecutive frames (0: frames are independent; > 0: the batch is
+    one clip in time order, refined as a whole after the stages for smooth_iterations L-BFGS iterations).
     """
 
     def __init__(self, bm, pose_prior="vposer", vposer=None, prior_weight=None, optimizer="lbfgs", lr=0.03,
-                 stages=None, fit_betas=False, shared_betas=True, betas_weight=DEFAULT_BETAS_WEIGHT):
+                 stages=None, fit_betas=False, shared_betas=True, betas_weight=DEFAULT_BETAS_WEIGHT,
+                 smooth_weight=0.0, smooth_iterations=400):
         if pose_prior not in POSE_PRIORS:
             raise ValueError(f"pose_prior must be one of {POSE_PRIORS}, got {pose_prior!r}")
         if optimizer not in OPTIMIZERS:
@@ -115,6 +124,12 @@ class BodyFitter:
         self.fit_betas = bool(fit_betas)
         self.shared_betas = bool(shared_betas)
         self.betas_weight = float(betas_weight)
+        self.smooth_weight = float(smooth_weight)
+        if self.smooth_weight < 0 or not math.isfinite(self.smooth_weight):
+            raise ValueError(f"smooth_weight must be a finite number >= 0, got {smooth_weight}")
+        if isinstance(smooth_iterations, bool) or int(smooth_iterations) != smooth_iterations or smooth_iterations < 1:
+            raise ValueError(f"smooth_iterations must be an integer >= 1, got {smooth_iterations!r}")
+        self.smooth_iterations = int(smooth_iterations)
 
     @property
     def device(self):
@@ -139,13 +154,15 @@ class BodyFitter:
         A subclass may replace it, e.g. with another prior's energy of pose_body on the 'l2' space."""
         return self.pose_space.prior(pose_var)
 
-    def frame_loss(self, prepared, prior_weight: float, num_joints: int):
+    def frame_loss(self, prepared, prior_weight: float, num_joints: int, smooth_weight: float = 0.0):
         """The objective E_b of the module docstring as a function of (root_orient, trans, pose, betas) -> (B,)."""
         def loss(root_orient, trans, pose_var, betas):
             joints = self.posed_joints(root_orient, pose_var, trans, betas, num_joints)
             value = data_term(prepared, joints) + prior_weight * self.prior_term(pose_var)
             if self.fit_betas:
                 value = value + self.betas_weight * (betas * betas).sum(-1)
+            if smooth_weight > 0:
+                value = value + smooth_weight * acceleration_term(joints)
             return value
         return loss
 
@@ -167,19 +184,30 @@ class BodyFitter:
         history = []
         for stage in stages:
             loss = self.frame_loss(prepared, self.prior_weight * float(stage.prior_scale), num_needed)
-            free = x.free(stage, self.fit_betas)
             coupled = self.fit_betas and stage.betas and x.betas.shape[0] != B
-            run_stage(self.optimizer, loss, x.as_list(), free, stage.iterations, self.lr, coupled)
-            with torch.no_grad():
-                history.append(float(loss(*x.as_list()).sum()))
-            if verbose:
-                print(f"stage prior x{stage.prior_scale:g} ({stage.iterations} it): loss {history[-1]:.6g}")
-            if not math.isfinite(history[-1]):
-                raise FloatingPointError(f"the fit diverged (loss {history[-1]}) in stage {stage}")
+            run_stage(self.optimizer, loss, x.as_list(), x.free(stage, self.fit_betas), stage.iterations, self.lr,
+                      coupled)
+            self._record(history, loss, x, stage, verbose)
+        if self.smooth_weight > 0 and B > 2:
+            stage = Stage(stages[-1].prior_scale, self.smooth_iterations)
+            loss = self.frame_loss(prepared, self.prior_weight * float(stage.prior_scale), num_needed,
+                                   self.smooth_weight)
+            run_stage("lbfgs_strong_wolfe", loss, x.as_list(), x.free(stage, self.fit_betas), stage.iterations,
+                      self.lr, coupled=True)
+            self._record(history, loss, x, stage, verbose)
         result = self.result(prepared, x, history)
         if write_back:
             self._write_back(result, B)
         return result
+
+    @staticmethod
+    def _record(history: list, loss, x: FitVariables, stage: Stage, verbose: bool) -> None:
+        with torch.no_grad():
+            history.append(float(loss(*x.as_list()).sum()))
+        if verbose:
+            print(f"stage prior x{stage.prior_scale:g} ({stage.iterations} it): loss {history[-1]:.6g}")
+        if not math.isfinite(history[-1]):
+            raise FloatingPointError(f"the fit diverged (loss {history[-1]}) in stage {stage}")
 
     def initial_variables(self, prepared, B: int, init: dict) -> FitVariables:
         """Step 2 of the method: the given initial values, else the pose space's origin and a body

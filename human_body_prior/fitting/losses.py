@@ -1,4 +1,5 @@
-"""Data terms for fitting: weighted squared errors with an optional robust (Geman-McClure) penalty."""
+"""Fitting terms: weighted squared errors with an optional robust (Geman-McClure) penalty, and temporal
+smoothness over the frames of a clip."""
 
 import torch
 
@@ -29,3 +30,14 @@ def confidence_weighted_error(pred: torch.Tensor, target: torch.Tensor, conf: to
     if robust_sigma is not None:
         sq = geman_mcclure(sq, robust_sigma)
     return (conf * sq).sum(-1)
+
+
+def acceleration_term(joints: torch.Tensor) -> torch.Tensor:
+    """Squared acceleration of each frame's joints, sum_j |J_(b-1)j - 2 J_bj + J_(b+1)j|^2, for the frames
+    of one clip in time order. joints (B, J, 3) -> (B,) (squared units of joints), zero for the first
+    and the last frame."""
+    out = joints.new_zeros(joints.shape[0])
+    if joints.shape[0] > 2:
+        acc = joints[:-2] - 2 * joints[1:-1] + joints[2:]
+        out = torch.cat([out[:1], (acc * acc).sum((-1, -2)), out[:1]])
+    return out
