@@ -356,6 +356,11 @@ def test_cli_end_to_end(assets, tmp_path):
     res2 = np.load(out2)
     assert "poZ_body" not in res2.files and str(res2["pose_prior"]) == "none"
 
+    out3 = tmp_path / "out_smooth.npz"
+    assert cli_main([str(inp), str(out3), "--bm-path", bm_path, "--expr-dir", expr_dir, "--smooth-weight", "10",
+                     "--iterations", "20", "--quiet"]) == 0
+    assert np.load(out3)["joints"].shape == (5, 22, 3)
+
 
 def test_cli_bad_input_reports_clearly(assets, tmp_path, capsys):
     bm_path, expr_dir = assets
@@ -366,6 +371,10 @@ def test_cli_bad_input_reports_clearly(assets, tmp_path, capsys):
     np.savez(bad, joints=np.zeros((2, 22, 3)), conf=np.zeros((2, 22)))
     assert run_cli(cli_main, [str(bad), str(tmp_path / "o.npz"), "--bm-path", bm_path, "--expr-dir", expr_dir]) == 1
     assert "all zero" in capsys.readouterr().err
+    np.savez(bad, joints=np.zeros((3, 22, 3)))
+    assert run_cli(cli_main, [str(bad), str(tmp_path / "o.npz"), "--bm-path", bm_path, "--expr-dir", expr_dir,
+                              "--smooth-weight", "-1"]) == 1
+    assert "smooth_weight must be a finite number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
 
 

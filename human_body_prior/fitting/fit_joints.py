@@ -1,13 +1,17 @@
 """Command line: fit bodies to 3D joints, with or without the VPoser prior.
 
     python -m human_body_prior.fitting.fit_joints IN.npz OUT.npz [--no-prior | --l2-pose]
-        [--prior-weight W] [--bm-path P] [--expr-dir D] [--fit-betas] [--batch-size N] [--device D]
+        [--prior-weight W] [--bm-path P] [--expr-dir D] [--fit-betas] [--smooth-weight S] [--batch-size N]
+        [--device D]
 
 IN.npz: ``joints`` (N, J, 3) in metres in the body model's joint order (J >= 22: the body joints
 first, SMPL-X order), optional ``conf`` (N, J) (0 = missing; missing joints may be NaN).
 OUT.npz (written atomically): ``root_orient`` (N, 3), ``pose_body`` (N, 63), ``trans`` (N, 3),
 ``betas`` (N, num_betas), ``poZ_body`` (N, latentD) with the prior, ``joints`` (N, J, 3) of the
 fitted bodies, ``data_loss`` (N,) final weighted squared error per frame (m^2), and ``pose_prior``.
+With ``--smooth-weight S`` the frames are a motion in time order: each batch of frames is fitted as one
+clip with the joints' squared acceleration weighted by S (fitting/engine.py; batches are smoothed
+separately, so pass a batch size of at least the clip's length to smooth it as a whole).
 """
 
 import os
@@ -52,7 +56,7 @@ def load_targets(path):
 
 
 def build_fitter(pose_prior, bm_path=None, expr_dir=None, prior_weight=None, device="cpu", fit_betas=False,
-                 iterations=None, optimizer="lbfgs", robust_sigma=None):
+                 iterations=None, optimizer="lbfgs", robust_sigma=None, smooth_weight=0.0):
     """BodyFitter on the open (or given) body model, with the shipped (or given) VPoser."""
     import human_body_prior as hbp
     bm_path = bm_path or hbp.default_body_model_path()
@@ -72,7 +76,7 @@ def build_fitter(pose_prior, bm_path=None, expr_dir=None, prior_weight=None, dev
     if iterations is not None:  # Stage refuses iterations < 1
         stages = [Stage(10.0, iterations), Stage(1.0, iterations)]
     return BodyFitter(bm, pose_prior=pose_prior, prior_weight=prior_weight, optimizer=optimizer, stages=stages,
-                      fit_betas=fit_betas), robust_sigma
+                      fit_betas=fit_betas, smooth_weight=smooth_weight), robust_sigma
 
 
 def fit_arrays(fitter, joints, conf=None, batch_size=256, robust_sigma=None, verbose=False) -> dict:
@@ -129,6 +133,8 @@ def main(argv=None):
     ap.add_argument("--bm-path", default=None, help="body model file (default: the open SMPL-X neutral model)")
     ap.add_argument("--expr-dir", default=None, help="VPoser experiment folder (default: the shipped open VPoser)")
     ap.add_argument("--fit-betas", action="store_true", help="also fit betas, shared by each batch")
+    ap.add_argument("--smooth-weight", type=cli.finite_float, default=0.0,
+                    help="the frames are a motion: weight of the joints' squared acceleration (default 0: off)")
     ap.add_argument("--robust-sigma", type=cli.positive_float, default=None,
                     help="Geman-McClure scale in metres, > 0 (default: plain L2)")
     ap.add_argument("--iterations", type=cli.positive_int, default=None, help="LBFGS iterations per stage (>= 1)")
@@ -139,7 +145,8 @@ def main(argv=None):
     pose_prior = "none" if args.no_prior else "l2" if args.l2_pose else "vposer"
     joints, conf = load_targets(args.input)
     fitter, robust = build_fitter(pose_prior, args.bm_path, args.expr_dir, args.prior_weight, args.device,
-                                  args.fit_betas, args.iterations, robust_sigma=args.robust_sigma)
+                                  args.fit_betas, args.iterations, robust_sigma=args.robust_sigma,
+                                  smooth_weight=args.smooth_weight)
     t0 = time.perf_counter()
     out = fit_arrays(fitter, joints, conf, args.batch_size, robust, verbose=not args.quiet)
     elapsed = time.perf_counter() - t0
