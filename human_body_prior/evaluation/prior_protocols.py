@@ -340,6 +340,11 @@ def tune_weight(data: BenchData, prior, grid, frames: np.ndarray, noise_mm: floa
     return min(scores, key=scores.get), scores
 
 
+def _second_difference(joints: np.ndarray) -> np.ndarray:
+    """(T, J, 3) positions of consecutive frames -> (T - 2, J, 3) accelerations (per frame^2)."""
+    return joints[:-2] - 2 * joints[1:-1] + joints[2:]
+
+
 def clip_denoising(data: BenchData, prior, weight: float, clips: list, noise_mm: float, smooth_weight: float,
                    seed: int = 0) -> dict:
     """Fit noisy joints of whole clips; errors against the clean joints.
@@ -359,8 +364,7 @@ def clip_denoising(data: BenchData, prior, weight: float, clips: list, noise_mm:
         seconds += time.perf_counter() - t0
         fit = fit.to(torch.float64).numpy()
         errors.append(np.linalg.norm(fit - truth, axis=-1).mean(1))
-        second_difference = lambda j: j[:-2] - 2 * j[1:-1] + j[2:]
-        accel.append(np.linalg.norm(second_difference(fit) - second_difference(truth), axis=-1).mean(1))
+        accel.append(np.linalg.norm(_second_difference(fit) - _second_difference(truth), axis=-1).mean(1))
         frames += len(truth)
     clip_means = np.array([e.mean() for e in errors]) * 1000.0  # frames of a clip are not independent
     return {"mpjpe_mm": float(np.concatenate(errors).mean() * 1000.0), "mpjpe_sem_mm": _sem(clip_means),
