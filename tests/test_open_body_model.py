@@ -335,6 +335,28 @@ def test_rest_pose_rotation_helpers():
     assert np.allclose(r @ [0.0, 1.0, 0.0], [0.0, -1.0, 0.0]) and np.isclose(np.linalg.det(r), 1.0)
 
 
+def test_base_mesh_reads_texture_coordinates_and_refuses_body_faces_without(tmp_path):
+    """base.obj read from a wheel: vt lines and each body quad's texture corners; a body face
+    without texture coordinates is an error naming the file and the face."""
+    import zipfile
+
+    from human_body_prior.open_model.assets import DATA_ROOT, MakeHumanAssets
+
+    def wheel(obj_text):
+        path = tmp_path / "w.whl"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(DATA_ROOT + "3dobjs/base.obj", obj_text)
+        return MakeHumanAssets(path, check_sha256=False)
+
+    head = "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0.1 0.2\nvt 0.3 0.4\nvt 0.5 0.6\nvt 0.7 0.8\ng body\n"
+    mesh = wheel(head + "f 1/4 2/3 3/2 4/1\n").base_mesh()
+    assert mesh.uvs.tolist() == [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8]]
+    assert mesh.body_quads.tolist() == [[0, 1, 2, 3]] and mesh.body_quad_uvs.tolist() == [[3, 2, 1, 0]]
+    with pytest.raises(ValueError, match=r"base.obj: body faces are expected to be quads with texture coordinates, "
+                                         r"got 'f 1 2 3 4'"):
+        wheel(head + "f 1 2 3 4\n").base_mesh()
+
+
 def test_phenotype_interpolation_weights():
     from human_body_prior.open_model.phenotype import _age_weights, _signed_pair, _three_level_weights
     w = _age_weights(0.75)

@@ -348,6 +348,12 @@ def test_clip_loading_and_clip_denoising(data, tmp_path):
         assert 10 <= start and start + 30 <= 90 and np.allclose(test[start:start + 30], pose.numpy())
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         prior_benchmark.load_clips(tmp_path, ["src/nope.bvh"], num_clips=1, frames=10)
+    np.savez(tmp_path / "src" / "bad.npz", poses=test)
+    with pytest.raises(ValueError, match=r"bad.npz: missing key\(s\) \['pose_body', 'root_orient'\]"):
+        prior_benchmark.load_clips(tmp_path, ["src/bad.bvh"], num_clips=1, frames=10)
+    np.savez(tmp_path / "src" / "bad.npz", pose_body=test[:, :60], root_orient=root)
+    with pytest.raises(ValueError, match=r"bad.npz: pose_body must be \(F, 63\)"):
+        prior_benchmark.load_clips(tmp_path, ["src/bad.bvh"], num_clips=1, frames=10)
     clean = clip_denoising(data, NoPrior(), 0.0, clips[:1], noise_mm=0.0, smooth_weight=0.0)
     noisy = clip_denoising(data, NoPrior(), 0.0, clips[:1], noise_mm=40.0, smooth_weight=0.0)
     smooth = clip_denoising(data, NoPrior(), 0.0, clips[:1], noise_mm=40.0, smooth_weight=10.0)

@@ -116,7 +116,14 @@ def load_clips(amass_dir, takes, num_clips: int, frames: int, seed: int = 0) -> 
             raise FileNotFoundError(f"{path}: no AMASS-style file for the take {take} (prepare_open_mocap --work-dir "
                                     "W writes them under W/amass)")
         with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("pose_body", "root_orient") if k not in f.files]
+            if missing:
+                raise ValueError(f"{path}: missing key(s) {missing}; an AMASS-style take holds pose_body (F, 63) "
+                                 "and root_orient (F, 3)")
             pose, root = f["pose_body"], f["root_orient"]
+        if pose.ndim != 2 or pose.shape[1] != 63 or root.shape != (len(pose), 3):
+            raise ValueError(f"{path}: pose_body must be (F, 63) and root_orient (F, 3), got {pose.shape} and "
+                             f"{root.shape}")
         lo, hi = int(0.1 * len(pose)), int(0.9 * len(pose)) - frames
         if hi < lo:
             continue
