@@ -246,7 +246,7 @@ def test_missing_dataset_is_a_clear_error(tiny, tmp_path):
 
 
 _DDP_SCRIPT = textwrap.dedent("""
-    import os, sys, torch
+    import os, sys, weakref, torch
     from human_body_prior.train.settings import load_settings
     from human_body_prior.train.trainer import VPoserTrainer
     settings, out = eval(sys.argv[1]), sys.argv[2]
@@ -254,7 +254,10 @@ _DDP_SCRIPT = textwrap.dedent("""
     trainer.train()
     torch.save({k: v.detach().cpu() for k, v in trainer.vposer.state_dict().items()},
                os.path.join(out, f"rank{trainer.dist.rank}.pt"))
+    ddp = weakref.ref(trainer.step_module)
     trainer.close()
+    # the DDP wrapper (whose reducer holds the gloo group) is gone before the interpreter exits
+    assert ddp() is None and not torch.distributed.is_initialized()
 """)
 
 

@@ -60,7 +60,14 @@ def setup(device_spec="auto") -> DistInfo:
 
 
 def teardown(info: DistInfo) -> None:
+    """Leave the process group this process joined in ``setup``.
+
+    Every rank first waits at a barrier, so that no peer is still inside a collective when the group's
+    connections close. Callers drop their DistributedDataParallel wrappers before this: the wrapper's
+    reducer holds the group, and a group destroyed only at interpreter exit can abort the process
+    ("terminate called without an active exception" from gloo's worker threads)."""
     if info.initialised_here and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -20,6 +20,7 @@ is reproducible and the global random state of numpy and torch is left untouched
 """
 
 import functools
+import gc
 import math
 import time
 import types
@@ -444,4 +445,9 @@ class VPoserTrainer:
             self.log(f"pictures skipped: rendering not available ({type(e).__name__}: {e})")
 
     def close(self) -> None:
+        """Release the process group (a no-op for a single process). The DDP wrapper goes first, and is
+        collected, because its reducer keeps the group alive past ``destroy_process_group``."""
+        if self.dist.is_distributed and not isinstance(self.step_module, _VAEStep):
+            self.step_module = _VAEStep(self.vposer)
+            gc.collect()
         distributed.teardown(self.dist)
