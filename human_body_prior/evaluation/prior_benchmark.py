@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.evaluation.compared_priors import GMMPrior, L2Prior, LatentPrior, NoPrior
 from human_body_prior.evaluation.prior_protocols import (LATENT_COMPLETION_WEIGHT, OCCLUSIONS, BenchData,
                                                          completion, complete,
@@ -121,9 +122,10 @@ def load_clips(amass_dir, takes, num_clips: int, frames: int, seed: int = 0) -> 
                 raise ValueError(f"{path}: missing key(s) {missing}; an AMASS-style take holds pose_body (F, 63) "
                                  "and root_orient (F, 3)")
             pose, root = f["pose_body"], f["root_orient"]
-        if pose.ndim != 2 or pose.shape[1] != 63 or root.shape != (len(pose), 3):
-            raise ValueError(f"{path}: pose_body must be (F, 63) and root_orient (F, 3), got {pose.shape} and "
-                             f"{root.shape}")
+        width = 3 * NUM_POSE_BODY_JOINTS
+        if pose.ndim != 2 or pose.shape[1] != width or root.shape != (len(pose), 3):
+            raise ValueError(f"{path}: pose_body must be (F, {width}) and root_orient (F, 3), got {pose.shape} "
+                             f"and {root.shape}")
         lo, hi = int(0.1 * len(pose)), int(0.9 * len(pose)) - frames
         if hi < lo:
             continue
