@@ -68,6 +68,7 @@ def _check_quaternion(q: torch.Tensor, fn: str) -> None:
 
 
 _HUGE_ANGLE_SQ = 1e30  # (1e15 rad)^2: beyond, the squared angle can overflow float32
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)  # torch >= 2.3
 
 
 def _reduce_huge_angles(aa: torch.Tensor) -> torch.Tensor:
@@ -76,6 +77,8 @@ def _reduce_huge_angles(aa: torch.Tensor) -> torch.Tensor:
     other vectors pass through unchanged, so ordinary input gives bit-identical results."""
     theta2 = (aa * aa).sum(-1, keepdim=True)
     huge = ~(theta2 < _HUGE_ANGLE_SQ)  # also inf and nan (nan stays nan)
+    if aa.device.type == "cpu" and not _is_compiling() and not bool(huge.any()):
+        return aa  # the common case; asking costs a device sync elsewhere, so CUDA takes the branchless path
     m = torch.where(huge, aa.abs().amax(-1, keepdim=True), torch.ones_like(theta2))
     s = torch.where(huge, aa / m, torch.ones_like(aa))  # placeholders keep the unused branch's gradient finite
     theta = m * torch.sqrt((s * s).sum(-1, keepdim=True))
