@@ -209,20 +209,24 @@ def cont6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"cont6d_to_matrix: expected (..., 6), got shape {tuple(x.shape)}")
     a = x.reshape(x.shape[:-1] + (3, 2))
     a1, a2 = a[..., 0], a[..., 1]
-    b1 = F.normalize(a1, dim=-1)
+    # F.normalize's arithmetic (x / max(|x|, 1e-12)), with the norms kept for the check below
+    n1 = a1.norm(dim=-1, keepdim=True)
+    b1 = a1 / n1.clamp_min(1e-12)
     u = a2 - (b1 * a2).sum(-1, keepdim=True) * b1
+    perp = u.norm(dim=-1, keepdim=True)
     with torch.no_grad():
         eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 1e-7
-        n1, n2, perp = a1.norm(dim=-1), a2.norm(dim=-1), u.norm(dim=-1)
-        bad = ~((n1 > 0) & (perp > 10 * eps * n2) & torch.isfinite(perp) & torch.isfinite(n1))
+        n2 = a2.norm(dim=-1, keepdim=True)
+        bad = ~((n1 > 0) & (perp > 10 * eps * n2) & torch.isfinite(perp) & torch.isfinite(n1)).squeeze(-1)
         if bad.any():
             raise ValueError(f"cont6d_to_matrix: 6-D input {_first_bad(bad)} has collinear or zero columns (or NaN) "
                              "and names no rotation")
-    b2 = F.normalize(u, dim=-1)
-    # nearly collinear columns (one pass would leave b1.b2 up to eps / sin(angle) > sqrt(eps)): a second
-    # Gram-Schmidt pass makes b2 orthogonal to rounding there; other inputs keep the one-pass result
-    twice = F.normalize(b2 - (b1 * b2).sum(-1, keepdim=True) * b1, dim=-1)
-    b2 = torch.where((perp < eps ** 0.5 * n2).unsqueeze(-1), twice, b2)
+        # nearly collinear columns: one pass leaves b1.b2 up to eps / sin(angle) > sqrt(eps) there
+        near = perp < eps ** 0.5 * n2
+    b2 = u / perp.clamp_min(1e-12)
+    if near.any():  # a second Gram-Schmidt pass; other inputs keep the one-pass result
+        twice = F.normalize(b2 - (b1 * b2).sum(-1, keepdim=True) * b1, dim=-1)
+        b2 = torch.where(near, twice, b2)
     b3 = torch.linalg.cross(b1, b2, dim=-1)
     return torch.stack([b1, b2, b3], dim=-1)
 
