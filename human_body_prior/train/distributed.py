@@ -59,15 +59,17 @@ def setup(device_spec="auto") -> DistInfo:
     return info
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, wait_for_peers: bool = True) -> None:
     """Leave the process group this process joined in ``setup``.
 
-    Every rank first waits at a barrier, so that no peer is still inside a collective when the group's
-    connections close. Callers drop their DistributedDataParallel wrappers before this: the wrapper's
+    On a normal exit every rank first waits at a barrier, so that no peer is still inside a collective
+    when the group's connections close; after an error (``wait_for_peers=False``) it leaves at once, as
+    a peer may never reach the barrier. Callers drop their DistributedDataParallel wrappers before this: the wrapper's
     reducer holds the group, and a group destroyed only at interpreter exit can abort the process
     ("terminate called without an active exception" from gloo's worker threads)."""
     if info.initialised_here and dist.is_initialized():
-        dist.barrier()
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
 
 

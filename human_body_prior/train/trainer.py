@@ -444,10 +444,11 @@ class VPoserTrainer:
         except Exception as e:  # rendering is optional (no OpenGL context, no display)
             self.log(f"pictures skipped: rendering not available ({type(e).__name__}: {e})")
 
-    def close(self) -> None:
-        """Release the process group (a no-op for a single process). The DDP wrapper goes first, and is
-        collected, because its reducer keeps the group alive past ``destroy_process_group``."""
+    def close(self, wait_for_peers: bool = True) -> None:
+        """Release the process group (a no-op for a single process); pass wait_for_peers=False after an
+        error (see ``distributed.teardown``). The DDP wrapper goes first, and is collected, because its
+        reducer keeps the group alive past ``destroy_process_group``."""
         if self.dist.is_distributed and not isinstance(self.step_module, _VAEStep):
             self.step_module = _VAEStep(self.vposer)
             gc.collect()
-        distributed.teardown(self.dist)
+        distributed.teardown(self.dist, wait_for_peers)

@@ -26,9 +26,12 @@ def run_vposer_trainer(ps) -> dict:
     ps = load_settings(strict=False, **{k: v for k, v in dict(ps).items() if k != "default_ps"})
     trainer = VPoserTrainer(ps)
     try:
-        return trainer.train()
-    finally:
-        trainer.close()
+        summary = trainer.train()
+    except BaseException:
+        trainer.close(wait_for_peers=False)  # the other ranks may never get to the closing barrier
+        raise
+    trainer.close()
+    return summary
 
 
 def main(argv=None) -> dict:
