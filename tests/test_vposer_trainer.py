@@ -284,6 +284,34 @@ def test_two_process_gloo_ranks_agree(tiny, tmp_path):
         assert _same(model.state_dict(), r0)
 
 
+_DDP_FAILING_RANK_SCRIPT = textwrap.dedent("""
+    import sys
+    from human_body_prior.train import trainer
+    from human_body_prior.train.vposer_smpl import run_vposer_trainer
+    real = trainer.VPoserTrainer.train_epoch
+    def train_epoch(self, epoch):
+        if self.dist.rank == 1 and epoch == 2:
+            raise RuntimeError("rank 1 fails on purpose")
+        return real(self, epoch)
+    trainer.VPoserTrainer.train_epoch = train_epoch
+    run_vposer_trainer(eval(sys.argv[1]))
+""")
+
+
+def test_a_failing_rank_ends_the_job_with_its_error(tiny, tmp_path):
+    """The failing rank leaves without the closing barrier (its peer is inside a collective and never
+    reaches it), so torchrun sees the error at once instead of after gloo's 30-minute timeout."""
+    script = tmp_path / "ddp_fail.py"
+    script.write_text(_DDP_FAILING_RANK_SCRIPT)
+    settings = _settings(tiny, tmp_path / "exp", num_epochs=3, batch_size=16)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+                           "--standalone", str(script), repr(settings)], env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode != 0
+    assert "rank 1 fails on purpose" in proc.stdout + proc.stderr
+
+
 def test_evaluation_script_on_tiny_run(tiny, tmp_path):
     from human_body_prior.evaluation.vposer import evaluate
 
