@@ -35,6 +35,10 @@ _BODY_MIRROR = mirror_permutation(BODY_JOINT_NAMES[1:])  # of the pose_body join
 
 # --------------------------------------------------------------------------------------- AMASS reader
 
+_TAKE_KEYS = frozenset({"poses", "trans", "betas", "gender", "mocap_framerate", "mocap_frame_rate",
+                        "surface_model_type"})
+
+
 def read_amass_take(path) -> dict:
     """One AMASS ``.npz`` take -> dict with 'poses' (N, 3J) float64, 'pose_body' (N, 63),
     'root_orient' (N, 3), 'trans' (N, 3), 'betas', 'gender', 'fps', 'model_type'.
@@ -43,8 +47,8 @@ def read_amass_take(path) -> dict:
     """
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            d = {k: data[k] for k in data.files}
+        with np.load(path, allow_pickle=False) as data:  # only the keys read here (MoSh++ files hold object arrays)
+            d = {k: data[k] for k in data.files if k in _TAKE_KEYS}
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
     if "poses" not in d:

@@ -94,8 +94,9 @@ def _extract_one(archive: Path, raw_dir: Path, name: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def extract_archives(mocap_dir, raw_dir) -> None:
-    """Extract each NAME.tar.xz of ``mocap_dir`` into ``raw_dir/NAME``, atomically per archive.
+def extract_archives(mocap_dir, raw_dir, names=ARCHIVES) -> None:
+    """Extract each NAME.tar.xz of ``mocap_dir`` (NAME in ``names``, default all four) into
+    ``raw_dir/NAME``, atomically per archive.
 
     A folder that is complete (its marker and BVH count agree) is kept; an incomplete one (killed
     extraction, deleted takes, or an extraction by a version without markers) is extracted again.
@@ -104,7 +105,7 @@ def extract_archives(mocap_dir, raw_dir) -> None:
     raw_dir.mkdir(parents=True, exist_ok=True)
     for stale in raw_dir.glob(".*.extracting-*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
-    for name in ARCHIVES:
+    for name in names:
         archive = Path(mocap_dir) / f"{name}.tar.xz"
         if (raw_dir / name).is_dir():
             ok, why = _extracted_ok(raw_dir / name)
@@ -117,13 +118,14 @@ def extract_archives(mocap_dir, raw_dir) -> None:
         elif not archive.is_file():
             raise FileNotFoundError(errno.ENOENT, "mocap archive not found", str(archive))
         _extract_one(archive, raw_dir, name)
-    check_extracted(raw_dir)
+    check_extracted(raw_dir, names)
 
 
-def check_extracted(raw_dir) -> int:
-    """Number of BVH takes under ``raw_dir``; ValueError if an archive's folder is missing or incomplete."""
+def check_extracted(raw_dir, names=ARCHIVES) -> int:
+    """Number of BVH takes under ``raw_dir`` (of the archives ``names``); ValueError if an archive's
+    folder is missing or incomplete."""
     total = 0
-    for name in ARCHIVES:
+    for name in names:
         folder = Path(raw_dir) / name
         if not folder.is_dir():
             raise ValueError(f"{folder} is missing; run the extraction (prepare_open_mocap) again")
