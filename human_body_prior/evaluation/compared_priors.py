@@ -5,7 +5,8 @@ A compared prior has a ``name`` and a ``kind``:
 - ``kind == 'pose'``: a density over ``pose_body`` (B, 63) axis-angle (rad): ``energy(pose) -> (B,)``
   (a negative log-density up to a constant, differentiable) and ``sample(n, seed) -> (n, 63)``.
 - ``kind == 'latent'``: a decoder from a latent code with a N(0, I) prior: ``latentD``,
-  ``decode_rotations(z) -> (B, 21, 3, 3)`` local body joint rotations, ``sample(n, seed)``, and
+  ``decode_rotations(z) -> (B, 21, 3, 3)`` local body joint rotations, ``sample(n, seed)``,
+  ``reconstruct(pose) -> (B, 21, 3, 3)`` (encode -> decode with the posterior mean), and
   ``fitting_decoder()``: a module with the v1 VPoser decoding API (``decode(z, output_type)``,
   ``latentD``, ``num_joints``) that the fitting engine optimises through.
 
@@ -125,6 +126,15 @@ class LatentPrior:
 
     def decode_rotations(self, z: torch.Tensor) -> torch.Tensor:
         return self._decode_rotations(z)
+
+    def reconstruct(self, pose: torch.Tensor) -> torch.Tensor:
+        """Encode -> decode with the posterior mean: pose (B, 63) axis-angle -> (B, 21, 3, 3) rotations.
+        Needs a model with ``encode(pose (B, 21, 3))`` returning a Normal (VPoser v1 and v2 do)."""
+        if not hasattr(self.model, "encode"):
+            raise ValueError(f"the prior {self.name!r} has no encoder, so it cannot reconstruct poses")
+        with torch.no_grad():
+            x = torch.as_tensor(pose).to(self._param).reshape(len(pose), NUM_POSE_BODY_JOINTS, 3)
+            return self.decode_rotations(self.model.encode(x).loc)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         z = np.random.default_rng(seed).standard_normal((int(n), self.latentD))

@@ -19,11 +19,21 @@ fitting (20 mm noise, 30% missing joints). See docs/PRIORS.md.
     python -m human_body_prior.evaluation.prior_benchmark --data D --write-subset FILE
 writes the small pose subset (train 3000, test 1000 frames with root orientations, seed 0).
 
+    python -m human_body_prior.evaluation.prior_benchmark --real-poses DIR [--stride 10 | --sample-fps F]
+        [--quick] [--out OUT] [--priors none,gmm,vposer_v1,vposer_v2]
+the real-pose protocol on a folder of AMASS-layout takes (``*_poses.npz`` SMPL-H, poses (T, 156) and
+mocap_framerate, or ``*_stageii.npz`` SMPL-X, poses (T, 165) and mocap_frame_rate; searched
+recursively), every stride-th frame: encode -> decode per-joint error (median over takes of the per-take
+mean, mean over frames, share of frames within 25 mm), noise-free IK onto the joints of 20 frames,
+and generation metrics with those poses as the reference. Writes OUT/real_poses.json and
+OUT/real_poses.md. Every take is read and checked before anything runs.
+
     python -m human_body_prior.evaluation.prior_benchmark --tables-from A/results.json B/results.json --out DIR
 writes DIR/tables.md with the priors of several runs (same data and sizes: the frames, seeds and
 noise draws are fixed, so a prior added later is measured on the same cases).
 """
 
+import errno
 import json
 import os
 import platform
@@ -40,7 +50,7 @@ from human_body_prior.evaluation.compared_priors import GMMPrior, L2Prior, Laten
 from human_body_prior.evaluation.prior_protocols import (LATENT_COMPLETION_WEIGHT, OCCLUSIONS, BenchData,
                                                          completion, complete,
                                                          fitting_protocol, generation, generation_real,
-                                                         joint_ids, part_vertices, tune_weight)
+                                                         joint_ids, part_vertices, reconstruction, tune_weight)
 from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
 
@@ -135,6 +145,76 @@ def load_clips(amass_dir, takes, num_clips: int, frames: int, seed: int = 0) -> 
         if len(clips) == num_clips:
             break
     return clips
+
+
+# AMASS layouts: values per frame of 'poses' -> model type (poses[:, 3:66] is pose_body in both)
+AMASS_POSE_WIDTHS = {156: "smplh", 165: "smplx"}
+_FPS_KEYS = "'mocap_framerate' (SMPL-H) or 'mocap_frame_rate' (SMPL-X)"
+
+
+def _read_real_take(path: Path, min_frames: int) -> tuple:
+    """One AMASS-layout take -> (pose_body (F, 63), root_orient (F, 3), fps); ValueError naming the file
+    and the key for anything else (data.prepare_data.read_amass_take reads it)."""
+    from human_body_prior.data.prepare_data import read_amass_take
+
+    t = read_amass_take(path)
+    poses = t["poses"]
+    if poses.shape[1] not in AMASS_POSE_WIDTHS:
+        raise ValueError(f"{path}: key 'poses' has {poses.shape[1]} values per frame; AMASS layout is 156 "
+                         f"(SMPL-H) or 165 (SMPL-X)")
+    fps = t["fps"]
+    if fps is None or not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"{path}: no valid frame rate (key {_FPS_KEYS}), got {fps}")
+    bad = ~np.isfinite(poses[:, :3 * (NUM_POSE_BODY_JOINTS + 1)]).all(1)
+    if bad.any():
+        raise ValueError(f"{path}: key 'poses' holds NaN or infinite values (first at frame {int(np.argmax(bad))})")
+    if len(poses) < min_frames:
+        raise ValueError(f"{path}: key 'poses' has {len(poses)} frames; the protocol needs at least {min_frames}")
+    return t["pose_body"], t["root_orient"], float(fps)
+
+
+def real_take_files(folder) -> list:
+    """The AMASS take files under ``folder`` (recursively; shape files shape.npz / *_stagei.npz left out)."""
+    from human_body_prior.data.prepare_data import list_takes
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "folder of AMASS-layout takes not found", str(folder))
+    files = [p for p in list_takes(folder, "") if not p.name.endswith("_stagei.npz")]
+    if not files:
+        raise ValueError(f"{folder}: no .npz takes in it (AMASS layout: 'poses' (T, 156) or (T, 165) and a frame rate)")
+    return files
+
+
+def load_real_poses(folder, stride: int = 10, sample_fps: float = None, min_frames: int = 10) -> dict:
+    """Every ``stride``-th frame of each AMASS-layout take under ``folder`` (or, with ``sample_fps``, every
+    round(fps / sample_fps)-th frame, so takes of different rates are sampled alike).
+
+    Returns {'pose_body' (N, 63) float32, 'root_orient' (N, 3) float32, 'take_index' (N,) int,
+    'takes': [names relative to folder], 'fps': [per take], 'frames': [per take, before sampling]}.
+    ValueError (one line naming file and key) for a file that is not an AMASS take, a wrong width,
+    NaN, fewer than min_frames frames, or (without sample_fps) frame rates that disagree.
+    """
+    if int(stride) < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    files = real_take_files(folder)
+    takes = [(p, *_read_real_take(p, min_frames)) for p in files]
+    rates = {fps: p for p, _, _, fps in takes}
+    if sample_fps is None and len(rates) > 1:
+        (fa, pa), (fb, pb) = sorted(rates.items())[:2]
+        raise ValueError(f"frame rates disagree: {pa} has {fa:g} fps and {pb} {fb:g} fps (key {_FPS_KEYS}); "
+                         "sample them alike with a rate (--sample-fps)")
+    pose, root, index = [], [], []
+    for k, (p, body, ro, fps) in enumerate(takes):
+        step = int(stride) if sample_fps is None else max(1, int(round(fps / sample_fps)))
+        pick = np.arange(0, len(body), step)
+        pose.append(body[pick])
+        root.append(ro[pick])
+        index.append(np.full(len(pick), k))
+    return {"pose_body": torch.as_tensor(np.concatenate(pose), dtype=torch.float32),
+            "root_orient": torch.as_tensor(np.concatenate(root), dtype=torch.float32),
+            "take_index": np.concatenate(index), "takes": [p.relative_to(Path(folder)).as_posix() for p, *_ in takes],
+            "fps": [t[-1] for t in takes], "frames": [len(t[1]) for t in takes]}
 
 
 def write_subset(data_dir, out, train_frames=3000, test_frames=1000, seed=0) -> str:
@@ -236,6 +316,60 @@ def run(data: BenchData, priors: list, sizes: dict, tune: bool, progress=True) -
     res["completion_frames"] = comp_frames.tolist()
     res["fit_frames"] = int(len(fit_frames))
     return res
+
+
+# ---------------------------------------------------------------------- real poses
+REAL_SIZES = {"full": dict(seeds=(0, 1, 2), samples=500, ik_frames=20),
+              "quick": dict(seeds=(0, 1), samples=100, ik_frames=8)}
+REAL_PRIORS = "none,gmm,vposer_v1,vposer_v2"
+# Noise-free IK onto real joints: each prior at its weight for the least noisy fitting protocol
+IK_WEIGHTS = DEFAULT_WEIGHTS["partial"]
+
+
+def real_pose_data(bm, real: dict, train: torch.Tensor) -> BenchData:
+    """BenchData whose held-out set is the real poses of load_real_poses (their root orientations kept);
+    train: the prior's training poses (dNN and the real row of generation are scored against them)."""
+    return BenchData(bm, train, real["pose_body"], real["root_orient"])
+
+
+def run_real(data: BenchData, priors: list, take_index: np.ndarray, sizes: dict, progress=True) -> dict:
+    """The real-pose protocol: encode -> decode per-joint error (latent priors), noise-free IK onto the
+    joints of sizes['ik_frames'] real frames (every prior through the fitting engine), and generation
+    metrics with the real poses as the reference."""
+    res = {"reconstruction": {}, "ik": {}, "generation": {}}
+    ik_frames = np.sort(np.random.default_rng(0).choice(len(data.test), size=min(sizes["ik_frames"], len(data.test)),
+                                                        replace=False))
+    tasks = [("generation", None)] + [(kind, p) for p in priors for kind in ("reconstruction", "ik", "generation")]
+    bar = tqdm(tasks, desc="real poses", disable=not progress, dynamic_ncols=True)
+    for kind, p in bar:
+        bar.set_postfix_str(f"{kind} {'real' if p is None else p.name}")
+        if p is None:
+            res["generation"]["real"] = generation_real(data, sizes["seeds"], sizes["samples"])
+        elif kind == "reconstruction" and hasattr(p, "reconstruct"):
+            res["reconstruction"][p.name] = reconstruction(data, p, take_index)
+        elif kind == "ik":
+            w = 0.0 if p.name == "none" else IK_WEIGHTS[p.name]
+            res["ik"][p.name] = fitting_protocol(data, p, w, ik_frames, 0.0, 0.0, seed=0)
+        elif kind == "generation":
+            res["generation"][p.name] = generation(data, p, sizes["seeds"], sizes["samples"])
+    res["ik_frames"] = int(len(ik_frames))
+    return res
+
+
+def real_tables(res: dict) -> str:
+    """Markdown table of a run_real result (one row per prior; '-' where a protocol does not apply)."""
+    n_ik = res.get("ik_frames")
+    out = ["| prior | median take (mm) | mean frame (mm) | frames within 25 mm | "
+           f"IK, {n_ik} frames (mm) | APD (cm) | FID joints | precision | recall | dNN (rad) |", "|---" * 10 + "|"]
+    names = list(res["generation"])
+    for name in names:
+        r, ik, g = res["reconstruction"].get(name), res["ik"].get(name), res["generation"][name]["mean"]
+        rec = (f"{r['median_take_mm']:.1f} | {r['mean_frame_mm']:.1f} | {100 * r['share_within']:.1f}%" if r
+               else "- | - | -")
+        ik_cell = f"{ik['mpjpe_mm']:.1f} ± {ik['mpjpe_sem_mm']:.1f}" if ik else "-"
+        out.append(f"| {name} | {rec} | {ik_cell} | {g['apd_cm']:.2f} | {g['fid_joints']:.4f} | {g['precision']:.3f} | "
+                   f"{g['recall']:.3f} | {g['dnn_rad']:.3f} |")
+    return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------------- tables
@@ -369,7 +503,7 @@ def _command_line(argv) -> str:
     """The command as run, with folder arguments reduced to their last component (no machine paths)."""
     out, prev = [], None
     for a in argv:
-        folder = prev in ("--data", "--vposer-v1", "--vposer-v2", "--gmm", "--bm-path") or (
+        folder = prev in ("--data", "--vposer-v1", "--vposer-v2", "--gmm", "--bm-path", "--real-poses") or (
             prev == "--out" and Path(a).is_absolute())
         out.append(Path(a).name if folder else a)
         prev = a
@@ -382,7 +516,8 @@ def build_parser():
     ap.add_argument("--data", default=None, help="prepared data folder with train/ vald/ test/ (default: shipped subset)")
     ap.add_argument("--quick", action="store_true", help="small sizes, default weights (CI smoke test)")
     ap.add_argument("--out", default="prior_benchmark_out", help="output folder")
-    ap.add_argument("--priors", default="none,l2,gmm,vposer_v1", help=f"comma-separated, from {PRIOR_NAMES}")
+    ap.add_argument("--priors", default=None, help=f"comma-separated, from {PRIOR_NAMES} (default none,l2,gmm,"
+                    f"vposer_v1; with --real-poses {REAL_PRIORS})")
     ap.add_argument("--vposer-v1", default=None, help="VPoser v1 experiment folder (default: the shipped open one)")
     ap.add_argument("--vposer-v2", default=None, help="VPoser v2 experiment folder (for the prior 'vposer_v2')")
     ap.add_argument("--gmm", default=None, help="GMM prior .npz (default: the shipped one)")
@@ -392,7 +527,50 @@ def build_parser():
     ap.add_argument("--write-subset", default=None, help="write the small pose subset from --data here and stop")
     ap.add_argument("--tables-from", nargs="+", default=None, metavar="RESULTS_JSON",
                     help="only write OUT/tables.md combining the priors of these results.json files")
+    ap.add_argument("--real-poses", default=None, metavar="DIR",
+                    help="only the real-pose protocol on the AMASS-layout takes (*.npz) under DIR: writes "
+                         "OUT/real_poses.json and OUT/real_poses.md")
+    ap.add_argument("--stride", type=cli.positive_int, default=10, help="--real-poses: every n-th frame of each take")
+    ap.add_argument("--sample-fps", type=cli.positive_float, default=None,
+                    help="--real-poses: sample each take at this rate instead (takes of different frame rates)")
     return ap
+
+
+def _parse_priors(text: str) -> list:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in PRIOR_NAMES]
+    if bad:
+        raise ValueError(f"unknown prior(s) {bad}; choose from {PRIOR_NAMES}")
+    return names
+
+
+def main_real(args, argv) -> int:
+    """--real-poses: load and check every take first, then run the protocol; outputs written atomically."""
+    import human_body_prior as hbp
+    from human_body_prior.body_model.body_model import BodyModel
+
+    t_start = time.perf_counter()
+    names = _parse_priors(args.priors or REAL_PRIORS)
+    real = load_real_poses(args.real_poses, args.stride, args.sample_fps)
+    bm = BodyModel(args.bm_path or hbp.default_body_model_path())
+    train_data, source = load_data(bm, args.data)
+    data = real_pose_data(bm, real, train_data.train)
+    v2_dir = args.vposer_v2 or (hbp.default_vposer_dir(version=2) if "vposer_v2" in names else None)
+    priors = build_priors(names, data, args.vposer_v1, v2_dir, args.gmm)
+    mode = "quick" if args.quick else "full"
+    res = run_real(data, priors, real["take_index"], REAL_SIZES[mode])
+    res.update({"mode": mode, "train": source, "takes": real["takes"], "fps": sorted(set(real["fps"])),
+                "stride": args.stride, "sample_fps": args.sample_fps, "poses": len(data.test),
+                "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                "command": _command_line(argv if argv is not None else sys.argv[1:]),
+                "wall_seconds": time.perf_counter() - t_start})
+    md = (real_tables(res) + f"\n{len(real['takes'])} takes, {len(data.test)} frames; wall time "
+          f"{res['wall_seconds']:.0f} s ({mode}, {res['torch_threads']} thread(s)).\n")
+    os.makedirs(args.out, exist_ok=True)
+    atomic_write_bytes(os.path.join(args.out, "real_poses.json"), (json.dumps(res, indent=1) + "\n").encode())
+    atomic_write_bytes(os.path.join(args.out, "real_poses.md"), md.encode())
+    print(md)
+    return 0
 
 
 def main(argv=None):
@@ -403,6 +581,8 @@ def main(argv=None):
             raise ValueError("--write-subset needs --data")
         print(write_subset(args.data, args.write_subset))
         return 0
+    if args.real_poses:
+        return main_real(args, argv)
     if args.tables_from:
         runs = []
         for f in args.tables_from:
@@ -416,10 +596,7 @@ def main(argv=None):
     import human_body_prior as hbp
     from human_body_prior.body_model.body_model import BodyModel
 
-    names = [n.strip() for n in args.priors.split(",") if n.strip()]
-    bad = [n for n in names if n not in PRIOR_NAMES]
-    if bad:
-        raise ValueError(f"unknown prior(s) {bad}; choose from {PRIOR_NAMES}")
+    names = _parse_priors(args.priors or "none,l2,gmm,vposer_v1")
     t_start = time.perf_counter()
     bm = BodyModel(args.bm_path or hbp.default_body_model_path())
     data, source = load_data(bm, args.data)

@@ -1,4 +1,4 @@
-"""The pose-prior protocols: generation, completion, denoising and partial fitting.
+"""The pose-prior protocols: generation, reconstruction, completion, denoising and partial fitting.
 
 Every protocol poses bodies on one body model at zero shape (the shipped open SMPL-X neutral by
 default) and takes a compared prior (evaluation/compared_priors.py). Fitting goes through the fitting
@@ -146,6 +146,38 @@ def generation_real(data: BenchData, seeds=(0, 1, 2), num_samples: int = 500) ->
         rows.append(score_samples(data, data.test[np.sort(pick)].to(torch.float64), seed, reference="train"))
     mean, std = _mean_std(rows)
     return {"mean": mean, "std": std, "per_seed": rows, "seeds": list(seeds), "num_samples": num_samples}
+
+
+# ---------------------------------------------------------------------- reconstruction
+WITHIN_MM = 25.0  # a reconstructed frame counts as close when its mean joint error is at most this
+
+
+def frame_joint_errors_mm(data: BenchData, pose_a: torch.Tensor, pose_b: torch.Tensor) -> np.ndarray:
+    """Mean distance (mm) of body joints 1..21 per frame between two pose sets (N, 63), root at zero."""
+    d = (data.joints(pose_a) - data.joints(pose_b))[:, 1:].norm(dim=-1).mean(-1)
+    return d.to(torch.float64).numpy() * 1000.0
+
+
+def per_take_summary(frame_mm: np.ndarray, take_index: np.ndarray, within_mm: float = WITHIN_MM) -> dict:
+    """Frame errors (N,) of takes numbered by take_index (N,) -> median over takes of the per-take mean,
+    mean over frames, share of frames within within_mm, and the per-take means (in take order)."""
+    takes = np.unique(take_index)
+    per_take = np.array([frame_mm[take_index == k].mean() for k in takes])
+    return {"median_take_mm": float(np.median(per_take)), "mean_frame_mm": float(frame_mm.mean()),
+            "share_within": float((frame_mm <= within_mm).mean()), "within_mm": within_mm,
+            "frames": int(len(frame_mm)), "takes": int(len(takes)), "per_take_mm": per_take.tolist()}
+
+
+def reconstruction(data: BenchData, prior, take_index: np.ndarray, batch: int = 1024,
+                   within_mm: float = WITHIN_MM) -> dict:
+    """Encode -> decode (posterior mean) of every data.test pose with a latent prior; per_take_summary of
+    the per-frame joint errors (take_index (N,) numbers each test pose's take)."""
+    out = []
+    for s in range(0, len(data.test), batch):
+        pose = data.test[s:s + batch]
+        rec = matrix_to_axis_angle(prior.reconstruct(pose)).reshape(len(pose), POSE_WIDTH)
+        out.append(frame_joint_errors_mm(data, rec, pose))
+    return per_take_summary(np.concatenate(out), np.asarray(take_index), within_mm)
 
 
 # ---------------------------------------------------------------------- completion
