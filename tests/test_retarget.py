@@ -51,6 +51,15 @@ def _skeleton_bvh(J, local_R, root_pos, world=np.eye(3), unit=1.0, names=None, o
     return BVH(list(names), parents, off, channels, [], motion, frame_time=1 / 60.0, source="synthetic")
 
 
+def _flexion(J, joint, child, toward, flex_rad):
+    """(F, 3, 3) rotations bending the rest bone joint -> child of J towards ``toward`` by flex_rad (F,):
+    about the axis perpendicular to the bone and to ``toward`` (the plane evaluation/hinges measures)."""
+    b = (J[child] - J[joint]) / np.linalg.norm(J[child] - J[joint])
+    f = np.asarray(toward, dtype=float) - np.dot(toward, b) * b
+    axis = np.cross(b, f / np.linalg.norm(f))
+    return Rotation.from_rotvec(np.outer(flex_rad, axis)).as_matrix()
+
+
 def _random_rotations(rng, F, J, max_deg):
     aa = rng.normal(size=(F, J, 3))
     aa *= (np.deg2rad(max_deg) * rng.uniform(0, 1, size=(F, J, 1))) / np.linalg.norm(aa, axis=-1, keepdims=True)
@@ -68,7 +77,8 @@ def test_known_rotations_recovered_exactly(tmp_path, tpose_model_path, world, un
     path = tmp_path / "synthetic.bvh"
     write_bvh(path, bvh)
     rt = Retargeter(J)
-    res = rt.retarget(read_bvh(path), skeleton={n: n for n in SMPLX_JOINT_NAMES[:BODY]}, world_up="y")
+    res = rt.retarget(read_bvh(path), skeleton={n: n for n in SMPLX_JOINT_NAMES[:BODY]}, world_up="y",
+                      anatomical=False)
     assert np.allclose(res.diagnostics.C, world.T)
     assert res.scale == pytest.approx(1.0 / unit)
     R_out = Rotation.from_rotvec(res.pose[:, :BODY].reshape(-1, 3)).as_matrix().reshape(F, BODY, 3, 3)
@@ -134,16 +144,14 @@ def test_half_turn_twisted_upper_arm_is_repaired(tpose_model_path):
     rng = np.random.default_rng(8)
     L[:, 16] = _random_rotations(rng, F, 1, 40)[:, 0]
     flex = np.deg2rad(np.linspace(30, 110, F))
-    L[:, 18] = Rotation.from_rotvec(np.outer(-flex, [0, 1, 0])).as_matrix()  # left elbow bends towards +Z
+    L[:, 18] = _flexion(J, 18, 20, [0, 0, 1], flex)  # left elbow bends towards +Z
     u = (J[18] - J[16]) / np.linalg.norm(J[18] - J[16])
     T = 2 * np.outer(u, u) - np.eye(3)
     L_src = L.copy()
     L_src[:, 16] = L[:, 16] @ T
     L_src[:, 18] = T @ L[:, 18]
     res = Retargeter(J).retarget(_skeleton_bvh(J, L_src, np.tile(J[0], (F, 1))),
-                                 skeleton={n: n for n in SMPLX_JOINT_NAMES[:BODY]}, world_up="y")
-    # the source bends in the plane of world x and z, the calibration in the plane of the rest
-    # upper arm and z: the same to a fraction of a degree on this model
+                                 skeleton={n: n for n in SMPLX_JOINT_NAMES[:BODY]}, world_up="y", anatomical=False)
     assert set(res.diagnostics.hinge_twist_deg) == {"left_shoulder"}
     assert abs(abs(res.diagnostics.hinge_twist_deg["left_shoulder"]) - 180) < 0.5
     R_out = Rotation.from_rotvec(res.pose[:, :BODY].reshape(-1, 3)).as_matrix().reshape(F, BODY, 3, 3)
@@ -162,8 +170,8 @@ def test_rolled_upper_arm_and_thigh_are_calibrated(tpose_model_path, roll_deg):
     L[:, 16] = _random_rotations(rng, F, 1, 40)[:, 0]
     L[:, 1] = _random_rotations(rng, F, 1, 30)[:, 0]
     flex = np.deg2rad(np.linspace(25, 100, F))
-    L[:, 18] = Rotation.from_rotvec(np.outer(-flex, [0, 1, 0])).as_matrix()  # left elbow forwards (+Z)
-    L[:, 4] = Rotation.from_rotvec(np.outer(flex, [1, 0, 0])).as_matrix()  # left knee backwards (-Z)
+    L[:, 18] = _flexion(J, 18, 20, [0, 0, 1], flex)  # left elbow forwards (+Z)
+    L[:, 4] = _flexion(J, 4, 7, [0, 0, -1], flex)  # left knee backwards (-Z)
     L_src = L.copy()
     for upper, hinge in ((16, 18), (1, 4)):
         u = (J[hinge] - J[upper]) / np.linalg.norm(J[hinge] - J[upper])
@@ -171,7 +179,8 @@ def test_rolled_upper_arm_and_thigh_are_calibrated(tpose_model_path, roll_deg):
         L_src[:, upper] = L[:, upper] @ T
         L_src[:, hinge] = T.T @ L[:, hinge]
     bvh = _skeleton_bvh(J, L_src, np.tile(J[0], (F, 1)))
-    res = Retargeter(J).retarget(bvh, skeleton={n: n for n in SMPLX_JOINT_NAMES[:BODY]}, world_up="y")
+    res = Retargeter(J).retarget(bvh, skeleton={n: n for n in SMPLX_JOINT_NAMES[:BODY]}, world_up="y",
+                                 anatomical=False)
     turns = res.diagnostics.hinge_twist_deg
     assert abs(turns["left_shoulder"] + roll_deg) < 0.5 and abs(turns["left_hip"] + roll_deg) < 0.5
     assert "right_shoulder" not in turns  # nothing bends there: left as it is
@@ -199,19 +208,21 @@ def test_unknown_skeleton_lists_unmapped_joints(tpose_model_path):
 
 @pytest.mark.parametrize("key", ["cmu_daz", "iclone_cc", "reactidle"])
 def test_shared_skeletons_import_with_quality(shared_take_dir, tpose_model_path, key):
-    """One real take per skeleton (300 frames): body joints within 25 mm of the length-normalised BVH
-    joints on average, knees and elbows bending the anatomical way."""
+    """One real take per skeleton (300 frames): without the anatomical corrections the body joints lie
+    within 25 mm of the length-normalised BVH joints on average; with them knees and elbows bend the
+    anatomical way."""
     path = extract_take(shared_take_dir, key)
     bvh = read_bvh(path)
     sub = BVH(bvh.names, bvh.parents, bvh.offsets, bvh.channels, bvh.end_sites,
               bvh.motion[np.linspace(0, bvh.num_frames - 1, 300).astype(int)], bvh.frame_time, bvh.source)
     rt = Retargeter.from_model_file(tpose_model_path)
-    res = rt.retarget(sub)
-    assert res.skeleton == key
-    joints = _posed_joints(_body_model(tpose_model_path), res.pose, res.trans)
-    errs = joint_errors_mm(res, joints, rt.J)
+    exact = rt.retarget(sub, anatomical=False)  # the source's geometry
+    errs = joint_errors_mm(exact, _posed_joints(_body_model(tpose_model_path), exact.pose, exact.trans), rt.J)
     assert len(errs) >= 10
     assert np.mean([e.mean() for e in errs.values()]) <= 25.0
+    res = rt.retarget(sub)  # with the anatomical corrections, as bvh2amass writes it
+    assert res.skeleton == key
+    joints = _posed_joints(_body_model(tpose_model_path), res.pose, res.trans)
     bend = bend_direction_share(res.pose, rt.J)
     for k in ("knee", "elbow"):
         if bend[f"{k}_bent_frames"] >= 20:
@@ -221,9 +232,11 @@ def test_shared_skeletons_import_with_quality(shared_take_dir, tpose_model_path,
     R = torch.from_numpy(Rotation.from_rotvec(res.pose[:, 1:22].reshape(-1, 3)).as_matrix().reshape(-1, 21, 3, 3))
     plane = anatomical_share(R, torch.from_numpy(rt.J))
     assert plane["left_elbow"] >= 0.97 and plane["right_elbow"] >= 0.97, plane
+    # the zero pose carries the forearm 5.4 deg off the upper arm's line (SMPL's), so the DAZ rig's elbow,
+    # which bends about an axis not quite square to its forearm, stays 5-8 deg off the model's plane
     for name, (flex, side) in hinge_angles(R, torch.from_numpy(rt.J)).items():
         if "elbow" in name and int((flex > 20).sum()) >= 20:
-            assert float(side[flex > 20].median()) < 5.0, (name, float(side[flex > 20].median()))
+            assert float(side[flex > 20].median()) < 6.0, (name, float(side[flex > 20].median()))
     # feet near the ground (Z up, metres): the lowest ankle over the take is within 25 cm of z = 0
     assert abs(joints[:, [7, 8], 2].min()) < 0.25
 

@@ -2,7 +2,7 @@
 
     python -m human_body_prior.data.bvh2amass IN.bvh OUT.npz [--fps F] [--target-fps 30]
         [--skeleton auto|cmu_daz|cmu_motionbuilder|iclone_cc|reactidle] [--joint-map MAP.json]
-        [--bm-path MODEL.npz] [--up z|y]
+        [--bm-path MODEL.npz] [--up z|y] [--no-calibration]
     python -m human_body_prior.data.bvh2amass IN_DIR OUT_DIR ...   (mirrors the folder tree)
 
 ``--fps`` overrides the frame rate in the file header (some headers are wrong); ``--target-fps``
@@ -14,7 +14,11 @@ SMPL-X joint name -> BVH joint name. Output keys: ``poses`` (N, 165) axis-angle 
 and ``up_axis`` ('z' like AMASS by default). Files are written atomically; nothing is written when a
 take fails, and an output that is the input (also through links) is refused. In directory mode a take
 that fails is reported and the others are converted (exit code 1 if any failed); ``--skip-existing``
-keeps only outputs that load.
+keeps only outputs that load. Poses are corrected for two quirks of marker-solved skeletons
+(:mod:`human_body_prior.data.anatomy`): the collars follow the arm (shoulder rhythm), and each performer's
+knees are re-zeroed to its most extended frames and its feet pitched to stand flat as the model's do
+(in directory mode the takes of one folder are one performer's, calibrated together; a single file
+calibrates itself; ``--no-calibration`` keeps the skeleton's knees and feet).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ import torch
 from human_body_prior.body_model.skeleton import NUM_JOINTS, pose_slices
 from human_body_prior.data.bvh import BVHError, check_fps, read_bvh
 from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import save_npz_atomic
+from human_body_prior.data.performer import calibrate_performers
 from human_body_prior.data.retarget import Retargeter
+from human_body_prior.tools.atomic_io import save_npz_atomic
 from human_body_prior.tools.rotation_tools import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
 
 NUM_BETAS = 16
@@ -79,7 +84,8 @@ def amass_arrays(pose: np.ndarray, trans: np.ndarray, fps: float, source_file: s
 
 
 def convert_take(bvh_path: str, retargeter: Retargeter, fps: float | None = None, target_fps: float | None = None,
-                 skeleton="auto", world_up: str = "z", source_name: str | None = None) -> tuple[dict, dict]:
+                 skeleton="auto", world_up: str = "z", source_name: str | None = None,
+                 calibration=None) -> tuple[dict, dict]:
     """Retarget one BVH file; returns (AMASS arrays, the retargeting result).
 
     ``fps`` replaces the header's frame rate; ``target_fps`` resamples. Both must be plausible frame
@@ -91,7 +97,7 @@ def convert_take(bvh_path: str, retargeter: Retargeter, fps: float | None = None
     if bvh.num_frames == 0:
         raise BVHError(f"{bvh_path}: the file has no frames")
     src_fps = fps if fps is not None else bvh.fps  # the given rate exactly, not 1 / (1 / fps)
-    res = retargeter.retarget(bvh, skeleton=skeleton, world_up=world_up)
+    res = retargeter.retarget(bvh, skeleton=skeleton, world_up=world_up, calibration=calibration)
     pose, trans = res.pose, res.trans
     out_fps = src_fps
     if target_fps is not None and abs(target_fps - src_fps) > 1e-9:
@@ -135,9 +141,23 @@ def output_name(rel: Path) -> Path:
     return rel.with_name(stem + ".npz")
 
 
+def calibrations_by_folder(files, skeleton="auto", calibrate=True) -> dict:
+    """{file: its performer's Calibration, or None}: the takes of one folder are taken as one performer's
+    and calibrated together (:mod:`human_body_prior.data.performer`); calibrate=False: None for all."""
+    if not calibrate:
+        return {p: None for p in files}
+    folders = {}
+    for p in files:
+        folders.setdefault(str(Path(p).parent), []).append(p)
+    per_folder = calibrate_performers(folders, skeleton)
+    return {p: per_folder[str(Path(p).parent)] for p in files}
+
+
 def convert_tree(in_dir: str, out_dir: str, retargeter: Retargeter, fps=None, target_fps=None, skeleton="auto",
-                 world_up="z", skip_existing=False, progress=True) -> tuple[list[str], list[tuple[str, str]]]:
-    """Convert every .bvh/.bvh.gz under ``in_dir`` into ``out_dir``, mirroring the tree.
+                 world_up="z", skip_existing=False, progress=True,
+                 calibrate=True) -> tuple[list[str], list[tuple[str, str]]]:
+    """Convert every .bvh/.bvh.gz under ``in_dir`` into ``out_dir``, mirroring the tree; calibrate: see
+    :func:`calibrations_by_folder`.
 
     Returns (written output paths, [(input path, error message)] for the takes that failed).
     """
@@ -145,6 +165,7 @@ def convert_tree(in_dir: str, out_dir: str, retargeter: Retargeter, fps=None, ta
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     files = sorted(p for p in in_dir.rglob("*") if p.is_file() and is_bvh(p))
+    calibrations = calibrations_by_folder(files, skeleton, calibrate)
     written, failed = [], []
     for p in tqdm(files, desc=f"bvh2amass {in_dir.name}", disable=not progress):
         rel = p.relative_to(in_dir)
@@ -154,7 +175,8 @@ def convert_tree(in_dir: str, out_dir: str, retargeter: Retargeter, fps=None, ta
             continue
         try:
             refuse_input_as_output(p, out)
-            arrays, _ = convert_take(str(p), retargeter, fps, target_fps, skeleton, world_up, source_name=str(rel))
+            arrays, _ = convert_take(str(p), retargeter, fps, target_fps, skeleton, world_up, source_name=str(rel),
+                                     calibration=calibrations[p])
         except (ValueError, KeyError, OSError) as e:  # this take's own problem; the others go on
             failed.append((str(p), str(e)))
             continue
@@ -185,6 +207,9 @@ def main(argv=None) -> int:
     ap.add_argument("--bm-path", default=None, help="SMPL-X model file (default: the shipped open neutral model)")
     ap.add_argument("--up", default="z", choices=("z", "y"), help="world up axis of the output (AMASS: z)")
     ap.add_argument("--skip-existing", action="store_true", help="directory mode: keep outputs that exist")
+    ap.add_argument("--no-calibration", action="store_true",
+                    help="keep the skeleton's knees and feet as they are (default: calibrate each performer's, "
+                         "the takes of one folder being one performer's; one file calibrates itself)")
     args = ap.parse_args(argv)
 
     skeleton = _load_joint_map(args.joint_map) if args.joint_map else args.skeleton
@@ -194,7 +219,7 @@ def main(argv=None) -> int:
     rt = Retargeter.from_model_file(args.bm_path)
     if os.path.isdir(args.input):
         written, failed = convert_tree(args.input, args.output, rt, args.fps, args.target_fps, skeleton,
-                                       args.up, args.skip_existing)
+                                       args.up, args.skip_existing, calibrate=not args.no_calibration)
         print(f"wrote {len(written)} takes under {args.output}")
         for path, msg in failed:
             print(f"FAILED {path}: {msg}", file=sys.stderr)
@@ -203,7 +228,8 @@ def main(argv=None) -> int:
         raise FileNotFoundError(errno.ENOENT, "input BVH does not exist", args.input)
     if same_file(args.input, args.output):
         raise cli.UsageError(f"output {args.output} is the input {args.input}; refusing to overwrite the source")
-    arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up)
+    calibration = calibrations_by_folder([args.input], skeleton, not args.no_calibration)[args.input]
+    arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up, calibration=calibration)
     save_npz_atomic(args.output, arrays)
     print(f"wrote {args.output}: {arrays['poses'].shape[0]} frames at {float(arrays['mocap_framerate']):g} fps, "
           f"skeleton {res.skeleton}")

@@ -6,8 +6,8 @@
 Steps: (1) extract the four archives into ``<work-dir>/raw``, each atomically (into a temporary
 folder, take count checked, marker ``.extracted.json`` written, then renamed into place; a complete
 folder is kept, an incomplete one is extracted again);
-(2) retarget every take onto the SMPL-X model (default: the shipped open neutral model) into
-AMASS-style files ``<work-dir>/amass/<set>/...npz``, at 30 fps (takes recorded faster are resampled;
+(2) retarget every take onto the SMPL-X model (default: the shipped open neutral model), each
+performer's knees and feet calibrated over all of its takes (``take_performer``), into AMASS-style files ``<work-dir>/amass/<set>/...npz``, at 30 fps (takes recorded faster are resampled;
 salsa is 60 fps although its header says 120); (3) split by take and write the VPoser tensors with
 ``prepare_vposer_takes`` into ``<out-dir>/{train,vald,test}``, plus ``<out-dir>/splits.json``.
 
@@ -39,6 +39,7 @@ from human_body_prior.data.bvh import MAX_FPS, MIN_FPS, BVHError
 from human_body_prior.tools import cli
 from human_body_prior.data.bvh2amass import convert_take, is_bvh, is_complete_take, output_name
 from human_body_prior.tools.atomic_io import atomic_write_bytes, replace_dir, save_npz_atomic
+from human_body_prior.data.performer import calibrate_performers
 from human_body_prior.data.prepare_data import prepare_vposer_takes
 from human_body_prior.data.retarget import Retargeter
 
@@ -166,6 +167,26 @@ def take_unit(rel: str) -> str:
     return rel
 
 
+def take_performer(rel: str) -> str:
+    """Who performed a take, for the knee calibration (:mod:`human_body_prior.data.anatomy`): a CMU
+    subject folder, one salsa partner (takes 1-14 one dancer, 16-29 the other), a ReActIdle participant
+    (acted and genuine takes alike); otherwise the take's folder."""
+    group, stem = take_group(rel), Path(rel).name.split(".")[0]
+    if group == "cmu_daz/salsa":
+        return f"{group}/dancer{'A' if int(stem) <= 15 else 'B'}"
+    if group == "reactidle":
+        return take_unit(rel)
+    return str(Path(rel).parent.as_posix())
+
+
+def performer_calibrations(raw_dir, takes: list[str]) -> dict:
+    """{performer: Calibration} over the given takes (see take_performer)."""
+    by_performer = {}
+    for rel in takes:
+        by_performer.setdefault(take_performer(rel), []).append(str(Path(raw_dir) / rel))
+    return calibrate_performers(by_performer)
+
+
 def split_takes(takes: list[str], seed: int = 0, share: float = 0.1) -> dict[str, list[str]]:
     """train/vald/test lists of takes (see the module doc for the rule)."""
     groups = {}
@@ -186,9 +207,11 @@ def split_takes(takes: list[str], seed: int = 0, share: float = 0.1) -> dict[str
 
 def retarget_all(raw_dir, amass_dir, retargeter: Retargeter, takes: list[str], skip_existing=True,
                  progress=True) -> tuple[dict, list]:
-    """Retarget ``takes`` into ``amass_dir``; returns ({rel: npz path}, [(rel, error)])."""
+    """Retarget ``takes`` into ``amass_dir``, each performer's knees calibrated over all of its takes
+    (:func:`performer_calibrations`); returns ({rel: npz path}, [(rel, error)])."""
     from tqdm import tqdm
 
+    calibrations = performer_calibrations(raw_dir, takes)
     done, failed = {}, []
     for rel in tqdm(takes, desc="retarget", disable=not progress):
         out = Path(amass_dir) / output_name(Path(rel))
@@ -200,7 +223,7 @@ def retarget_all(raw_dir, amass_dir, retargeter: Retargeter, takes: list[str], s
             header_fps = fps or read_bvh_fps(Path(raw_dir) / rel)
             target = TARGET_FPS if header_fps > TARGET_FPS + 1e-6 else None
             arrays, _ = convert_take(str(Path(raw_dir) / rel), retargeter, fps=fps, target_fps=target,
-                                     source_name=rel)
+                                     source_name=rel, calibration=calibrations[take_performer(rel)])
         except (ValueError, KeyError, OSError) as e:  # this take's own problem; the others go on
             failed.append((rel, str(e)))
             continue

@@ -22,7 +22,11 @@ Method (batched over frames):
 5. Hinge calibration: per take, each upper arm and thigh is turned about its own axis so that its
    elbow or knee flexes straight forwards / backwards in the model's rest frame (rigs roll these
    bones differently at rest; see ``_calibrate_hinge_twist``). Joint positions do not change.
-6. Translation: the source hip centre scaled by model leg length / source leg length.
+6. Anatomical corrections (:mod:`human_body_prior.data.anatomy`; ``anatomical=False`` skips them): the
+   collars follow the arms (shoulder rhythm), the elbows keep only their swing, and with a performer's
+   calibration (:mod:`human_body_prior.data.performer`) the pelvis tilt, knees and feet are brought to
+   where a body-surface fit of SMPL puts them.
+7. Translation: the source hip centre scaled by model leg length / source leg length.
 
 All lengths of the output are metres in the model's frame; ``world_up='z'`` turns the world to the
 AMASS convention (Z up) by rotating the root.
@@ -37,6 +41,8 @@ import torch
 
 from human_body_prior.body_model.skeleton import HINGES, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, forward_kinematics, rest_pose
+from human_body_prior.data.anatomy import (apply_girdle_rhythm, pitch_feet, straighten_knees, tilt_pelvis,
+                                           untwist_elbows)
 from human_body_prior.data.skeleton_maps import REQUIRED_JOINTS, Skeleton, resolve_skeleton
 from human_body_prior.tools.rigid import rigid_registration
 from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_matrix,
@@ -221,8 +227,15 @@ class Retargeter:
         out.sort(key=lambda g: g[0][0])
         return out
 
-    def retarget(self, bvh: BVH, skeleton="auto", world_up: str = "z") -> RetargetResult:
-        """Retarget a parsed BVH take; see :class:`RetargetResult` (and its diagnostics)."""
+    def retarget(self, bvh: BVH, skeleton="auto", world_up: str = "z", calibration=None,
+                 anatomical: bool = True) -> RetargetResult:
+        """Retarget a parsed BVH take; see :class:`RetargetResult` (and its diagnostics).
+
+        anatomical: apply :mod:`human_body_prior.data.anatomy`'s corrections (collars from the arms,
+        elbows without twist, and with a ``calibration``, the performer's
+        :class:`human_body_prior.data.performer.Calibration`: pelvis tilt, knees, feet); False gives the
+        source skeleton's geometry exactly.
+        """
         if world_up not in ("y", "z"):
             raise ValueError(f"world_up must be 'y' or 'z', got {world_up!r}")
         sk = resolve_skeleton(skeleton, bvh.names, bvh.source)
@@ -292,6 +305,8 @@ class Retargeter:
 
         local = self._chain_local_rotations(groups, R_group, above)
         twist_turns = self._calibrate_hinge_twist(local, head_of)
+        if anatomical:
+            self._anatomical_corrections(local, calibration)
         _, glob = forward_kinematics(local, np.zeros(local.shape[:-1]), self.parents)
         root_global = glob[:, 0]
 
@@ -313,6 +328,22 @@ class Retargeter:
                                           swing_deg=swing_deg, hinge_twist_deg=twist_turns)
         return RetargetResult(pose=pose, trans=trans, global_rot=glob, skeleton=sk.name, scale=float(scale),
                               diagnostics=diagnostics)
+
+    def _anatomical_corrections(self, local, calibration) -> None:
+        """The corrections of :mod:`human_body_prior.data.anatomy`, in place on local (F, 55, 3, 3)."""
+        apply_girdle_rhythm(local, self.J, self.parents)
+        untwist_elbows(local, self.J)
+        if calibration is None:
+            return
+        tilt_pelvis(local, self.parents, calibration.pelvis_turn_deg)
+        straighten_knees(local, self.J, self.parents, calibration.knee_offset_deg)
+        if calibration.flat_foot_pitch_deg is not None:
+            pitch_feet(local, calibration.flat_foot_pitch_deg - self.rest_foot_pitch_deg())
+
+    def rest_foot_pitch_deg(self) -> float:
+        """Elevation (deg) of the model's rest ankle -> toe line, both feet averaged."""
+        d = [self.J[self.names.index(f"{s}_foot")] - self.J[self.names.index(f"{s}_ankle")] for s in ("left", "right")]
+        return float(np.mean([np.degrees(np.arctan2(v[1], np.hypot(v[0], v[2]))) for v in d]))
 
     def _mapped_ancestor(self, j: int, mapped) -> int:
         """The nearest proper ancestor of model joint j in ``mapped`` (-1 if none)."""
@@ -356,11 +387,12 @@ class Retargeter:
         straight forwards, the ReActIdle rig 17-60 degrees below, and a few CMU DAZ takes turn the
         upper arm half a turn and bend the elbow backwards (the same positions). Copied as they are,
         one movement would reach the prior with several upper-arm twists. Per take, the bending plane
-        is the circular mean direction in which the lower bone leaves its rest direction, over frames
-        bent more than ``min_bend_deg``; the upper bone is turned about its own axis by that angle for
-        the whole take and the hinge's rotation compensates, so every joint keeps its position and
+        is fitted to the lower bone's directions over frames bent more than ``min_bend_deg``
+        (:meth:`_hinge_turn`); the upper bone is turned about its own axis until that plane's axis is
+        the model's, for the whole take and the hinge's rotation compensates, so every joint keeps its position and
         everything below the hinge its orientation. Takes with fewer bent frames, or no consistent
-        plane (mean resultant length below ``min_concentration``), are left as they are.
+        bending direction (mean resultant length of the directions in which the lower bone leaves its
+        rest direction below ``min_concentration``), are left as they are.
         Edits local (F, 55, 3, 3) in place; returns {upper joint: turn in degrees}.
         """
         turns = {}
@@ -375,18 +407,33 @@ class Retargeter:
             if bent.sum() < min_frames:
                 continue
             f = np.array(hinge.flexion)
-            f = _unit(f - (f @ u) * u)
-            s = np.cross(u, f)
+            f = _unit(f - (f @ v) * v)
+            s = np.cross(v, f)
             w = d[bent] - v
             z = np.mean(np.exp(1j * np.arctan2(w @ s, w @ f)))
             if abs(z) < min_concentration:
                 continue
-            theta = float(np.angle(z))
+            theta = self._hinge_turn(u, v, f, d[bent])
             T = axis_angle_to_matrix(torch.from_numpy(u * theta)).numpy()  # turn about the upper bone
             local[:, a] = local[:, a] @ T
             local[:, h] = T.T @ local[:, h]
             turns[upper] = round(float(np.degrees(theta)), 2)
         return turns
+
+    @staticmethod
+    def _hinge_turn(u, v, f, bent_dirs) -> float:
+        """Turn (rad) about the upper bone u that takes the model's hinge axis onto the source's.
+
+        The source's axis is the normal of the plane (through the origin) of its bent lower-bone
+        directions bent_dirs (N, 3) in the upper bone's frame, oriented like v x their mean; the
+        model's is v x f (bending the rest lower bone v towards the flexion direction f, as
+        evaluation/hinges measures it). Exact for a hinge even when the rest bones are not in line.
+        """
+        _, _, vt = np.linalg.svd(bent_dirs)
+        source = vt[-1] if vt[-1] @ np.cross(v, bent_dirs.mean(0)) >= 0 else -vt[-1]
+        model = np.cross(v, f)
+        a, b = model - (model @ u) * u, source - (source @ u) * u
+        return float(np.arctan2(u @ np.cross(a, b), a @ b))
 
     def _heading_alignment(self, P_ref, first, C):
         """Rotation about the vertical taking the model's hip line onto the source reference's."""

@@ -267,11 +267,15 @@ def read_fit(path) -> tuple[np.ndarray, float]:
     return t["poses"], float(t["fps"])
 
 
-def import_bvh(bvh_path, retargeter, skeleton="auto", fps=None) -> tuple[np.ndarray, float, str]:
-    """Our import of a BVH take, as ``bvh2amass`` makes it (Z up) -> (poses (F, 165), fps, skeleton)."""
-    from human_body_prior.data.bvh2amass import convert_take
+def import_bvh(bvh_path, retargeter, skeleton="auto", fps=None, calibrate=True) -> tuple[np.ndarray, float, str]:
+    """Our import of a BVH take, as ``bvh2amass`` makes it in directory mode (Z up; the performer
+    calibrated over every BVH take in the file's folder) -> (poses (F, 165), fps, skeleton)."""
+    from human_body_prior.data.bvh2amass import calibrations_by_folder, convert_take, is_bvh
 
-    arrays, res = convert_take(str(bvh_path), retargeter, fps=fps, skeleton=skeleton, world_up="z")
+    bvh_path = Path(bvh_path)
+    folder = sorted(p for p in bvh_path.parent.iterdir() if p.is_file() and is_bvh(p)) if calibrate else [bvh_path]
+    calibration = calibrations_by_folder(folder, skeleton, calibrate)[bvh_path]
+    arrays, res = convert_take(str(bvh_path), retargeter, fps=fps, skeleton=skeleton, world_up="z", calibration=calibration)
     return arrays["poses"], float(arrays["mocap_framerate"]), res.skeleton
 
 
