@@ -112,3 +112,21 @@ def test_body_model_zero_batch_names_the_argument(small_smplx):
         bm(pose_body=torch.zeros(0, 63))
     with pytest.raises(ValueError, match=r"betas has batch 0"):
         bm(betas=torch.zeros(0, 10))
+
+
+# ---------------------------------------------------------------------------------------------- issue 24
+@pytest.mark.parametrize("value", ["abc", [None] * 63, [[None] * 63], {"a": 1}, b"\x00\x01", [1j] * 63])
+def test_pose_body_that_is_not_numbers_names_pose_body(small_smplx, value):
+    """torch's TypeError/RuntimeError ('Could not infer dtype of NoneType') named neither the argument nor
+    what was wrong."""
+    bm = BodyModel(small_smplx)
+    with pytest.raises(ValueError, match=r"^pose_body must be (real )?numbers"):
+        bm(pose_body=value)
+
+
+def test_forward_rest_arrays_that_are_not_numbers_are_named(small_smplx):
+    bm = BodyModel(small_smplx)
+    with pytest.raises(ValueError, match=r"^v_template must be numbers"):
+        bm(v_template="template.npy")
+    with pytest.raises(ValueError, match=r"^v_template must be finite with shape \(500, 3\)"):
+        BodyModel(small_smplx, v_template=np.zeros((499, 3)))
