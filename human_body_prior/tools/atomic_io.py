@@ -58,6 +58,23 @@ def atomic_write_bytes(path, data: bytes) -> str:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def torch_save_atomic(obj, path) -> str:
+    """torch.save(obj) to ``path`` atomically. torch reports a failed write (disk full, file-size limit) as
+    a RuntimeError from its zip writer; that becomes an OSError naming the file and saying the old one
+    is kept."""
+    import torch
+
+    try:
+        return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "inline_container" not in str(err) \
+                and "PytorchStreamWriter" not in str(err):
+            raise
+        kept = "the previous file is kept" if Path(path).exists() else "nothing was written"
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else "the write failed (disk full or a file-size limit?)"
+        raise OSError(f"cannot write {path}: {reason}; {kept}") from None
+
+
 def save_npz_atomic(path, arrays: dict, compressed: bool = True) -> str:
     """Write a dict of arrays as an .npz atomically (compressed by default)."""
     buf = io.BytesIO()
