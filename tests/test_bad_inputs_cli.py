@@ -200,9 +200,10 @@ def test_help_names_the_command_as_it_is_run(module, tmp_path):
 
 def test_mocap_report_options_have_help(tmp_path):
     proc = run_module("data.mocap_report", ["--help"], cwd=tmp_path)
+    options = proc.stdout.split("\noptions:", 1)[1]  # below the usage lines
     for option in ("--raw-dir", "--out-json", "--png-dir", "--bm-path"):
-        help_text = proc.stdout.split(option, 1)[1].split("\n  -", 1)[0]
-        assert len(help_text.split()) > 3, (option, help_text)
+        entry = options.split(f"  {option} ", 1)[1].split("\n  -", 1)[0]  # metavar and help text
+        assert len(entry.split()) > 3, (option, entry)
 
 
 @pytest.mark.parametrize("platform", ["osmesa", "nosuch"])
