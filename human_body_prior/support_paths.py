@@ -31,10 +31,12 @@ def support_data_dir() -> Path:
 
 
 def default_body_model_path(model_type: str = "smplx", gender: str = "neutral") -> str:
-    """Path of the shipped open body model file.
+    """Path of the shipped open body model file (or of the official one in HUMAN_BODY_PRIOR_SUPPORT_DATA).
 
     model_type: 'smplx' | 'smplh' | 'smpl' | 'mano'; gender: 'neutral' | 'female' | 'male'
-    ('left' | 'right' for MANO, where 'neutral' means 'right').
+    ('left' | 'right' for MANO, where 'neutral' means 'right'). Looks for
+    ``body_models/<type>/<TYPE>_<GENDER>.npz`` (the official names), then for AMASS's layout
+    ``body_models/<type>/<gender>/model.npz``.
     """
     model_type = model_type.lower()
     gender = gender.lower()
@@ -49,11 +51,14 @@ def default_body_model_path(model_type: str = "smplx", gender: str = "neutral") 
         if gender not in _GENDERS:
             raise ValueError(f"gender must be one of {_GENDERS}, got {gender!r}")
         name = f"{model_type.upper()}_{gender.upper()}.npz"
-    path = support_data_dir() / "body_models" / _MODEL_DIRS[model_type] / name
-    if not path.is_file():
-        raise FileNotFoundError(f"shipped body model {path} is missing; rebuild it with "
-                                "`python -m human_body_prior.open_model.build`")
-    return str(path)
+    folder = support_data_dir() / "body_models" / _MODEL_DIRS[model_type]
+    candidates = [folder / name] + ([folder / gender / "model.npz"] if model_type != "mano" else [])
+    for path in candidates:
+        if path.is_file():
+            return str(path)
+    raise FileNotFoundError(f"body model {candidates[0]} is missing"
+                            + (f" (nor is AMASS's {candidates[1]} there)" if len(candidates) > 1 else "")
+                            + "; rebuild the shipped one with `python -m human_body_prior.open_model.build`")
 
 
 _VPOSER_DIRS = {1: "vposer_v1_0_open", 2: "vposer_v2_0_open"}

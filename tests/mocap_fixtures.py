@@ -1,6 +1,7 @@
-"""Shared helpers for the mocap tests: single takes pulled from ../shared/mocap, and an SMPL-X
+"""Shared helpers for the mocap tests: single takes pulled from ../shared/mocap (or $HBP_MOCAP_DIR), and an SMPL-X
 model file whose rest pose is a T-pose (the shipped open model when it exists)."""
 
+import os
 import tarfile
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
-MOCAP_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "mocap"
+# the project's mocap archives: $HBP_MOCAP_DIR, else ../shared/mocap beside the clone; tests skip without them
+MOCAP_DIR = Path(os.environ.get("HBP_MOCAP_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "mocap")
 
 # one take per skeleton, near the start of each archive (xz is read sequentially)
 SHARED_TAKES = {

@@ -60,6 +60,12 @@ CASES = [
     ("evaluation.prior_benchmark", ["--write-subset", "{tmp}/s"], 1, ["--write-subset needs --data"]),
     ("priors.gmm", ["--train", "{tmp}/notrain", "--out", "{tmp}/g.npz"], 1, ["notrain"]),
     ("priors.gmm", ["--train", "{tmp}", "--out", "{tmp}/g.npz", "--components", "0"], 2, ["--components"]),
+    # issue 24
+    ("train.vposer_smpl", ["--device", "cuda"], 2, ["'device'", "CUDA is not available"]),
+    ("tutorials.sample_body_pose", ["--seed", str(2 ** 70)], 2, ["--seed", "2**63 - 1"]),
+    ("fitting.fit_joints", ["{tmp}/text.npz", "{tmp}/out.npz"], 1, ["text.npz: not an .npz archive"]),
+    ("train.train_open_vposer", ["--work-dir", "{tmp}/w", "--no-train", "--out",
+                                 str(ROOT / "support_data" / "vposer_v1_0_open")], 2, ["--overwrite-shipped"]),
 ]
 
 
@@ -68,6 +74,8 @@ CASES = [
 def test_user_error_is_one_line(module, args, code, words, tmp_path):
     regular = tmp_path / "a_file"
     regular.write_text("not a folder")
+    text_npz = tmp_path / "text.npz"  # a text file under an .npz name
+    text_npz.write_text("joints: 1 2 3\n")
     fill = {"{tmp}": str(tmp_path), "{file}": str(regular)}
 
     def sub(s):
@@ -86,7 +94,7 @@ def test_user_error_is_one_line(module, args, code, words, tmp_path):
     assert "Traceback" not in proc.stderr
     # nothing half-written: the only things in the scratch folder are what the test put there
     # (and empty work folders some commands create before failing)
-    left = [p for p in tmp_path.rglob("*") if p.is_file() and p != regular]
+    left = [p for p in tmp_path.rglob("*") if p.is_file() and p not in (regular, text_npz)]
     assert not left, left
 
 
@@ -179,3 +187,34 @@ def test_device_type():
     if not torch.cuda.is_available():
         with pytest.raises(argparse.ArgumentTypeError, match="CUDA is not available"):
             cli.device("cuda")
+
+
+# ---------------------------------------------------------------------------------------------- issue 24
+@pytest.mark.parametrize("module", sorted({c[0] for c in CASES}))
+def test_help_names_the_command_as_it_is_run(module, tmp_path):
+    """`--help` shows `python -m <module>` (7 of 14 showed `usage: vposer.py` or a bare docstring)."""
+    proc = run_module(module, ["--help"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: python -m human_body_prior.{module}"), proc.stdout[:200]
+
+
+def test_mocap_report_options_have_help(tmp_path):
+    proc = run_module("data.mocap_report", ["--help"], cwd=tmp_path)
+    options = proc.stdout.split("\noptions:", 1)[1]  # below the usage lines
+    for option in ("--raw-dir", "--out-json", "--png-dir", "--bm-path"):
+        entry = options.split(f"  {option} ", 1)[1].split("\n  -", 1)[0]  # metavar and help text
+        assert len(entry.split()) > 3, (option, entry)
+
+
+@pytest.mark.parametrize("platform", ["osmesa", "nosuch"])
+def test_sample_body_pose_without_opengl_is_one_line(platform, tmp_path):
+    import ctypes.util
+
+    if platform == "osmesa" and ctypes.util.find_library("OSMesa"):
+        pytest.skip("this machine has OSMesa")
+    proc = run_module("tutorials.sample_body_pose", ["--num-samples", "1", "--out", str(tmp_path / "o")],
+                      cwd=tmp_path, env_extra={"PYOPENGL_PLATFORM": platform})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("sample_body_pose: error: could not") and "OpenGL" in lines[0]
+    assert not (tmp_path / "o").exists()

@@ -311,3 +311,23 @@ def test_given_frame_rate_is_written_exactly(tmp_path, tpose_model_path):
     for fps in (120.0, 29.97, 60.0):
         arrays, _ = bvh2amass.convert_take(str(src), rt, fps=fps)
         assert float(arrays["mocap_framerate"]) == fps
+
+
+# ---------------------------------------------------------------------------------------------- issue 24
+@pytest.mark.parametrize("scale", [1e300, -1e12])
+def test_absurd_offsets_name_the_file_line_and_offset(tmp_path, tpose_model_path, scale):
+    """OFFSETs of 1e300 failed deep in retargeting: 'matrix_to_axis_angle: matrix (0, 0) is not a rotation'."""
+    src = tmp_path / "huge.bvh"
+    write_bvh(src, body_bvh(offsets_scale=scale))
+    with pytest.raises(BVHError, match=r"huge\.bvh, line \d+: the OFFSET of \w+ is .*more than 1e\+06"):
+        read_bvh(str(src))
+    assert run(bvh2amass.main, [str(src), str(tmp_path / "out.npz")]) == 1
+
+
+def test_absurd_motion_values_name_the_frame(tmp_path):
+    bvh = body_bvh()
+    bvh.motion[2, 7] = 1e300
+    src = tmp_path / "huge_motion.bvh"
+    write_bvh(src, bvh)
+    with pytest.raises(BVHError, match=r"huge_motion\.bvh, line \d+: frame 2 has 1e\+300 in channel 7"):
+        read_bvh(str(src))

@@ -112,3 +112,36 @@ def test_body_model_zero_batch_names_the_argument(small_smplx):
         bm(pose_body=torch.zeros(0, 63))
     with pytest.raises(ValueError, match=r"betas has batch 0"):
         bm(betas=torch.zeros(0, 10))
+
+
+# ---------------------------------------------------------------------------------------------- issue 24
+@pytest.mark.parametrize("value", ["abc", [None] * 63, [[None] * 63], {"a": 1}, b"\x00\x01", [1j] * 63])
+def test_pose_body_that_is_not_numbers_names_pose_body(small_smplx, value):
+    """torch's TypeError/RuntimeError ('Could not infer dtype of NoneType') named neither the argument nor
+    what was wrong."""
+    bm = BodyModel(small_smplx)
+    with pytest.raises(ValueError, match=r"^pose_body must be (real )?numbers"):
+        bm(pose_body=value)
+
+
+def test_forward_rest_arrays_that_are_not_numbers_are_named(small_smplx):
+    bm = BodyModel(small_smplx)
+    with pytest.raises(ValueError, match=r"^v_template must be numbers"):
+        bm(v_template="template.npy")
+    with pytest.raises(ValueError, match=r"^v_template must be finite with shape \(500, 3\)"):
+        BodyModel(small_smplx, v_template=np.zeros((499, 3)))
+
+
+@pytest.mark.parametrize("where", ["file/out.npz", "folder"])
+def test_fit_joints_checks_the_output_before_fitting(joints_file, tmp_path, capsys, monkeypatch, where):
+    """An output it cannot write was found only after minutes of fitting."""
+    (tmp_path / "file").write_text("a regular file")
+    (tmp_path / "folder").mkdir()
+
+    def never(*a, **k):
+        raise AssertionError("fitted before checking the output")
+
+    monkeypatch.setattr(fit_joints, "fit_arrays", never)
+    rc, err = _run([str(joints_file), str(tmp_path / where), "--quiet"], capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and where.split("/")[0] in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]

@@ -167,3 +167,36 @@ def test_good_files_load_without_warnings(smplx_file, smpl_pkl):
         warnings.simplefilter("error")
         load_model_file(smplx_file)
         load_model_file(smpl_pkl)
+
+
+# ---------------------------------------------------------------------------------------------- issue 24
+@pytest.mark.parametrize("scale", [0.0, 0.5])
+def test_skinning_weights_whose_rows_do_not_sum_to_one(smplx_file, tmp_path, scale):
+    """All-zero weights put every vertex at the origin; half weights shrink the body. Both are refused."""
+    weights = np.load(smplx_file)["weights"] * scale
+    path = _variant(smplx_file, tmp_path, f"w{scale}.npz", weights=weights)
+    with pytest.raises(ModelFileError, match=rf"w{scale}.npz: weights rows must sum to 1.*vertex 0 sums to {scale:g}"):
+        BodyModel(path)
+
+
+def test_weights_within_round_off_of_one_still_load(smplx_file, tmp_path):
+    weights = np.load(smplx_file)["weights"].astype(np.float32) * np.float32(1 + 1e-6)
+    BodyModel(_variant(smplx_file, tmp_path, "roundoff.npz", weights=weights))
+
+
+def test_kintree_with_more_joints_than_weight_columns_names_both(smplx_file, tmp_path):
+    kintree = np.load(smplx_file)["kintree_table"]
+    J = kintree.shape[1]
+    longer = np.concatenate([kintree, [[0], [J]]], axis=1)
+    path = _variant(smplx_file, tmp_path, "kt.npz", kintree_table=longer)
+    with pytest.raises(ModelFileError, match=rf"kt.npz: weights has {J} joint columns .* kintree_table has "
+                                             rf"{J + 1} joints; the two must agree"):
+        BodyModel(path)
+
+
+def test_pickled_dtype_with_a_bad_build_state_is_a_damaged_file(tmp_path):
+    """numpy raises SystemError for BUILD on a dtype with a state it does not expect."""
+    path = tmp_path / "dtype_build.pkl"
+    path.write_bytes(b"cnumpy\ndtype\n(VV8\ntRI1\nb.")
+    with pytest.raises(ModelFileError, match=r"dtype_build.pkl: not a readable pickle.*SystemError"):
+        load_model_file(path)

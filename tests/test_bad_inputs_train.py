@@ -174,3 +174,39 @@ def test_v2_trainer_writes_a_folder_load_model_reads_and_resumes(tiny_data, tmp_
     summary2 = run_vposer_trainer(_trainer_settings(tiny_data, tmp_path / "v2b", model_version=2, num_epochs=3,
                                                     resume=str(snap)))
     assert summary2["epochs"] == 3
+
+
+# ---------------------------------------------------------------------------------------------- issue 24
+@pytest.mark.parametrize("text", ["-1", "0", "nan", "inf"])
+def test_base_lr_that_is_not_a_positive_number_names_the_key(tmp_path, text):
+    """base_lr = -1 reached torch.optim, whose message ('Invalid learning rate: -1.0') names no setting."""
+    with pytest.raises(ValueError, match=rf"^setting 'base_lr' in .*run.ini: expected a (positive|finite) number"):
+        load_settings(_ini(tmp_path, f"base_lr : {text}"))
+    with pytest.raises(ValueError, match=r"^setting 'base_lr' on the command line"):
+        parse_cli_overrides(["--base_lr", text])
+
+
+def test_training_state_on_a_full_disk_is_one_line_and_keeps_the_old_state(tmp_path):
+    """torch.save on a file-size limit (as on a full disk) raised a RuntimeError from torch's zip writer
+    (a 40-line traceback through the CLI); now an OSError naming the file, the old state kept."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, sys, torch
+from human_body_prior.train.checkpoints import ExperimentCheckpoints
+from human_body_prior.tools import cli
+store = ExperimentCheckpoints(sys.argv[1], model_version=1, expr_code='x')
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+def main(argv):
+    store.save_training_state({'big': torch.zeros(1_000_000)})
+sys.exit(cli.run(main, [], prog='train'))
+"""
+    (tmp_path / "training_state.pt").write_bytes(b"old state")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert "training_state.pt" in res.stderr and "the previous file is kept" in res.stderr
+    assert (tmp_path / "training_state.pt").read_bytes() == b"old state"
+    assert [p.name for p in tmp_path.iterdir()] == ["training_state.pt"]  # no temporary file left

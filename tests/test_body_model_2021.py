@@ -146,3 +146,36 @@ def test_bad_dmpl_files_get_the_model_file_errors(model_files, tmp_path):
     evil.write_bytes(pickle.dumps({"eigvec": Evil()}))
     with pytest.raises(ValueError, match="refusing to load global builtins.print"):
         BodyModel(smplh, num_dmpls=8, dmpl_fname=evil)
+
+
+# ---------------------------------------------------------------------------------------------- issue 24
+def test_seed_era_positional_order_params_second(small_smplx):
+    """The 2019 seed signature: BodyModel(bm_path, params=None, num_betas=10, batch_size=1, v_template=None,
+    ...): a None or dict second argument is params, told apart from 2021's BodyModel(bm_fname, 16)."""
+    bm = BodyModel(small_smplx, None, 10, 2)
+    assert bm.num_betas == 10 and bm.batch_size == 2 and bm.betas.shape == (2, 10)
+    trans = torch.tensor([[0.1, 0.2, 0.3]])
+    with_params = BodyModel(small_smplx, {"trans": trans}, 4, 3)
+    assert with_params.num_betas == 4 and torch.equal(with_params.trans.data, trans.expand(3, 3))
+    assert BodyModel(small_smplx, 8).num_betas == 8  # 2021 order unchanged
+
+
+def test_seed_era_v_template_replaces_the_template(small_smplx):
+    """v_template= (positional 5th in the seed order, or a keyword as MOJO/LEMO-era code passes it): a
+    custom template, from which the joints are regressed."""
+    ref = BodyModel(small_smplx, dtype=torch.float64)
+    custom = ref.v_template * 1.1 + 0.05
+    for bm in (BodyModel(small_smplx, v_template=custom.numpy(), dtype=torch.float64),
+               BodyModel(small_smplx, None, 10, 1, custom, dtype=torch.float64)):
+        assert torch.equal(bm.v_template, custom)
+        pose = torch.full((1, 63), 0.2, dtype=torch.float64)
+        expected = ref(pose_body=pose, v_template=custom)  # the per-call override, tested against smplx
+        got = bm(pose_body=pose)
+        assert (got.v - expected.v).abs().max() < 1e-12 and (got.Jtr - expected.Jtr).abs().max() < 1e-12
+
+
+def test_init_v_template_buffer_of_2021_code(small_smplx):
+    bm = BodyModel(bm_fname=small_smplx)
+    assert bm.init_v_template.shape == (1, 500, 3)
+    assert torch.equal(bm.init_v_template[0], bm.v_template)
+    assert torch.equal(bm.init_v_template.expand(2, -1, -1)[1], torch.as_tensor(np.load(small_smplx)["v_template"]))

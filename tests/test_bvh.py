@@ -234,3 +234,17 @@ def test_writer_reorders_breadth_first_joints(tmp_path):
     pos2, rot2 = bvh_forward_kinematics(back)
     perm = [back.names.index(n) for n in names]
     assert np.array_equal(pos2[:, perm], pos) and np.array_equal(rot2[:, perm], rot)
+
+
+def test_mocap_folder_from_the_environment(tmp_path):
+    """$HBP_MOCAP_DIR points the mocap tests at the archives when the clone is not beside shared/ (issue 24)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    code = f"import sys; sys.path.insert(0, {str(tests)!r}); import mocap_fixtures; print(mocap_fixtures.MOCAP_DIR)"
+    env = {**os.environ, "HBP_MOCAP_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(tmp_path)

@@ -87,3 +87,27 @@ def test_old_evaluate_vposer_entry_point_runs():
     res = subprocess.run([sys.executable, "-m", "human_body_prior.train.evaluate_vposer", "--help"],
                          capture_output=True, text=True)
     assert res.returncode == 0 and "--data-dir" in res.stdout
+
+
+def test_evaluation_command_reports_progress(tmp_path, capsys):
+    """`python -m human_body_prior.evaluation.vposer` was silent for 45 s; each step is now announced."""
+    import torch
+
+    from human_body_prior.body_model.synthetic import write_synthetic_model
+    from human_body_prior.evaluation import vposer
+    from human_body_prior.priors.experiment import write_vposer_experiment
+    from human_body_prior.priors.vposer import VPoser
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 40), ("vald", 8), ("test", 8)):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        torch.save(0.2 * torch.randn(n, 63, generator=g), tmp_path / "data" / split / "pose_body.pt")
+    bm = write_synthetic_model(tmp_path / "model.npz", "smplx", num_verts=300, num_shape_columns=20)
+    torch.manual_seed(0)
+    write_vposer_experiment(tmp_path / "expr", VPoser(num_neurons=16, latentD=4, data_shape=[1, 21, 3]))
+    vposer.main(["--expr-dir", str(tmp_path / "expr"), "--data-dir", str(tmp_path / "data"), "--bm-path", str(bm),
+                 "--num-samples", "8", "--splits", "vald"])
+    err = capsys.readouterr().err.splitlines()
+    steps = [ln for ln in err if ln.startswith("evaluating: ")]
+    assert len(steps) == 4 and "split vald: encoding and decoding 8 poses" in steps[0], err
+    assert "40 training poses" in steps[2]

@@ -195,3 +195,22 @@ def test_dmpl_layout_adds_soft_tissue_linearly(tmp_path, release_files):
     with torch.no_grad():
         delta = bm(dmpls=d).v - bm(dmpls=torch.zeros(2, 8, dtype=torch.float64)).v
     np.testing.assert_allclose(delta.numpy(), np.einsum("vck,bk->bvc", eig, d.numpy()), atol=1e-10)
+
+
+def test_amass_layout_is_found_by_the_default_path(tmp_path, monkeypatch):
+    """AMASS ships body models as body_models/<type>/<gender>/model.npz; default_body_model_path found only
+    the official names (a FileNotFoundError) (issue 24)."""
+    from human_body_prior import default_body_model_path
+    from human_body_prior.body_model.body_model import BodyModel
+
+    amass = tmp_path / "body_models" / "smplx" / "neutral" / "model.npz"
+    amass.parent.mkdir(parents=True)
+    write_release(amass, "smplx_2019_npz", num_verts=400)
+    monkeypatch.setenv("HUMAN_BODY_PRIOR_SUPPORT_DATA", str(tmp_path))
+    assert default_body_model_path("smplx", "neutral") == str(amass)
+    assert BodyModel(default_body_model_path()).v_template.shape == (400, 3)
+    with pytest.raises(FileNotFoundError, match=r"SMPLX_MALE.npz is missing \(nor is AMASS's .*male/model.npz"):
+        default_body_model_path("smplx", "male")
+    official = tmp_path / "body_models" / "smplx" / "SMPLX_NEUTRAL.npz"
+    write_release(official, "smplx_2019_npz", num_verts=300)
+    assert default_body_model_path() == str(official)  # the official name first

@@ -382,6 +382,10 @@ def test_builder_is_reproducible(tmp_path):
         shipped = Path(default_body_model_path(t, g))
         rebuilt = out / name
         assert hashlib.sha256(rebuilt.read_bytes()).hexdigest() == hashlib.sha256(shipped.read_bytes()).hexdigest(), name
+        if t in build.PICKLED_TYPES:  # the plain-numpy .pkl beside it
+            pkl = shipped.with_suffix(".pkl")
+            assert hashlib.sha256(rebuilt.with_suffix(".pkl").read_bytes()).hexdigest() == \
+                hashlib.sha256(pkl.read_bytes()).hexdigest(), pkl.name
 
 
 def test_rest_pose_rotation_helpers():

@@ -156,3 +156,17 @@ def test_cli_no_options_uses_shipped_defaults(tmp_path):
     check_grid(png, rows=3, cols=5, tile_w=TILE_W, tile_h=TILE_H)
     assert np.load(tmp_path / "vposer_samples" / "vposer_samples.npz")["pose_body"].shape == (5, 63)
     assert os.path.isfile(default_body_model_path())
+
+
+def test_v1_and_v2_pictures_share_a_folder(tmp_path):
+    """--vposer-version 2 wrote vposer_samples.png over the v1 picture in the same folder (issue 24)."""
+    out = tmp_path / "both"
+    v1 = run_cli(["--num-samples", "1", "--seed", "3", "--out", str(out)], cwd=tmp_path)
+    v2 = run_cli(["--num-samples", "1", "--seed", "3", "--out", str(out), "--vposer-version", "2"], cwd=tmp_path)
+    assert v1.returncode == 0 and v2.returncode == 0, v1.stderr + v2.stderr
+    assert v1.stdout.strip().splitlines()[-1] == str(out / "vposer_samples.png")
+    assert v2.stdout.strip().splitlines()[-1] == str(out / "vposer_v2_samples.png")
+    assert sorted(p.name for p in out.iterdir()) == ["vposer_samples.npz", "vposer_samples.png",
+                                                     "vposer_v2_samples.npz", "vposer_v2_samples.png"]
+    assert not np.array_equal(np.load(out / "vposer_samples.npz")["pose_body"],
+                              np.load(out / "vposer_v2_samples.npz")["pose_body"])

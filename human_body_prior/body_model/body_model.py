@@ -6,6 +6,7 @@ J the joint count of the model's kinematic tree (SMPL 24, SMPL-H 52, SMPL-X 55, 
 
 import inspect
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,23 @@ def detect_model_type(data: dict, fname: str = "model file") -> str:
     return model_type
 
 
+def _numeric_tensor(name, value, device) -> torch.Tensor:
+    """torch.as_tensor(value) of a number, array or tensor; anything else a ValueError naming ``name``."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be numbers (a tensor or array), got the text {value!r}")
+    try:
+        value = torch.as_tensor(value, device=device)
+    except (TypeError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{name} must be numbers (a tensor or array), got {type(value).__name__} "
+                         f"that torch cannot read as numbers ({' '.join(str(err).split())})") from None
+    if value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(f"{name} must be real numbers, got a {value.dtype} tensor")
+    return value
+
+
 def _as_batch(name, value, width, dtype, device) -> torch.Tensor:
     """value (width,) or (N, width), or (N, ...) with width entries per row -> tensor (N, width)."""
-    value = torch.as_tensor(value, device=device).to(dtype)
+    value = _numeric_tensor(name, value, device).to(dtype)
     if value.dim() == 1:
         value = value.unsqueeze(0)
     if value.dim() < 2 or math.prod(value.shape[1:]) != width:
@@ -75,25 +90,37 @@ def _reindex_skinning_weights(module, _incompatible_keys):
 
 def _arguments_2021(bm_fname=None, num_betas=10, num_dmpls=None, dmpl_fname=None, num_expressions=None,
                     use_posedirs=True, model_type=None, dtype=torch.float32, persistant_buffer=False, *,
-                    bm_path=None, path_dmpl=None, params=None, batch_size=1):
+                    bm_path=None, path_dmpl=None, params=None, batch_size=1, v_template=None):
     """BodyModel's arguments in the 2021 (v2) positional order."""
 
 
 def _arguments_2019(bm_path=None, model_type=None, params=None, num_betas=10, batch_size=1, num_dmpls=None,
                     path_dmpl=None, num_expressions=None, use_posedirs=True, dtype=torch.float32, *,
-                    bm_fname=None, dmpl_fname=None, persistant_buffer=False):
+                    bm_fname=None, dmpl_fname=None, persistant_buffer=False, v_template=None):
     """BodyModel's arguments in the 2019 (v1) positional order (model type second, as a string)."""
 
 
-_SIGNATURES = {layout: inspect.signature(f) for layout, f in (("2021", _arguments_2021), ("2019", _arguments_2019))}
+def _arguments_seed(bm_path=None, params=None, num_betas=10, batch_size=1, v_template=None, num_dmpls=None,
+                    path_dmpl=None, num_expressions=None, use_posedirs=True, dtype=torch.float32, *,
+                    bm_fname=None, dmpl_fname=None, persistant_buffer=False, model_type=None):
+    """BodyModel's arguments in the seed-era 2019 positional order (params second: None or a dict)."""
+
+
+_SIGNATURES = {layout: inspect.signature(f) for layout, f in
+               (("2021", _arguments_2021), ("2019", _arguments_2019), ("seed", _arguments_seed))}
 # (2021 name, 2019 name) of the arguments whose name changed
 _RENAMED = (("bm_fname", "bm_path"), ("dmpl_fname", "path_dmpl"))
 
 
 def _resolve_arguments(args: tuple, kwargs: dict) -> dict:
-    """Bind BodyModel's arguments. A string second positional argument is the 2019 model_type, anything
-    else the 2021 num_betas; either generation's keywords are accepted, but not both names of one thing."""
-    layout = "2019" if len(args) > 1 and isinstance(args[1], str) else "2021"
+    """Bind BodyModel's arguments. A string second positional argument is the 2019 model_type, None or a
+    dict the seed-era params, anything else the 2021 num_betas; either generation's keywords are
+    accepted, but not both names of one thing."""
+    layout = "2021"
+    if len(args) > 1 and isinstance(args[1], str):
+        layout = "2019"
+    elif len(args) > 1 and (args[1] is None or isinstance(args[1], Mapping)):
+        layout = "seed"
     try:
         bound = _SIGNATURES[layout].bind(*args, **kwargs)
     except TypeError as err:
@@ -126,8 +153,13 @@ class BodyModel(nn.Module):
           use_posedirs=True, model_type=None, dtype=torch.float32, persistant_buffer=False)
     2019: BodyModel(bm_path, model_type, params=None, num_betas=10, batch_size=1, num_dmpls=None,
           path_dmpl=None, num_expressions=10, use_posedirs=True, dtype=torch.float32)
+    seed (2019): BodyModel(bm_path, params=None, num_betas=10, batch_size=1, v_template=None, num_dmpls=None,
+          path_dmpl=None, num_expressions=10, use_posedirs=True, dtype=torch.float32)
+    The second positional argument tells them apart: a string is model_type, None or a dict params, a
+    number num_betas.
     Passing both names of one argument (bm_fname and bm_path, dmpl_fname and path_dmpl) is a TypeError.
 
+    v_template (V, 3): a custom rest template replacing the file's (joints are regressed from it).
     bm_fname / bm_path: official .npz/.pkl model file. model_type: 'smpl' | 'smplh' | 'smplx' | 'mano', or
     None to detect it from the file. params: optional initial values of the parameters below, by name.
     num_betas, num_expressions (SMPL-X; None: 10), num_dmpls (SMPL/SMPL-H): sizes of the shape spaces.
@@ -169,6 +201,8 @@ class BodyModel(nn.Module):
         v_template = as_tensor(data["v_template"])
         num_verts = v_template.shape[0]
         self._check_shape(data, "v_template", (num_verts, 3))
+        if a["v_template"] is not None:
+            v_template = self._custom_template(a["v_template"], v_template, dtype)
         self._check_shape(data, "weights", (num_verts, len(self.parents)))
         self._check_shape(data, "J_regressor", (len(self.parents), num_verts))
         shapedirs = np.asarray(data["shapedirs"])
@@ -212,8 +246,7 @@ class BodyModel(nn.Module):
                                  persistent=persistent)
         else:
             self.posedirs = None
-        # The fast skinning path (lbs.py); False selects the plain dense path, e.g. for second derivatives,
-        # which the fast path's embedding_bag does not have.
+        # The fast skinning path (lbs.py); False selects the plain dense path (same results and derivatives).
         self.sparse_skinning = True
         self._index_skinning_weights()
         self.register_load_state_dict_post_hook(_reindex_skinning_weights)  # a named function: picklable
@@ -221,12 +254,31 @@ class BodyModel(nn.Module):
         self._init_parameters(params or {}, dtype)
         self.use_dmpl = bool(self.num_dmpls)
 
+    def _custom_template(self, value, file_template, dtype) -> torch.Tensor:
+        """The v_template argument (V, 3) or (1, V, 3), checked against the file's vertex count."""
+        value = _numeric_tensor("v_template", value, None).to(dtype)
+        if value.dim() == 3 and value.shape[0] == 1:
+            value = value[0]
+        if value.shape != file_template.shape or not bool(torch.isfinite(value).all()):
+            raise ValueError(f"v_template must be finite with shape {tuple(file_template.shape)} (the vertices of "
+                             f"{self.bm_path}), got {tuple(value.shape)}")
+        return value.clone()
+
+    @property
+    def init_v_template(self) -> torch.Tensor:
+        """The rest template as (1, V, 3), the 2021 name of ``v_template``."""
+        return self.v_template.unsqueeze(0)
+
     def _index_skinning_weights(self):
         """Each vertex's non-zero skinning weights (all of them), for the fast skinning path. Derived
         from `weights`, so not saved; rebuilt when a state dict is loaded."""
-        for name, value in zip(("joints", "values", "offsets"),
+        for name, value in zip(("joints", "values", "offsets", "t_vertices", "t_values", "t_offsets"),
                                SparseSkinningWeights.from_dense(self.weights).tensors()):
             self.register_buffer(f"_skin_{name}", value, persistent=False)
+
+    def _sparse_weights(self) -> tuple:
+        return (self._skin_joints, self._skin_values, self._skin_offsets, self._skin_t_vertices,
+                self._skin_t_values, self._skin_t_offsets)
 
     def _check_shape(self, data, key, shape):
         actual = np.asarray(data[key]).shape
@@ -348,8 +400,7 @@ class BodyModel(nn.Module):
         verts, posed_joints = lbs(full_pose, shape_coeffs, template,
                                   self.shapedirs[..., :0] if v_shaped is not None else self.shapedirs,
                                   self.posedirs, self.J_regressor, self.weights, self._tree, J_template,
-                                  J_shapedirs, sparse_weights=(self._skin_joints, self._skin_values,
-                                                               self._skin_offsets) if self.sparse_skinning else None,
+                                  J_shapedirs, sparse_weights=self._sparse_weights() if self.sparse_skinning else None,
                                   rest_joints=rest_joints)
         trans = values["trans"].unsqueeze(1)
         out = BodyModelOutput(v=verts + trans, f=self.f, Jtr=posed_joints + trans, full_pose=full_pose, **values)
@@ -357,7 +408,7 @@ class BodyModel(nn.Module):
 
     def _rest_array(self, name, value, like, batch):
         """A per-call rest array (rows, 3) or (B, rows, 3) shaped like ``like`` (rows, 3), as a tensor."""
-        value = torch.as_tensor(value, device=like.device).to(like.dtype)
+        value = _numeric_tensor(name, value, like.device).to(like.dtype)
         if value.shape[-2:] != like.shape or value.dim() not in (2, 3) \
                 or (value.dim() == 3 and value.shape[0] not in (1, batch)):
             raise ValueError(f"{name} must have shape {tuple(like.shape)} or ({batch}, {like.shape[0]}, 3), "

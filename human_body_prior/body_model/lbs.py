@@ -10,8 +10,9 @@ Two equivalent paths compute the posed mesh:
   the file's own (3 V, K) and (3 V, P) layouts, and each vertex blends only the joints it has non-zero
   weights for (every non-zero weight is kept, however small, so the result is exact).
 Both pose the joints with the one forward kinematics of ``kinematics.py``.
-tests/test_lbs_fast_paths.py checks that both paths agree. The fast path is differentiable once
-(torch's embedding_bag has no second derivative); the plain path supports higher derivatives.
+tests/test_lbs_fast_paths.py checks that both paths agree. Both support derivatives of any order: the
+fast path's blend (`_SparseBlend`) is an embedding_bag whose backward is the embedding_bag of the
+transposed weights (torch's own embedding_bag has no second derivative).
 """
 
 import torch
@@ -44,11 +45,19 @@ class SparseSkinningWeights:
     """The non-zero entries of a (V, J) skinning-weight matrix, row by row (CSR), every one of them.
 
     joints (N,) long and values (N,) the non-zero weights in row order; offsets (V,) long, where each
-    vertex's entries start. Build with `from_dense`; `tensors()` gives the three tensors in that order.
+    vertex's entries start. The same entries joint by joint (the transpose, for the backward pass):
+    t_vertices (N,), t_values (N,), t_offsets (J,). Build with `from_dense`; `tensors()` gives the six
+    tensors in that order.
     """
 
     def __init__(self, joints: torch.Tensor, values: torch.Tensor, offsets: torch.Tensor, num_joints: int):
         self.joints, self.values, self.offsets, self.num_joints = joints, values, offsets, int(num_joints)
+        ends = torch.cat([offsets[1:], offsets.new_tensor([joints.numel()])])
+        vertices = torch.repeat_interleave(torch.arange(offsets.numel(), device=offsets.device), ends - offsets)
+        order = torch.argsort(joints, stable=True)
+        per_joint = torch.bincount(joints, minlength=self.num_joints)
+        self.t_vertices, self.t_values = vertices[order], values[order]
+        self.t_offsets = torch.cumsum(per_joint, 0) - per_joint
 
     @classmethod
     def from_dense(cls, weights: torch.Tensor) -> "SparseSkinningWeights":
@@ -60,7 +69,7 @@ class SparseSkinningWeights:
         return cls(cols, weights[rows, cols], offsets, weights.shape[1])
 
     def tensors(self) -> tuple:
-        return self.joints, self.values, self.offsets
+        return self.joints, self.values, self.offsets, self.t_vertices, self.t_values, self.t_offsets
 
     @property
     def max_per_vertex(self) -> int:
@@ -72,17 +81,32 @@ class SparseSkinningWeights:
 def skin_vertices_sparse(rest_vm: torch.Tensor, sparse_weights: tuple, transforms: torch.Tensor) -> torch.Tensor:
     """Skin vertex-major rest points with each vertex's non-zero weights only.
 
-    rest_vm (V, 3, B); sparse_weights (joints (N,), values (N,), offsets (V,)) as given by
-    SparseSkinningWeights.tensors(); transforms (B, J, 3, 4) -> posed points (V, 3, B).
+    rest_vm (V, 3, B); sparse_weights, the six tensors of SparseSkinningWeights.tensors();
+    transforms (B, J, 3, 4) -> posed points (V, 3, B).
     """
-    joints, values, offsets = sparse_weights
     B, J = transforms.shape[:2]
     V = rest_vm.shape[0]
     # One table row per joint holding its B transforms as (column d, row c, batch b); a weighted bag
     # of rows per vertex is that vertex's blended transform, already in the layout of rest_vm.
     table = transforms.permute(1, 3, 2, 0).reshape(J, 12 * B)
-    blended = F.embedding_bag(joints, table, offsets, mode="sum", per_sample_weights=values).view(V, 4, 3, B)
+    blended = _SparseBlend.apply(table, tuple(sparse_weights[:3]), tuple(sparse_weights[3:])).view(V, 4, 3, B)
     return _ApplyBlended.apply(blended, rest_vm)
+
+
+class _SparseBlend(torch.autograd.Function):
+    """rows (R, C) -> bags (M, C): each bag the weighted sum of the rows its CSR triple
+    (indices (N,), values (N,), offsets (M,)) lists. Its backward is the same blend with the transposed
+    triple, so it has derivatives of every order (torch's embedding_bag backward has no derivative)."""
+
+    @staticmethod
+    def forward(ctx, rows, csr, csr_t):
+        ctx.csr, ctx.csr_t = csr, csr_t
+        indices, values, offsets = csr
+        return F.embedding_bag(indices, rows, offsets, mode="sum", per_sample_weights=values)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _SparseBlend.apply(grad.contiguous(), ctx.csr_t, ctx.csr), None, None
 
 
 class _ApplyBlended(torch.autograd.Function):

@@ -234,7 +234,8 @@ def _load_pickle(path: Path) -> dict:
     except pickle.UnpicklingError as err:
         raise ModelFileError(f"{path}: {err}") from None
     except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
-            MemoryError, UnicodeDecodeError, struct.error) as err:
+            MemoryError, UnicodeDecodeError, struct.error, SystemError) as err:
+        # SystemError: numpy's C code refusing a dtype state it was handed (BUILD on a dtype)
         raise ModelFileError(f"{path}: not a readable pickle (truncated or damaged?): "
                              f"{type(err).__name__}: {err}") from None
     if not isinstance(data, dict):
@@ -305,7 +306,7 @@ def _load_npz(path: Path) -> dict:
             except pickle.UnpicklingError as err:
                 raise ModelFileError(f"{path}: key {key!r}: {err}") from None
             except (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError, TypeError, MemoryError,
-                    UnicodeDecodeError, zlib.error) as err:
+                    UnicodeDecodeError, zlib.error, SystemError) as err:
                 msg = f"{path}: key {key!r} cannot be read (truncated or damaged?): {type(err).__name__}: {err}"
                 if key not in OPTIONAL_METADATA:
                     raise ModelFileError(msg) from None
@@ -368,6 +369,7 @@ def validate_model_arrays(data: dict, fname: str) -> None:
                               f"vertices (valid: 0..{num_verts - 1})")
     if num_verts is None:
         return
+    _check_joint_columns(data, fname, num_joints)
     expect = {"weights": (num_verts, num_joints), "J_regressor": (num_joints, num_verts)}
     for key, shape in expect.items():
         if key in data and (data[key].ndim != 2 or any(s is not None and a != s
@@ -387,6 +389,32 @@ def validate_model_arrays(data: dict, fname: str) -> None:
     if "posedirs" in data and num_joints is not None and data["posedirs"].shape[-1] != 9 * (num_joints - 1):
         _fail(fname, "posedirs", f"has {data['posedirs'].shape[-1]} columns but kintree_table has {num_joints} "
                                  f"joints, which needs 9 * {num_joints - 1} = {9 * (num_joints - 1)}")
+    if "weights" in data:
+        _check_weight_rows(data["weights"], fname)
+
+
+def _check_joint_columns(data, fname, num_joints):
+    """weights (V, J) and J_regressor (J, V) against kintree_table's J, naming the two that disagree."""
+    if num_joints is None:
+        return
+    for key, axis in (("weights", 1), ("J_regressor", 0)):
+        arr = data.get(key)
+        if isinstance(arr, np.ndarray) and arr.ndim == 2 and arr.shape[axis] != num_joints:
+            side = "columns" if axis else "rows"
+            _fail(fname, key, f"has {arr.shape[axis]} joint {side} (shape {arr.shape}) but kintree_table has "
+                              f"{num_joints} joints; the two must agree")
+
+
+WEIGHT_SUM_TOLERANCE = 1e-3
+
+
+def _check_weight_rows(weights, fname):
+    """Each vertex's skinning weights must sum to 1 (else the vertex shrinks towards the origin)."""
+    sums = weights.astype(np.float64).sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > WEIGHT_SUM_TOLERANCE)
+    if len(bad):
+        _fail(fname, "weights", f"rows must sum to 1 (each vertex's skinning weights), but {len(bad)} of "
+                                f"{len(sums)} do not, first vertex {int(bad[0])} sums to {sums[bad[0]]:.6g}")
 
 
 def _check_kintree(kintree, fname) -> int:

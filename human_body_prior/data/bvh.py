@@ -13,6 +13,7 @@ which match the common exporters (MotionBuilder, Blender, DAZ, iClone):
   (decompressed) text, so a small gzip bomb cannot fill the memory.
 - ``Frame Time`` must give a frame rate between ``MIN_FPS`` and ``MAX_FPS``; a file whose header is
   wrong is read with ``read_bvh(path, frame_time=true value)``.
+- OFFSETs and channel values larger than ``MAX_BVH_VALUE`` (1e6) in magnitude are refused (file and line named).
 - The hierarchy is parsed and written without recursion: any depth works.
 """
 
@@ -36,6 +37,7 @@ _VALID_CHANNELS = _POS_CHANNELS + _ROT_CHANNELS
 
 DEFAULT_MAX_BVH_BYTES = 512 << 20  # the largest BVH of ../shared/mocap is ~20 MB of text
 MAX_BVH_BYTES = DEFAULT_MAX_BVH_BYTES
+MAX_BVH_VALUE = 1e6  # OFFSETs and channel values: 10 km in cm, 2800 turns in degrees; more is a broken file
 MIN_FPS, MAX_FPS = 0.1, 10000.0  # plausible capture rates; outside is a broken header or option
 
 
@@ -255,6 +257,8 @@ def parse_bvh(text: str, source: str = "<string>", frame_time: float = None) -> 
             fail(f"expected a number for {what}, got {tok!r}", ln)
         if not np.isfinite(value):
             fail(f"{what} is not finite: {tok!r}", ln)
+        if abs(value) > MAX_BVH_VALUE:
+            fail(f"{what} is {tok} (more than {MAX_BVH_VALUE:g} in magnitude; a broken file?)", ln)
         return value
 
     def expect(word):
@@ -403,6 +407,10 @@ def parse_bvh(text: str, source: str = "<string>", frame_time: float = None) -> 
     if not np.isfinite(motion).all():
         k = int(np.argwhere(~np.isfinite(motion))[0, 0])
         fail(f"frame {k} has a non-finite value", first_data_line + k)
+    if np.abs(motion).max(initial=0.0) > MAX_BVH_VALUE:
+        k, c = (int(i) for i in np.argwhere(np.abs(motion) > MAX_BVH_VALUE)[0])
+        fail(f"frame {k} has {motion[k, c]:g} in channel {c} (more than {MAX_BVH_VALUE:g} in magnitude)",
+             first_data_line + k)
     return BVH(names=names, parents=np.array(parents), offsets=np.array(offsets, dtype=np.float64),
                channels=channels, end_sites=end_sites, motion=motion, frame_time=frame_time, source=source)
 

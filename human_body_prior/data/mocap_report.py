@@ -131,11 +131,15 @@ def _style(ax, title):
 
 
 def main(argv=None) -> int:
-    ap = cli.ArgumentParser(prog="python -m human_body_prior.data.mocap_report")
-    ap.add_argument("--raw-dir", required=True, help="folder with the extracted archives")
-    ap.add_argument("--out-json", required=True)
-    ap.add_argument("--png-dir", default=None)
-    ap.add_argument("--bm-path", default=None)
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.data.mocap_report",
+                            description="Retarget BVH takes onto a body model and report the retargeting "
+                                        "quality per take and per set (JSON, optional pictures).")
+    ap.add_argument("--raw-dir", required=True,
+                    help="folder with the extracted archives (one subfolder per set, *.bvh or *.bvh.gz takes)")
+    ap.add_argument("--out-json", required=True, help="the report to write (JSON, per set and per take)")
+    ap.add_argument("--png-dir", default=None, help="also draw one picture per set into this folder")
+    ap.add_argument("--bm-path", default=None,
+                    help="body model file .npz/.pkl (default: the shipped open SMPL-X neutral model)")
     ap.add_argument("--max-frames", type=cli.positive_int, default=300, help="frames evaluated per take (evenly spaced)")
     ap.add_argument("--takes-per-set", type=cli.nonnegative_int, default=0, help="0: every take")
     args = ap.parse_args(argv)

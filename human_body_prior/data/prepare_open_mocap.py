@@ -254,7 +254,8 @@ def read_bvh_fps(path) -> float:
 def main(argv=None) -> int:
     ap = cli.ArgumentParser(prog="python -m human_body_prior.data.prepare_open_mocap",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mocap-dir", default="../shared/mocap")
+    ap.add_argument("--mocap-dir", default=os.environ.get("HBP_MOCAP_DIR", "../shared/mocap"),
+                    help="folder with the mocap archives (default: $HBP_MOCAP_DIR, else ../shared/mocap)")
     ap.add_argument("--work-dir", required=True, help="extracted BVH (raw/) and retargeted takes (amass/)")
     ap.add_argument("--out-dir", required=True, help="VPoser dataset folder (train/vald/test)")
     ap.add_argument("--bm-path", default=None, help="SMPL-X model (default: shipped open neutral model)")
@@ -263,7 +264,7 @@ def main(argv=None) -> int:
                          "since the last kept one (default 2: cuts the idle set 4x, the CMU sets by 2-8%%)")
     ap.add_argument("--no-mirror", action="store_true", help="do not add mirrored copies to train")
     ap.add_argument("--redo", action="store_true", help="retarget again even where outputs exist")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=cli.seed, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log = logging.getLogger("prepare_open_mocap")

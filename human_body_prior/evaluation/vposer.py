@@ -123,7 +123,10 @@ def nearest_distances(queries_mm: torch.Tensor, reference_mm: torch.Tensor, chun
 
 
 def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed=0, bm_path=None,
-             num_threads=None) -> dict:
+             num_threads=None, progress=None) -> dict:
+    """The numbers of the module docstring. progress: called with a line before each step (the command
+    prints them to stderr)."""
+    step = progress or (lambda line: None)
     if num_threads:
         torch.set_num_threads(int(num_threads))
     vp, ps = load_any_vposer(expr_dir)
@@ -137,15 +140,18 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
     result = {"model_version": 1 if isinstance(vp, VPoser) else 2, "expr_dir": str(expr_dir), "data_dir": str(data_dir), "bm_path": str(bm_path), "splits": {}}
     for split in splits:
         poses = load_pose_split(data_dir / split)
+        step(f"held-out split {split}: encoding and decoding {len(poses)} poses")
         r = reconstruction_errors(vp, surface, poses)
         r["anatomical_real"] = anatomical_share(_rotmats(poses), surface.joints_rest)
         result["splits"][split] = r
 
+    step(f"{num_samples} samples: decoding, hinges")
     samples = sample_matrot(vp, num_samples, seed=seed)
     finite = torch.isfinite(samples).all(dim=(1, 2, 3))
     s = {"num_samples": num_samples, "seed": seed, "non_finite": int((~finite).sum())}
     s["anatomical"] = anatomical_share(samples[finite], surface.joints_rest)
     train = load_pose_split(data_dir / "train")
+    step(f"nearest of {len(train)} training poses to each sample")
     train_j = body_joints(joint_surface, _rotmats(train))
     sample_j = body_joints(joint_surface, samples[finite])
     d = nearest_distances(sample_j, train_j)
@@ -166,6 +172,7 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
         zero = decode_matrot(vp, torch.zeros(1, vp.latentD))
     s["zero_code_posture"] = posture(body_joints(joint_surface, zero), pelvis)
     result["samples"] = s
+    step("aggregate posterior of the training poses")
     result["aggregate_posterior"] = aggregate_posterior(vp, train)
     result["train_poses"] = len(train)
     return result
@@ -214,7 +221,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--data-dir", required=True, help="folder with train/ vald/ test/ splits")
     ap.add_argument("--splits", nargs="+", default=["vald", "test"])
     ap.add_argument("--num-samples", type=cli.positive_int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=cli.seed, default=0)
     ap.add_argument("--bm-path", default=None)
     ap.add_argument("--num-threads", type=cli.positive_int, default=None)
     ap.add_argument("--json", default=None, help="also write the numbers here")
@@ -223,7 +230,8 @@ def main(argv=None) -> dict:
     if expr_dir is None:
         from human_body_prior import default_vposer_dir
         expr_dir = default_vposer_dir()
-    res = evaluate(expr_dir, args.data_dir, args.splits, args.num_samples, args.seed, args.bm_path, args.num_threads)
+    res = evaluate(expr_dir, args.data_dir, args.splits, args.num_samples, args.seed, args.bm_path, args.num_threads,
+                   progress=lambda line: print(f"evaluating: {line} ...", file=sys.stderr, flush=True))
     print(format_markdown(res))
     if args.json:
         save_json(res, args.json)

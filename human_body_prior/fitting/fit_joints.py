@@ -26,7 +26,7 @@ import numpy as np
 from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT, BodyFitter, Stage
 from human_body_prior.fitting.observations import NUM_BODY_JOINTS, JointTargets3D
 from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import save_npz_atomic
+from human_body_prior.tools.atomic_io import check_writable, save_npz_atomic
 
 
 def load_targets(path):
@@ -34,6 +34,10 @@ def load_targets(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} not found")
+    if not zipfile.is_zipfile(path):  # numpy would call a text file 'pickled data'
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+        raise ValueError(f"{path}: not an .npz archive (a zip of .npy arrays); the file starts with {head!r}")
     try:
         with np.load(path, allow_pickle=False) as data:
             if "joints" not in data:
@@ -144,6 +148,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     pose_prior = "none" if args.no_prior else "l2" if args.l2_pose else "vposer"
     joints, conf = load_targets(args.input)
+    check_writable(args.output)  # before minutes of fitting, not after
     fitter, robust = build_fitter(pose_prior, args.bm_path, args.expr_dir, args.prior_weight, args.device,
                                   args.fit_betas, args.iterations, robust_sigma=args.robust_sigma,
                                   smooth_weight=args.smooth_weight)

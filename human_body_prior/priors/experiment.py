@@ -12,7 +12,7 @@ you pass). The official ``vposer_v1_0`` download loads this way on current PyTor
 ``vposer_smpl.py`` (which imports torchgeometry) no longer imports.
 """
 
-import configparser
+import inspect
 import re
 import shutil
 from pathlib import Path
@@ -21,7 +21,9 @@ import torch
 from configer import Configer
 
 from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
-from human_body_prior.tools.atomic_io import atomic_write
+from human_body_prior.tools.atomic_io import atomic_write, torch_save_atomic
+from human_body_prior.tools.settings_parser import read_ini, read_ini_text
+from human_body_prior.tools.zip_check import check_zip_crcs
 
 _SNAPSHOT_RE = re.compile(r"^TR(\d+)_E(\d+)\.pt$")
 _REQUIRED_SETTINGS = ("num_neurons", "latentD")
@@ -68,14 +70,16 @@ def _settings_file(expr_dir: Path, snapshot: Path) -> Path:
 
 
 def read_settings(ini_fname, **overrides) -> Configer:
-    """Settings file (configer format, one [All] section or several) -> Configer; overrides win."""
+    """Settings file (configer format, one [All] section or several) -> Configer; overrides win.
+
+    Values are parsed by the package's strict settings parser (tools/settings_parser.py): ``latentD :
+    32.7`` or ``use_cont_repr : 'False'`` is a ValueError naming the key and the file, ``false`` is False.
+    """
     ini_fname = Path(ini_fname)
-    if not ini_fname.is_file():
-        raise FileNotFoundError(f"settings file {ini_fname} not found")
-    try:
-        return Configer(default_ps_fname=str(ini_fname), **overrides)
-    except configparser.Error as e:
-        raise ValueError(f"cannot parse the settings file {ini_fname}: {e}") from e
+    values = read_ini(ini_fname, text_as_literal=True)
+    ps = Configer(**{**values, **overrides})
+    ps["default_ps"] = read_ini_text(ini_fname)  # the raw text, as configer keeps it
+    return ps
 
 
 def expid2model(expr_dir, verbose: bool = True):
@@ -106,9 +110,21 @@ def _model_kwargs(ps: Configer) -> dict:
     return kwargs
 
 
+def _user_class_kwargs(cls, kwargs: dict) -> dict:
+    """2019's load_vposer called a class with num_neurons, latentD and data_shape; use_cont_repr goes
+    only to a class that names it or takes **kwargs."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes = "use_cont_repr" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return {k: v for k, v in kwargs.items() if k != "use_cont_repr" or takes}
+
+
 def read_state_dict(snapshot_fname, map_location=None) -> dict:
     """torch.load(weights_only=True) of a state_dict snapshot; a 'module.' prefix (DataParallel) is removed.
     Non-finite floating-point weights raise ValueError naming the file and the tensors."""
+    check_zip_crcs(snapshot_fname, "snapshot")
     try:
         sd = torch.load(str(snapshot_fname), map_location=map_location or "cpu", weights_only=True)
     except Exception as e:
@@ -181,7 +197,8 @@ def load_vposer(expr_dir, vp_model="snapshot", map_location=None, device=None, v
     """Experiment folder -> (model in eval mode, ps).
 
     vp_model: 'snapshot' builds this package's VPoser from the folder's settings (num_neurons,
-    latentD, data_shape, use_cont_repr); a class is called with those four keyword arguments; an
+    latentD, data_shape, use_cont_repr); a class is called with num_neurons, latentD and data_shape as
+    2019 did (and use_cont_repr when its signature names it); an
     nn.Module instance is used as is. The folder's own ``vposer_*.py`` is never executed. To use it
     anyway you must import it yourself, knowing that it runs untrusted code, and pass its class here.
     map_location: where torch.load puts the tensors (default CPU). device: where the model goes
@@ -199,8 +216,8 @@ def load_vposer(expr_dir, vp_model="snapshot", map_location=None, device=None, v
         from human_body_prior.priors.vposer import VPoser
         kwargs = _model_kwargs(ps)
         model = build_checked(lambda: VPoser(**kwargs), state_dict, source=f"snapshot {best}")
-    else:  # a caller's class is built once, as it expects
-        model = vp_model(**_model_kwargs(ps))
+    else:  # a caller's class is built once, as it expects, with what 2019 passed
+        model = vp_model(**_user_class_kwargs(vp_model, _model_kwargs(ps)))
     load_state_dict_checked(model, state_dict, source=f"snapshot {best}")
     if device is None and isinstance(map_location, (str, torch.device)):
         device = map_location
@@ -219,7 +236,7 @@ def save_snapshot(model_or_state_dict, fname) -> str:
     """Write a state_dict (tensors moved to CPU) to fname atomically. Returns fname."""
     sd = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, torch.nn.Module) else model_or_state_dict
     sd = {k: v.detach().cpu() for k, v in sd.items()}
-    atomic_write(Path(fname), lambda tmp: torch.save(sd, tmp))
+    torch_save_atomic(sd, Path(fname))
     return str(fname)
 
 

@@ -207,7 +207,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output .npz")
     ap.add_argument("--components", type=cli.positive_int, default=8)
     ap.add_argument("--iterations", type=cli.positive_int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=cli.seed, default=0)
     args = ap.parse_args(argv)
     poses = _training_poses(args.train)
     try:

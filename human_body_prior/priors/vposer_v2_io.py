@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from human_body_prior.tools.stand_in import StandIn, stand_in_class
+from human_body_prior.tools.zip_check import check_zip_crcs
 
 V2_PREFIX = "vp_model."
 IGNORED_PREFIXES = ("bm_train.",)  # body-model buffers of the upstream LightningModule, not weights
@@ -215,6 +216,7 @@ def read_checkpoint(ckpt_fname, map_location="cpu") -> dict:
     ckpt_fname = Path(ckpt_fname)
     if not ckpt_fname.is_file():
         raise FileNotFoundError(f"checkpoint {ckpt_fname} not found")
+    check_zip_crcs(ckpt_fname, "checkpoint")
     try:
         ckpt = torch.load(str(ckpt_fname), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:  # Lightning entries with other objects: the restricted unpickler decides
@@ -261,11 +263,11 @@ def check_finite(state_dict: dict, source: str) -> None:
 def write_checkpoint(model: torch.nn.Module, ckpt_fname, epoch: int, global_step: int = 0) -> str:
     """Write a V02 snapshot atomically: {'state_dict': 'vp_model.*' tensors (CPU), 'epoch', 'global_step'},
     exactly what ``load_model`` (and a weights-only torch.load) needs."""
-    from human_body_prior.tools.atomic_io import atomic_write
+    from human_body_prior.tools.atomic_io import torch_save_atomic
 
     sd = OrderedDict((V2_PREFIX + k, v.detach().cpu().clone()) for k, v in model.state_dict().items())
     ckpt = {"epoch": int(epoch), "global_step": int(global_step), "state_dict": sd}
-    atomic_write(Path(ckpt_fname), lambda tmp: torch.save(ckpt, tmp))
+    torch_save_atomic(ckpt, Path(ckpt_fname))
     return str(ckpt_fname)
 
 

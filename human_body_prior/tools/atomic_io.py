@@ -53,9 +53,45 @@ def atomic_write(path, write) -> str:
     return str(path)
 
 
+def check_writable(path) -> None:
+    """Raise an OSError naming ``path`` now if atomic_write could not write it later (a folder at its
+    place, a file where a folder should be, no write permission): checked before long work, not after."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file to write", str(path))
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "cannot create a folder under a file", str(folder))
+    if folder == path.parent:  # the real test: a temporary file where atomic_write puts its own
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".check")
+        os.close(fd)
+        os.remove(tmp)
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "cannot create the output's folder in", str(folder))
+
+
 def atomic_write_bytes(path, data: bytes) -> str:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def torch_save_atomic(obj, path) -> str:
+    """torch.save(obj) to ``path`` atomically. torch reports a failed write (disk full, file-size limit) as
+    a RuntimeError from its zip writer; that becomes an OSError naming the file and saying the old one
+    is kept."""
+    import torch
+
+    try:
+        return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "inline_container" not in str(err) \
+                and "PytorchStreamWriter" not in str(err):
+            raise
+        kept = "the previous file is kept" if Path(path).exists() else "nothing was written"
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else "the write failed (disk full or a file-size limit?)"
+        raise OSError(f"cannot write {path}: {reason}; {kept}") from None
 
 
 def save_npz_atomic(path, arrays: dict, compressed: bool = True) -> str:

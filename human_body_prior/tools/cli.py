@@ -40,8 +40,8 @@ import tarfile
 import zipfile
 import zlib
 
-__all__ = ["UsageError", "ArgumentParser", "run", "user_error_message", "device", "positive_int",
-           "nonnegative_int", "positive_float", "finite_float"]
+__all__ = ["UsageError", "ArgumentParser", "module_command", "run", "user_error_message", "device", "positive_int",
+           "nonnegative_int", "positive_float", "finite_float", "seed"]
 
 
 class UsageError(ValueError):
@@ -50,10 +50,25 @@ class UsageError(ValueError):
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser raising :class:`UsageError` instead of printing the usage and exiting, so
-    :func:`run` reports it in one line (``--help`` still prints the full usage)."""
+    :func:`run` reports it in one line (``--help`` still prints the full usage). Without ``prog`` the
+    usage names the command as it is run: ``python -m <module>``."""
+
+    def __init__(self, *args, **kwargs):
+        if not args and "prog" not in kwargs:
+            kwargs["prog"] = module_command(sys._getframe(1).f_globals.get("__name__", ""))
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError(message)
+
+
+def module_command(module: str) -> str:
+    """``python -m <module>`` for a command module; the module run as ``__main__`` when it is ours (a
+    shim such as train.evaluate_vposer runs another module's main)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.startswith("human_body_prior."):
+        module = spec.name
+    return f"python -m {module}" if module and module != "__main__" else os.path.basename(sys.argv[0])
 
 
 _DAMAGED_FILE = (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, tarfile.TarError, zlib.error)
@@ -151,6 +166,14 @@ def nonnegative_int(text) -> int:
     value = _number(text, int, "an integer >= 0")
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def seed(text) -> int:
+    """A random seed: an integer from 0 to 2**63 - 1 (what torch and numpy generators take)."""
+    value = _number(text, int, "an integer seed")
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {text!r}")
     return value
 
 

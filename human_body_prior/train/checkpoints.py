@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from human_body_prior.tools.atomic_io import atomic_write
+from human_body_prior.tools.atomic_io import torch_save_atomic
 
 TRAINING_STATE = "training_state.pt"
 _V1_SNAPSHOT_RE = re.compile(r"^TR\d+_E(\d+)\.pt$")
@@ -85,7 +85,7 @@ class ExperimentCheckpoints:
         return self.work_dir / TRAINING_STATE
 
     def save_training_state(self, state: dict) -> None:
-        atomic_write(self.training_state_path, lambda tmp: torch.save(state, tmp))
+        torch_save_atomic(state, self.training_state_path)
 
     def is_training_state(self, path) -> bool:
         path = Path(path)

@@ -11,8 +11,10 @@ Steps, each skipped when its output already exists:
   2. the VPoser trainer with ``open_vposer.ini`` (v1: 2019 objective, 1000-vertex loss subset, seed
      4815) -> ``<work-dir>/experiment``, or ``open_vposer_v2.ini`` (v2: V02 objective, 1000
      farthest-point vertices, seed 4815) -> ``<work-dir>/experiment_v2``;
-  3. packaging: the best snapshot and the settings (v1: and the model code) into ``--out``, in the
-     2019 layout (v1) or the V02 layout (v2: <name>.yaml, snapshots/<name>_epoch=NN_val_loss=X.ckpt);
+  3. packaging: the best snapshot and the settings (v1: and the model code) into ``--out`` (default
+     ``<work-dir>/vposer_v1_0_open`` or ``vposer_v2_0_open``; replacing the shipped folder in
+     ``support_data/`` needs ``--overwrite-shipped``), in the 2019 layout (v1) or the V02 layout (v2:
+     <name>.yaml, snapshots/<name>_epoch=NN_val_loss=X.ckpt);
   4. evaluation on the held-out vald and test takes -> ``--out/evaluation.json``.
 
 Training is deterministic on CPU for a given number of threads, so the same command gives the same
@@ -20,6 +22,7 @@ weights. Pass ``--torchrun-nproc G`` to train with G processes (one per GPU) ins
 """
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -139,14 +142,33 @@ def package_v2(expr_dir, out_dir) -> Path:
     return out_dir
 
 
+def _output_folder(out, default: Path, overwrite_shipped: bool) -> Path:
+    """--out (default: a new folder in the work folder); a shipped folder only with --overwrite-shipped."""
+    from human_body_prior.support_paths import support_data_dir
+
+    out = Path(out) if out is not None else default
+    try:
+        shipped = support_data_dir().resolve()
+    except FileNotFoundError:
+        return out
+    target = out.resolve()
+    if (target == shipped or shipped in target.parents) and not overwrite_shipped:
+        raise cli.UsageError(f"--out {out} is inside the shipped support data ({shipped}); pass "
+                             "--overwrite-shipped to replace the shipped prior, or choose another folder")
+    return out
+
+
 def main(argv=None) -> int:
     ap = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mocap-dir", default="../shared/mocap")
+    ap.add_argument("--mocap-dir", default=os.environ.get("HBP_MOCAP_DIR", "../shared/mocap"),
+                    help="folder with the mocap archives (default: $HBP_MOCAP_DIR, else ../shared/mocap)")
     ap.add_argument("--work-dir", required=True, help="scratch folder for extracted mocap, data and the run")
     ap.add_argument("--data-dir", default=None, help="use already prepared train/vald/test splits")
     ap.add_argument("--version", type=int, choices=(1, 2), default=1, help="VPoser v1 (2019, default) or v2 (V02)")
     ap.add_argument("--out", default=None,
-                    help="where to put the shipped folder (default: support_data/vposer_v1_0_open, or vposer_v2_0_open)")
+                    help="where to write the packaged prior (default: <work-dir>/vposer_v1_0_open, or vposer_v2_0_open)")
+    ap.add_argument("--overwrite-shipped", action="store_true",
+                    help="allow --out to replace a folder the package ships (support_data/...)")
     ap.add_argument("--num-epochs", type=cli.positive_int, default=None, help="override the settings file's num_epochs")
     ap.add_argument("--torchrun-nproc", type=cli.positive_int, default=None)
     ap.add_argument("--skip-eval", action="store_true")
@@ -155,17 +177,13 @@ def main(argv=None) -> int:
     args, extra = ap.parse_known_args(argv)
     ini, shipped_name, sub = VERSIONS[args.version]
     load_settings(ini)  # fail early on a broken settings file
+    out = _output_folder(args.out, Path(args.work_dir) / shipped_name, args.overwrite_shipped)
     if args.no_train:
         data_dir = Path(args.data_dir) if args.data_dir else Path(args.work_dir) / "vposer_data"
         expr_dir = Path(args.work_dir) / sub
     else:
         data_dir = Path(args.data_dir) if args.data_dir else prepare_data(args.mocap_dir, args.work_dir)
         expr_dir = train(data_dir, args.work_dir, args.num_epochs, args.torchrun_nproc, extra, version=args.version)
-    if args.out is None:
-        from human_body_prior.support_paths import support_data_dir
-        out = support_data_dir() / shipped_name
-    else:
-        out = Path(args.out)
     (package if args.version == 1 else package_v2)(expr_dir, out)
     if not args.skip_eval:
         print("[4/4] evaluating on the held-out takes")

@@ -10,6 +10,7 @@ X.ini overrides ``vposer_smpl_defaults.ini`` (same sections and keys); ``--key v
 override both. ``model_version = 2`` trains VPoser v2 (V02 objective and folder layout) instead of v1. See :mod:`human_body_prior.train.trainer` for the experiment folder it writes.
 """
 
+import argparse
 import sys
 
 from human_body_prior.priors.vposer import VPoser
@@ -37,14 +38,26 @@ def run_vposer_trainer(ps) -> dict:
 def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
+        print(f"usage: {cli.module_command(__name__)} [--config_path X.ini] [--key value ...]\n\n{__doc__}")
         return {}
     try:
         args = parse_cli_overrides(argv)
     except ValueError as e:
         raise cli.UsageError(str(e)) from e
     config_path = args.pop("config_path", None)
-    return run_vposer_trainer(load_settings(config_path, **args))
+    ps = load_settings(config_path, **args)
+    _check_device(ps.get("device", "auto"))
+    return run_vposer_trainer(ps)
+
+
+def _check_device(name) -> None:
+    """A device the settings name must exist here (``cuda`` without CUDA: one line, not a traceback)."""
+    if name in (None, "", "auto"):
+        return
+    try:
+        cli.device(str(name))
+    except argparse.ArgumentTypeError as e:
+        raise cli.UsageError(f"setting 'device': {e}") from None
 
 
 if __name__ == "__main__":

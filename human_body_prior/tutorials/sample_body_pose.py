@@ -9,7 +9,8 @@ Command line (the defaults are the shipped open body model and the shipped open 
 writes ``DIR/vposer_samples.png`` (rows: views at 0, 90 and -90 degrees about the vertical axis;
 columns: samples) with ``vposer_samples.npz`` (the sampled ``pose_body``, (N, 63) axis-angle in
 radians), and with ``--interpolate`` ``DIR/vposer_interpolation.gif``: bodies decoded from
-poZ_inp = alpha * poZ_1 + (1 - alpha) * poZ_2 as alpha goes from 0 to 1 and back.
+poZ_inp = alpha * poZ_1 + (1 - alpha) * poZ_2 as alpha goes from 0 to 1 and back. A VPoser v2 writes
+``vposer_v2_samples.*`` and ``vposer_v2_interpolation.gif``, so both generations fit in one folder.
 """
 
 import os
@@ -21,7 +22,7 @@ import torch
 
 from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
 from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params, smpl_params2ply
-from human_body_prior.priors.any_vposer import decode_aa, sample_aa
+from human_body_prior.priors.any_vposer import decode_aa, model_version, sample_aa
 from human_body_prior.tools import cli
 from human_body_prior.tools.atomic_io import save_npz_atomic
 
@@ -86,17 +87,17 @@ def _load_vposer_for(expr_dir, bm, vp_model):
 
 
 def sample_vposer(expr_dir, bm, num_samples=5, vp_model="snapshot", out_dir="vposer_samples",
-                  seed=None, save_ply=False, view_angles=VIEW_ANGLES, tile_size=TILE_SIZE):
+                  seed=None, save_ply=False, view_angles=VIEW_ANGLES, tile_size=TILE_SIZE, name="vposer_samples"):
     """Draw ``num_samples`` poses from the VPoser in ``expr_dir`` and render them with ``bm``.
 
     expr_dir: VPoser experiment folder (or a loaded VPoser). seed: integer for repeatable samples.
-    Writes ``out_dir/vposer_samples.png`` and ``.npz`` (see dump_vposer_samples); returns the PNG path.
+    Writes ``out_dir/<name>.png`` and ``.npz`` (see dump_vposer_samples); returns the PNG path.
     """
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     vposer = _load_vposer_for(expr_dir, bm, vp_model)
     pose_body = sample_aa(vposer, int(num_samples), seed=seed)
-    out_imgpath = os.path.join(out_dir, "vposer_samples.png")
+    out_imgpath = os.path.join(out_dir, f"{name}.png")
     return dump_vposer_samples(bm, pose_body, out_imgpath, save_ply=save_ply, view_angles=view_angles,
                                tile_size=tile_size)
 
@@ -149,7 +150,7 @@ def build_parser():
                    help="which shipped open VPoser to use when --expr-dir is not given (default 1)")
     p.add_argument("--bm-path", default=None,
                    help="body model file .npz/.pkl (default: the shipped open SMPL-X neutral model)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, printed)")
+    p.add_argument("--seed", type=cli.seed, default=None, help="random seed (default: a fresh one, printed)")
     p.add_argument("--interpolate", action="store_true",
                    help="also write a latent interpolation GIF (vposer_interpolation.gif)")
     p.add_argument("--num-frames", type=cli.positive_int, default=16,
@@ -169,12 +170,13 @@ def main(argv=None):
     seed = args.seed if args.seed is not None else secrets.randbelow(2 ** 31)
     bm = BodyModel(bm_path).to(args.device)
     vposer = _load_vposer_for(expr_dir, bm, "snapshot")
+    prefix = "vposer" if model_version(vposer) == 1 else "vposer_v2"  # v1 and v2 pictures side by side
     png = sample_vposer(vposer, bm, num_samples=args.num_samples, out_dir=args.out, seed=seed,
-                        save_ply=args.save_ply)
+                        save_ply=args.save_ply, name=f"{prefix}_samples")
     print(f"seed {seed}", file=sys.stderr)
     print(os.path.abspath(png))
     if args.interpolate:
-        gif, _, _ = interpolate_vposer(vposer, bm, os.path.join(args.out, "vposer_interpolation.gif"),
+        gif, _, _ = interpolate_vposer(vposer, bm, os.path.join(args.out, f"{prefix}_interpolation.gif"),
                                        num_frames=args.num_frames, seed=seed)
         print(os.path.abspath(gif))
     return 0

@@ -122,7 +122,7 @@ def main(argv=None):
     ap.add_argument("--noise-mm", type=cli.finite_float, default=20.0)
     ap.add_argument("--missing", type=cli.finite_float, default=0.3)
     ap.add_argument("--prior-weight", type=float, default=None)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=cli.seed, default=0)
     ap.add_argument("--mesh", action="store_true", help="also render the fitted meshes (headless OpenGL)")
     ap.add_argument("--out", default="docs/fitting_heldout.png")
     args = ap.parse_args(argv)
