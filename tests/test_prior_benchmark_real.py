@@ -155,6 +155,13 @@ def test_protocol_on_a_tiny_case_matches_the_vposer_evaluation(tmp_path):
     assert rec["frames"] == 30 and rec["takes"] == 2 and res["poses"] == 30
     assert "none" not in res["reconstruction"] and set(res["ik"]) == {"none", "vposer_v1"}
     assert set(res["generation"]) == {"real", "none", "vposer_v1"}
+    # noisy fits of the real joints: every prior and none, on the same frames; 40 mm of noise per axis
+    # leaves a fit without a prior well above the noise-free IK
+    assert set(res["fit"]) == {"denoise_40", "partial"} and res["fit_frames"] == 8
+    for kind in res["fit"].values():
+        assert set(kind) == {"none", "vposer_v1"} and all(np.isfinite(r["mpjpe_mm"]) for r in kind.values())
+    assert res["fit"]["denoise_40"]["none"]["mpjpe_mm"] > res["ik"]["none"]["mpjpe_mm"] + 10.0
+    assert "fit, 40 mm noise" in (out / "real_poses.md").read_text()
     vp, _ = load_vposer(hbp.default_vposer_dir(), verbose=False)
     surface = BodySurface(hbp.default_body_model_path(), num_vertices=1)
     ref = reconstruction_errors(vp.eval(), surface, torch.as_tensor(test[::2], dtype=torch.float32).reshape(30, 21, 3))

@@ -319,8 +319,10 @@ def run(data: BenchData, priors: list, sizes: dict, tune: bool, progress=True) -
 
 
 # ---------------------------------------------------------------------- real poses
-REAL_SIZES = {"full": dict(seeds=(0, 1, 2), samples=500, ik_frames=20),
-              "quick": dict(seeds=(0, 1), samples=100, ik_frames=8)}
+REAL_SIZES = {"full": dict(seeds=(0, 1, 2), samples=500, ik_frames=20, fit_frames=128),
+              "quick": dict(seeds=(0, 1), samples=100, ik_frames=8, fit_frames=8)}
+# fitting real joints: (noise per axis mm, share of joints missing), each prior at its protocol weight
+REAL_FITS = {"denoise_40": (40.0, 0.0), "partial": (20.0, 0.3)}
 REAL_PRIORS = "none,gmm,vposer_v1,vposer_v2"
 # Noise-free IK onto real joints: each prior at its weight for the least noisy fitting protocol
 IK_WEIGHTS = DEFAULT_WEIGHTS["partial"]
@@ -334,12 +336,15 @@ def real_pose_data(bm, real: dict, train: torch.Tensor) -> BenchData:
 
 def run_real(data: BenchData, priors: list, take_index: np.ndarray, sizes: dict, progress=True) -> dict:
     """The real-pose protocol: encode -> decode per-joint error (latent priors), noise-free IK onto the
-    joints of sizes['ik_frames'] real frames (every prior through the fitting engine), and generation
-    metrics with the real poses as the reference."""
-    res = {"reconstruction": {}, "ik": {}, "generation": {}}
-    ik_frames = np.sort(np.random.default_rng(0).choice(len(data.test), size=min(sizes["ik_frames"], len(data.test)),
-                                                        replace=False))
-    tasks = [("generation", None)] + [(kind, p) for p in priors for kind in ("reconstruction", "ik", "generation")]
+    joints of sizes['ik_frames'] real frames, fitting noisy (REAL_FITS: 40 mm; 20 mm with 30% of the
+    joints missing) joints of sizes['fit_frames'] real frames (every prior through the fitting engine,
+    at its protocol weight), and generation metrics with the real poses as the reference."""
+    res = {"reconstruction": {}, "ik": {}, "fit": {k: {} for k in REAL_FITS}, "generation": {}}
+    rng = np.random.default_rng(0)
+    pick = lambda n: np.sort(rng.choice(len(data.test), size=min(n, len(data.test)), replace=False))  # noqa: E731
+    ik_frames, fit_frames = pick(sizes["ik_frames"]), pick(sizes.get("fit_frames", 0))
+    kinds = ("reconstruction", "ik", "fit", "generation")
+    tasks = [("generation", None)] + [(kind, p) for p in priors for kind in kinds]
     bar = tqdm(tasks, desc="real poses", disable=not progress, dynamic_ncols=True)
     for kind, p in bar:
         bar.set_postfix_str(f"{kind} {'real' if p is None else p.name}")
@@ -350,25 +355,38 @@ def run_real(data: BenchData, priors: list, take_index: np.ndarray, sizes: dict,
         elif kind == "ik":
             w = 0.0 if p.name == "none" else IK_WEIGHTS[p.name]
             res["ik"][p.name] = fitting_protocol(data, p, w, ik_frames, 0.0, 0.0, seed=0)
+        elif kind == "fit" and len(fit_frames):
+            for name, (noise, missing) in REAL_FITS.items():
+                w = 0.0 if p.name == "none" else DEFAULT_WEIGHTS[name][p.name]
+                res["fit"][name][p.name] = fitting_protocol(data, p, w, fit_frames, noise, missing, seed=0)
         elif kind == "generation":
             res["generation"][p.name] = generation(data, p, sizes["seeds"], sizes["samples"])
-    res["ik_frames"] = int(len(ik_frames))
+    res["ik_frames"], res["fit_frames"] = int(len(ik_frames)), int(len(fit_frames))
     return res
 
 
 def real_tables(res: dict) -> str:
-    """Markdown table of a run_real result (one row per prior; '-' where a protocol does not apply)."""
-    n_ik = res.get("ik_frames")
+    """Markdown table of a run_real result (one row per prior; '-' where a protocol does not apply). The
+    fitting columns give the joint error (mm) and, for a prior, its gain over fitting without one."""
+    n_ik, n_fit = res.get("ik_frames"), res.get("fit_frames", 0)
+    fits = [k for k in res.get("fit", {}) if res["fit"][k]]
+    heads = [f"fit, {REAL_FITS[k][0]:g} mm noise{f', {REAL_FITS[k][1]:.0%} missing' if REAL_FITS[k][1] else ''}, "
+             f"{n_fit} frames (mm, gain)" for k in fits]
     out = ["| prior | median take (mm) | mean frame (mm) | frames within 25 mm | "
-           f"IK, {n_ik} frames (mm) | APD (cm) | FID joints | precision | recall | dNN (rad) |", "|---" * 10 + "|"]
-    names = list(res["generation"])
-    for name in names:
+           f"IK, {n_ik} frames (mm) | " + "".join(h + " | " for h in heads) +
+           "APD (cm) | FID joints | precision | recall | dNN (rad) |", "|---" * (10 + len(fits)) + "|"]
+    for name in res["generation"]:
         r, ik, g = res["reconstruction"].get(name), res["ik"].get(name), res["generation"][name]["mean"]
         rec = (f"{r['median_take_mm']:.1f} | {r['mean_frame_mm']:.1f} | {100 * r['share_within']:.1f}%" if r
                else "- | - | -")
         ik_cell = f"{ik['mpjpe_mm']:.1f} ± {ik['mpjpe_sem_mm']:.1f}" if ik else "-"
-        out.append(f"| {name} | {rec} | {ik_cell} | {g['apd_cm']:.2f} | {g['fid_joints']:.4f} | {g['precision']:.3f} | "
-                   f"{g['recall']:.3f} | {g['dnn_rad']:.3f} |")
+        fit_cells = ""
+        for k in fits:
+            f, base = res["fit"][k].get(name), res["fit"][k].get("none")
+            gain = f" ({100 * (1 - f['mpjpe_mm'] / base['mpjpe_mm']):+.0f}%)" if f and base and name != "none" else ""
+            fit_cells += (f"{f['mpjpe_mm']:.1f}{gain}" if f else "-") + " | "
+        out.append(f"| {name} | {rec} | {ik_cell} | {fit_cells}{g['apd_cm']:.2f} | {g['fid_joints']:.4f} | "
+                   f"{g['precision']:.3f} | {g['recall']:.3f} | {g['dnn_rad']:.3f} |")
     return "\n".join(out) + "\n"
 
 
