@@ -21,6 +21,8 @@ def test_hinge_angles_analytic():
     rest[20] = rest[18] + torch.tensor([0.25, 0.0, 0.0])  # left forearm along +x (T-pose)
     rest[19] = torch.tensor([-0.3, 0.4, 0.0])
     rest[21] = rest[19] + torch.tensor([-0.25, 0.0, 0.0])
+    rest[1], rest[2] = rest[4] + torch.tensor([0.0, 0.4, 0.0]), rest[5] + torch.tensor([0.0, 0.4, 0.0])  # hips above
+    rest[16], rest[17] = rest[18] - torch.tensor([0.25, 0.0, 0.0]), rest[19] + torch.tensor([0.25, 0.0, 0.0])
     rots = torch.eye(3, dtype=torch.float64).repeat(3, 21, 1, 1)
     for row, (knee, elbow_l, elbow_r) in enumerate([(40.0, 30.0, 60.0), (-40.0, -30.0, -60.0), (0.0, 0.0, 0.0)]):
         rots[row, 3] = torch.tensor(Rotation.from_euler("x", knee, degrees=True).as_matrix())
@@ -35,6 +37,14 @@ def test_hinge_angles_analytic():
     share = anatomical_share(rots, rest)
     assert share["left_knee"] == pytest.approx(2 / 3) and share["right_knee"] == pytest.approx(2 / 3)
     assert share["all_four"] == pytest.approx(1 / 3)
+    # flexion is measured from the straight limb: a rest knee bent 5 degrees (SMPL's zero pose) is 5 at
+    # zero rotation, and a leg turned 8 degrees straighter than straight is -3, within the tolerance
+    bent = rest.clone()
+    bent[7] = bent[4] + 0.4 * torch.tensor([0.0, -np.cos(np.radians(5.0)), -np.sin(np.radians(5.0))], dtype=torch.float64)
+    rots = torch.eye(3, dtype=torch.float64).repeat(2, 21, 1, 1)
+    rots[1, 3] = torch.tensor(Rotation.from_euler("x", -8.0, degrees=True).as_matrix())
+    flex, side = hinge_angles(rots, bent)["left_knee"]
+    assert torch.allclose(flex, torch.tensor([5.0, -3.0], dtype=torch.float64)) and side.abs().max() < 1e-9
 
 
 def test_posture_angles_analytic():

@@ -387,12 +387,11 @@ class Retargeter:
         straight forwards, the ReActIdle rig 17-60 degrees below, and a few CMU DAZ takes turn the
         upper arm half a turn and bend the elbow backwards (the same positions). Copied as they are,
         one movement would reach the prior with several upper-arm twists. Per take, the bending plane
-        is fitted to the lower bone's directions over frames bent more than ``min_bend_deg``
-        (:meth:`_hinge_turn`); the upper bone is turned about its own axis until that plane's axis is
-        the model's, for the whole take and the hinge's rotation compensates, so every joint keeps its position and
+        is fitted to the lower bone's directions over frames bent more than ``min_bend_deg`` from the
+        upper bone's line (:meth:`_hinge_turn`); the upper bone is turned about its own axis until
+        that plane's axis is the model's, for the whole take and the hinge's rotation compensates, so every joint keeps its position and
         everything below the hinge its orientation. Takes with fewer bent frames, or no consistent
-        bending direction (mean resultant length of the directions in which the lower bone leaves its
-        rest direction below ``min_concentration``), are left as they are.
+        plane (mean resultant length below ``min_concentration``), are left as they are.
         Edits local (F, 55, 3, 3) in place; returns {upper joint: turn in degrees}.
         """
         turns = {}
@@ -403,17 +402,19 @@ class Retargeter:
             u = _unit(self.J[h] - self.J[a])
             v = _unit(self.J[c] - self.J[h])
             d = local[:, h] @ v  # lower bone direction in the upper bone's frame
-            bent = np.degrees(np.arccos(np.clip(d @ v, -1, 1))) > min_bend_deg
+            # bent: away from the upper bone's line (the rest lower bone may itself be a little bent, as
+            # the knee of SMPL's zero pose is; a straight or overstretched leg is not bending)
+            bent = np.degrees(np.arccos(np.clip(d @ u, -1, 1))) > min_bend_deg
             if bent.sum() < min_frames:
                 continue
-            f = np.array(hinge.flexion)
+            f = np.array(hinge.flexion)  # the model bends its rest lower bone v towards f (evaluation/hinges)
             f = _unit(f - (f @ v) * v)
             s = np.cross(v, f)
             w = d[bent] - v
             z = np.mean(np.exp(1j * np.arctan2(w @ s, w @ f)))
             if abs(z) < min_concentration:
                 continue
-            theta = self._hinge_turn(u, v, f, d[bent])
+            theta = self._hinge_turn(u, v, f, d[bent], float(np.angle(z)))
             T = axis_angle_to_matrix(torch.from_numpy(u * theta)).numpy()  # turn about the upper bone
             local[:, a] = local[:, a] @ T
             local[:, h] = T.T @ local[:, h]
@@ -421,15 +422,19 @@ class Retargeter:
         return turns
 
     @staticmethod
-    def _hinge_turn(u, v, f, bent_dirs) -> float:
-        """Turn (rad) about the upper bone u that takes the model's hinge axis onto the source's.
+    def _hinge_turn(u, v, f, bent_dirs, mean_angle, min_spread=0.1) -> float:
+        """Turn (rad) about the upper bone u that takes the model's hinge axis (v x f) onto the source's.
 
         The source's axis is the normal of the plane (through the origin) of its bent lower-bone
-        directions bent_dirs (N, 3) in the upper bone's frame, oriented like v x their mean; the
-        model's is v x f (bending the rest lower bone v towards the flexion direction f, as
-        evaluation/hinges measures it). Exact for a hinge even when the rest bones are not in line.
+        directions bent_dirs (N, 3), upper bone frame, oriented like v x their mean; measured about u,
+        the axis the turn is made about, so it is exact for a hinge whose rest bones are not in line
+        (the zero pose's forearm rests 5.4 degrees off the upper arm's line). When the directions span
+        too little of the plane to fix it (second singular value below min_spread of the first), the
+        circular mean bending angle mean_angle (rad, about v) is used instead.
         """
-        _, _, vt = np.linalg.svd(bent_dirs)
+        _, sv, vt = np.linalg.svd(bent_dirs)
+        if len(sv) < 2 or sv[1] < min_spread * sv[0]:
+            return mean_angle
         source = vt[-1] if vt[-1] @ np.cross(v, bent_dirs.mean(0)) >= 0 else -vt[-1]
         model = np.cross(v, f)
         a, b = model - (model @ u) * u, source - (source @ u) * u

@@ -1,11 +1,13 @@
 """Do knees and elbows bend the anatomical way? (Measured on local body-joint rotations.)
 
 For a hinge joint with local rotation R, b is the unit rest direction of its child bone (knee ->
-ankle, elbow -> wrist) and f the unit direction the bone moves to when the joint flexes: backward
-(-z) for knees, forward (+z) for elbows (the model's rest pose faces +z with the elbow creases
-forward). The flexion angle is atan2(<R b, f>, <R b, b>) and the side angle asin(|<R b, b x f>|).
-A joint bends the anatomical way when flexion >= -10 deg (a little hyperextension is human) and
-side <= 30 deg.
+ankle, elbow -> wrist), a the unit rest direction of the upper bone (hip -> knee, shoulder -> elbow)
+and f the direction the bone moves to when the joint flexes: backward (-z) for knees, forward (+z)
+for elbows (the model's rest pose faces +z with the elbow creases forward). The flexion angle is
+measured from the straight limb, atan2(<R b, f_a>, <R b, a>) with f_a the part of f perpendicular to
+a (SMPL's zero pose bends the knee 5 degrees: a straight leg is flexion 0, not -5); the side angle
+asin(|<R b, b x f_b>|) with f_b perpendicular to b. A joint bends the anatomical way when flexion >=
+-10 deg (a little hyperextension is human) and side <= 30 deg.
 """
 
 import numpy as np
@@ -19,15 +21,18 @@ SIDE_TOL_DEG = 30.0
 def hinge_angles(body_rotmats: torch.Tensor, joints_rest: torch.Tensor) -> dict:
     """(N, 21, 3, 3) local body rotations -> {hinge name: (flexion_deg (N,), side_deg (N,))}."""
     out = {}
-    for name, _, j, child, flex_dir in HINGES:
+    for name, upper, j, child, flex_dir in HINGES:
         b = joints_rest[child] - joints_rest[j]
         b = b / b.norm()
+        a = joints_rest[j] - joints_rest[upper]
+        a = a / a.norm()
         f = torch.tensor(flex_dir, dtype=b.dtype, device=b.device)
-        f = f - (f @ b) * b  # make the flexion direction exactly perpendicular to the bone
-        f = f / f.norm()
-        s = torch.linalg.cross(b, f, dim=-1)
+        f_a = f - (f @ a) * a  # flexion direction perpendicular to the upper bone
+        f_a = f_a / f_a.norm()
+        f_b = f - (f @ b) * b  # and to the lower bone's rest direction
+        s = torch.linalg.cross(b, f_b / f_b.norm(), dim=-1)
         rb = body_rotmats[:, j - 1].to(b.dtype) @ b
-        flex = torch.rad2deg(torch.atan2(rb @ f, rb @ b))
+        flex = torch.rad2deg(torch.atan2(rb @ f_a, rb @ a))
         side = torch.rad2deg(torch.asin((rb @ s).abs().clamp(max=1.0)))
         out[name] = (flex, side)
     return out
