@@ -185,3 +185,20 @@ def test_calibration_skips_unreadable_takes():
     def read(path):
         raise OSError(f"{path}: gone")
     assert calibrate(["x.bvh"], LEG_MAP, read=read).knee_offset_deg == 0.0
+
+
+def test_bvh2amass_calibrates_each_folder_as_one_performer(tmp_path):
+    from human_body_prior.data.bvh import write_bvh
+    from human_body_prior.data.bvh2amass import calibrations_by_folder
+
+    knee = np.linspace(12.0, 60.0, 60)
+    for folder, shift in (("a", 0.0), ("b", 10.0)):
+        for take in ("1.bvh", "2.bvh"):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            write_bvh(tmp_path / folder / take, _leg_bvh(knee + shift, foot_pitch_deg=15.0))
+    files = sorted(tmp_path.rglob("*.bvh"))
+    cal = calibrations_by_folder(files, LEG_MAP)
+    offsets = {p.parent.name: cal[p].knee_offset_deg for p in files}
+    assert offsets["a"] == pytest.approx(12.0 - anatomy.FULL_EXTENSION_DEG, abs=0.1)
+    assert offsets["b"] == pytest.approx(22.0 - anatomy.FULL_EXTENSION_DEG, abs=0.1)
+    assert all(c is None for c in calibrations_by_folder(files, LEG_MAP, calibrate=False).values())
