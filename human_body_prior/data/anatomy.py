@@ -4,7 +4,8 @@ re-zeroed to the performer's full extension.
 **Shoulder girdle.** Skeletons solved from optical markers move their clavicle joints little and in their own way (the CMU
 conversions keep it near one angle whatever the arm does), while a body-surface fit such as MoSh++ moves
 SMPL's collars with the arm: lowered with the arms at the sides, raised above the T-pose with the arms
-overhead. Retargeted poses take the collars from the arm instead, by the classic rhythm of Inman,
+overhead. Retargeted poses take the collars' constant part from the arm instead (their motion about
+the take's mean stays), by the classic rhythm of Inman,
 Saunders and Abbott (1944, "Observations on the function of the shoulder joint"): in the first 30
 degrees of humeral elevation the girdle stays put (the setting phase); beyond, the girdle contributes
 one degree for every two of the glenohumeral joint, a third of the elevation. SMPL's zero pose is a
@@ -18,11 +19,11 @@ the ground, the CMU iClone feet point 6-10 degrees less downwards than the model
 frames where the performer stands flat-footed, the foot points as the model's rest foot does (the
 model's zero pose stands flat on the ground).
 
-**Elbows.** The elbow is a hinge; SMPL fits put the forearm's roll below it (the elbow's twist about
-the forearm averages about 0 in MoSh++ fits). Retargeting carries a rig's arm roll down the chain, and
-the hinge calibration's turn of the upper arm lands on the elbow as a constant twist (24 degrees on the
-CMU conversions). :func:`untwist_elbows` keeps only the elbow's swing: the forearm points where it did,
-and its roll and the hand's follow the upper arm.
+**Elbows.** SMPL fits put little constant roll at the elbow (its twist about the forearm averages about
+0 in MoSh++ fits). Retargeting carries a rig's arm roll down the chain, and the hinge calibration's
+turn of the upper arm lands on the elbow as a constant twist (24 degrees on the CMU conversions).
+:func:`untwist_elbows` takes each take's mean twist off the elbow (the forearm's and the hand's roll
+follow the upper arm) and keeps its variation.
 
 **Knees.** A marker-solved skeleton places its knee, hip and ankle centres its own way; the CMU skeletons
 here never straighten the leg (their most extended frames stay 10-35 degrees bent, where people walk
@@ -39,7 +40,7 @@ import torch
 
 from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
 from human_body_prior.data.bvh import forward_kinematics
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, rotation_between
+from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, matrix_to_axis_angle, rotation_between
 
 SETTING_PHASE_DEG = 30.0  # humeral elevation before the girdle starts to move
 GIRDLE_SHARE = 1.0 / 3.0  # the girdle's share of the elevation beyond the setting phase
@@ -72,12 +73,19 @@ def knee_flexion_deg(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray) -> np
     return _angle_deg(knee - hip, ankle - knee)
 
 
+def _mean_rotation(R: np.ndarray) -> np.ndarray:
+    """(3, 3) chordal mean of rotations (F, 3, 3): the rotation nearest their average matrix."""
+    u, _, vt = np.linalg.svd(R.mean(0))
+    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+
+
 def apply_girdle_rhythm(local: np.ndarray, rest_joints: np.ndarray, parents) -> dict:
     """Set each collar of the local rotations (F, 55, 3, 3) from its arm's elevation, in place.
 
     rest_joints (55, 3): the model's rest joints (metres, Y up, +Z forward, left at +X). The humeral
     elevation is the angle between the upper arm (shoulder -> elbow) and the thorax's (the collar's
-    parent's) downward axis. Returns {collar name: mean collar elevation in degrees} for diagnostics.
+    parent's) downward axis. The rhythm replaces the source collar's constant part (its mean over the
+    take); its motion about that mean stays. Returns {collar name: mean rhythm elevation in degrees}.
     """
     _, glob = forward_kinematics(local, np.zeros(local.shape[:-1]), parents)
     out = {}
@@ -89,7 +97,8 @@ def apply_girdle_rhythm(local: np.ndarray, rest_joints: np.ndarray, parents) -> 
         elevation = np.degrees(np.arccos(np.clip(arm @ _DOWN, -1.0, 1.0)))
         rest = np.degrees(np.arccos(np.clip(arm_rest @ _DOWN, -1.0, 1.0)))
         g = girdle_elevation_deg(elevation) - girdle_elevation_deg(rest)
-        collar = axis_angle_to_matrix(torch.from_numpy(np.radians(sign * g)[:, None] * _FORWARD)).numpy()
+        rhythm = axis_angle_to_matrix(torch.from_numpy(np.radians(sign * g)[:, None] * _FORWARD)).numpy()
+        collar = rhythm @ _mean_rotation(local[:, c]).T @ local[:, c]  # the source's motion about its mean
         local[:, c] = collar
         local[:, s] = np.swapaxes(thorax @ collar, -1, -2) @ glob[:, s]
         out[SMPLX_JOINT_NAMES[c]] = round(float(np.mean(g)), 2)
@@ -163,11 +172,17 @@ def tilt_pelvis(local: np.ndarray, parents, turn_deg: float) -> None:
 
 
 def untwist_elbows(local: np.ndarray, rest_joints: np.ndarray) -> None:
-    """Keep only the swing of each elbow's local rotation (F, 55, 3, 3), in place: its twist about the
-    rest forearm (elbow -> wrist) is dropped, everything below turning with it."""
+    """Take each elbow's constant twist (its circular mean over the take, about the rest forearm elbow
+    -> wrist) off its local rotations (F, 55, 3, 3), in place; the frame-to-frame variation stays, as
+    real forearms roll (a prior trained on elbows that never twist reads real ones badly: VPoser v1
+    encoded real poses 96.6 mm off, 45 mm once their elbows were untwisted too). Everything below
+    turns with the elbow."""
     J = np.asarray(rest_joints, dtype=np.float64)
     for side in ("left", "right"):
         e, w = _IDX[f"{side}_elbow"], _IDX[f"{side}_wrist"]
-        axis = torch.from_numpy(np.broadcast_to(_unit(J[w] - J[e]), (len(local), 3)).copy())
-        turned = torch.from_numpy(local[:, e]) @ axis[..., None]
-        local[:, e] = rotation_between(axis, turned[..., 0]).numpy()
+        axis = np.broadcast_to(_unit(J[w] - J[e]), (len(local), 3)).copy()
+        turned = torch.from_numpy(local[:, e]) @ torch.from_numpy(axis)[..., None]
+        swing = rotation_between(torch.from_numpy(axis), turned[..., 0]).numpy()
+        twist = matrix_to_axis_angle(torch.from_numpy(np.swapaxes(swing, -1, -2) @ local[:, e])).numpy() @ axis[0]
+        mean = np.angle(np.mean(np.exp(1j * twist)))  # signed twist (rad) of every frame, and its mean
+        local[:, e] = swing @ axis_angle_to_matrix(torch.from_numpy(axis * (twist - mean)[:, None])).numpy()
