@@ -4,8 +4,8 @@ re-zeroed to the performer's full extension.
 **Shoulder girdle.** Skeletons solved from optical markers move their clavicle joints little and in their own way (the CMU
 conversions keep it near one angle whatever the arm does), while a body-surface fit such as MoSh++ moves
 SMPL's collars with the arm: lowered with the arms at the sides, raised above the T-pose with the arms
-overhead. Retargeted poses take the collars' constant part from the arm instead (their motion about
-the take's mean stays), by the classic rhythm of Inman,
+overhead. Retargeted poses take the collars' mean elevation from the arm instead (the rest of the
+source's collar rotation stays), by the classic rhythm of Inman,
 Saunders and Abbott (1944, "Observations on the function of the shoulder joint"): in the first 30
 degrees of humeral elevation the girdle stays put (the setting phase); beyond, the girdle contributes
 one degree for every two of the glenohumeral joint, a third of the elevation. SMPL's zero pose is a
@@ -73,10 +73,11 @@ def knee_flexion_deg(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray) -> np
     return _angle_deg(knee - hip, ankle - knee)
 
 
-def _mean_rotation(R: np.ndarray) -> np.ndarray:
-    """(3, 3) chordal mean of rotations (F, 3, 3): the rotation nearest their average matrix."""
-    u, _, vt = np.linalg.svd(R.mean(0))
-    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+def _twist_angle(R: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """(F,) signed angle (rad) of the twist of rotations R (F, 3, 3) about a unit axis (R = swing twist)."""
+    swing = rotation_between(torch.from_numpy(np.broadcast_to(axis, (len(R), 3)).copy()),
+                             torch.from_numpy(R @ axis)).numpy()
+    return matrix_to_axis_angle(torch.from_numpy(np.swapaxes(swing, -1, -2) @ R)).numpy() @ axis
 
 
 def apply_girdle_rhythm(local: np.ndarray, rest_joints: np.ndarray, parents) -> dict:
@@ -84,8 +85,9 @@ def apply_girdle_rhythm(local: np.ndarray, rest_joints: np.ndarray, parents) -> 
 
     rest_joints (55, 3): the model's rest joints (metres, Y up, +Z forward, left at +X). The humeral
     elevation is the angle between the upper arm (shoulder -> elbow) and the thorax's (the collar's
-    parent's) downward axis. The rhythm replaces the source collar's constant part (its mean over the
-    take); its motion about that mean stays. Returns {collar name: mean rhythm elevation in degrees}.
+    parent's) downward axis. The rhythm replaces the source collar's mean elevation (its turn about the
+    forward axis, averaged over the take); the rest of the source's collar rotation stays (a prior
+    meets real collars that turn every way). Returns {collar name: mean rhythm elevation in degrees}.
     """
     _, glob = forward_kinematics(local, np.zeros(local.shape[:-1]), parents)
     out = {}
@@ -98,7 +100,10 @@ def apply_girdle_rhythm(local: np.ndarray, rest_joints: np.ndarray, parents) -> 
         rest = np.degrees(np.arccos(np.clip(arm_rest @ _DOWN, -1.0, 1.0)))
         g = girdle_elevation_deg(elevation) - girdle_elevation_deg(rest)
         rhythm = axis_angle_to_matrix(torch.from_numpy(np.radians(sign * g)[:, None] * _FORWARD)).numpy()
-        collar = rhythm @ _mean_rotation(local[:, c]).T @ local[:, c]  # the source's motion about its mean
+        elevation_src = _twist_angle(local[:, c], _FORWARD)  # the source collar's own elevation
+        mean = np.angle(np.mean(np.exp(1j * elevation_src)))
+        unraise = axis_angle_to_matrix(torch.from_numpy(np.broadcast_to(-mean * _FORWARD, (len(local), 3)).copy())).numpy()
+        collar = rhythm @ unraise @ local[:, c]  # the rhythm in place of its mean elevation
         local[:, c] = collar
         local[:, s] = np.swapaxes(thorax @ collar, -1, -2) @ glob[:, s]
         out[SMPLX_JOINT_NAMES[c]] = round(float(np.mean(g)), 2)
@@ -183,6 +188,6 @@ def untwist_elbows(local: np.ndarray, rest_joints: np.ndarray) -> None:
         axis = np.broadcast_to(_unit(J[w] - J[e]), (len(local), 3)).copy()
         turned = torch.from_numpy(local[:, e]) @ torch.from_numpy(axis)[..., None]
         swing = rotation_between(torch.from_numpy(axis), turned[..., 0]).numpy()
-        twist = matrix_to_axis_angle(torch.from_numpy(np.swapaxes(swing, -1, -2) @ local[:, e])).numpy() @ axis[0]
+        twist = _twist_angle(local[:, e], axis[0])
         mean = np.angle(np.mean(np.exp(1j * twist)))  # signed twist (rad) of every frame, and its mean
         local[:, e] = swing @ axis_angle_to_matrix(torch.from_numpy(axis * (twist - mean)[:, None])).numpy()
