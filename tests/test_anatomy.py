@@ -153,11 +153,13 @@ def _leg_bvh(knee_deg, foot_pitch_deg, pelvis_tilt_deg=0.0):
     knees bent knee_deg (F,) with the feet kept flat, the toes foot_pitch_deg below the ankle, the
     pelvis bone tilted forward pelvis_tilt_deg (legs and trunk upright)."""
     names = ["pelvis", "left_hip", "left_knee", "left_ankle", "left_foot", "right_hip", "right_knee",
-             "right_ankle", "right_foot", "spine3", "neck", "left_shoulder", "right_shoulder"]
-    parents = np.array([-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 9, 9])
+             "right_ankle", "right_foot", "spine3", "neck", "left_shoulder", "right_shoulder", "left_elbow",
+             "right_elbow", "left_wrist", "right_wrist"]
+    parents = np.array([-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 9, 9, 11, 12, 13, 14])
     toe = 0.14 * np.array([0, -np.sin(np.radians(foot_pitch_deg)), np.cos(np.radians(foot_pitch_deg))])
     offsets = np.array([[0, 0, 0], [0.1, -0.05, 0], [0, -0.4, 0], [0, -0.4, 0], toe, [-0.1, -0.05, 0], [0, -0.4, 0],
-                        [0, -0.4, 0], toe, [0, 0.3, 0], [0, 0.2, 0], [0.18, 0.15, 0], [-0.18, 0.15, 0]])
+                        [0, -0.4, 0], toe, [0, 0.3, 0], [0, 0.2, 0], [0.18, 0.15, 0], [-0.18, 0.15, 0],
+                        [0.25, 0, 0], [-0.25, 0, 0], [0.25, 0, 0], [-0.25, 0, 0]])
     F = len(knee_deg)
     motion = np.zeros((F, 3 + 3 * len(names)))
     motion[:, 1] = 0.9
@@ -176,7 +178,8 @@ def _leg_bvh(knee_deg, foot_pitch_deg, pelvis_tilt_deg=0.0):
 
 
 LEG_MAP = {n: n for n in ["pelvis", "left_hip", "left_knee", "left_ankle", "left_foot", "right_hip", "right_knee",
-                          "right_ankle", "right_foot", "spine3", "neck", "left_shoulder", "right_shoulder"]}
+                          "right_ankle", "right_foot", "spine3", "neck", "left_shoulder", "right_shoulder",
+                          "left_elbow", "right_elbow", "left_wrist", "right_wrist"]}
 
 
 def test_performer_calibration_reads_knees_feet_and_pelvis():
@@ -215,3 +218,22 @@ def test_bvh2amass_calibrates_each_folder_as_one_performer(tmp_path):
     assert offsets["a"] == pytest.approx(12.0 - anatomy.FULL_EXTENSION_DEG, abs=0.1)
     assert offsets["b"] == pytest.approx(22.0 - anatomy.FULL_EXTENSION_DEG, abs=0.1)
     assert all(c is None for c in calibrations_by_folder(files, LEG_MAP, calibrate=False).values())
+
+
+def test_one_file_is_calibrated_with_its_folder(tmp_path):
+    """bvh2amass on one file of a folder gives that file what converting the whole folder gives it."""
+    import json
+
+    from human_body_prior.data import bvh2amass
+    from human_body_prior.data.bvh import write_bvh
+
+    src, knee = tmp_path / "subject", np.linspace(12.0, 60.0, 40)
+    src.mkdir()
+    write_bvh(src / "1.bvh", _leg_bvh(knee + 20.0, foot_pitch_deg=15.0))  # never straighter than 32 deg ...
+    write_bvh(src / "2.bvh", _leg_bvh(knee, foot_pitch_deg=15.0))  # ... but the performer's other take is
+    (tmp_path / "map.json").write_text(json.dumps(LEG_MAP))
+    common = ["--joint-map", str(tmp_path / "map.json"), "--up", "y"]
+    assert bvh2amass.main([str(src / "1.bvh"), str(tmp_path / "one.npz")] + common) == 0
+    assert bvh2amass.main([str(src), str(tmp_path / "all")] + common) in (0, 1)
+    with np.load(tmp_path / "one.npz") as one, np.load(tmp_path / "all" / "1.npz") as every:
+        assert np.allclose(one["poses"], every["poses"])

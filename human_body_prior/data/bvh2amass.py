@@ -17,8 +17,8 @@ that fails is reported and the others are converted (exit code 1 if any failed);
 keeps only outputs that load. Poses are corrected for two quirks of marker-solved skeletons
 (:mod:`human_body_prior.data.anatomy`): the collars follow the arm (shoulder rhythm), and each performer's
 knees are re-zeroed to its most extended frames and its feet pitched to stand flat as the model's do
-(in directory mode the takes of one folder are one performer's, calibrated together; a single file
-calibrates itself; ``--no-calibration`` keeps the skeleton's knees and feet).
+(the takes of one folder are one performer's and are calibrated together, also when one file of the
+folder is converted; ``--no-calibration`` keeps the skeleton's knees, feet and pelvis).
 """
 
 from __future__ import annotations
@@ -208,8 +208,8 @@ def main(argv=None) -> int:
     ap.add_argument("--up", default="z", choices=("z", "y"), help="world up axis of the output (AMASS: z)")
     ap.add_argument("--skip-existing", action="store_true", help="directory mode: keep outputs that exist")
     ap.add_argument("--no-calibration", action="store_true",
-                    help="keep the skeleton's knees and feet as they are (default: calibrate each performer's, "
-                         "the takes of one folder being one performer's; one file calibrates itself)")
+                    help="keep the skeleton's knees, feet and pelvis as they are (default: calibrate each "
+                         "performer's, the BVH takes of one folder being one performer's)")
     args = ap.parse_args(argv)
 
     skeleton = _load_joint_map(args.joint_map) if args.joint_map else args.skeleton
@@ -228,7 +228,9 @@ def main(argv=None) -> int:
         raise FileNotFoundError(errno.ENOENT, "input BVH does not exist", args.input)
     if same_file(args.input, args.output):
         raise cli.UsageError(f"output {args.output} is the input {args.input}; refusing to overwrite the source")
-    calibration = calibrations_by_folder([args.input], skeleton, not args.no_calibration)[args.input]
+    inp = Path(args.input)  # calibrated with the other takes of its folder (one performer's, as in CMU subject folders)
+    folder = sorted(p for p in inp.parent.iterdir() if p.is_file() and is_bvh(p)) if not args.no_calibration else [inp]
+    calibration = calibrations_by_folder(folder if inp in folder else [inp], skeleton, not args.no_calibration)[inp]
     arrays, res = convert_take(args.input, rt, args.fps, args.target_fps, skeleton, args.up, calibration=calibration)
     save_npz_atomic(args.output, arrays)
     print(f"wrote {args.output}: {arrays['poses'].shape[0]} frames at {float(arrays['mocap_framerate']):g} fps, "
