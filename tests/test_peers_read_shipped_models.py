@@ -54,14 +54,12 @@ def _ours(path, model_type, x):
 smplx = pytest.importorskip("smplx")
 
 
-@pytest.mark.parametrize("model_type,ext", [("smpl", "pkl"), ("smplh", "npz"), ("smplx", "npz")])
-@pytest.mark.parametrize("gender", GENDERS)
-def test_smplx_create_finds_and_agrees(model_type, ext, gender):
-    model = smplx.create(str(_models_dir()), model_type=model_type, gender=gender, ext=ext, num_betas=10,
-                         use_pca=False, flat_hand_mean=True, num_expression_coeffs=10)
-    x = _inputs(model_type, 10, seed=len(gender))
+def _smplx_call(model, model_type, x):
+    """Vertices (B, V, 3) of an smplx model called as smplx's users call it, with our inputs x."""
     kw = dict(global_orient=x["root_orient"], betas=x["betas"], transl=x["trans"])
-    if model_type == "smpl":
+    if model_type == "mano":
+        kw["hand_pose"] = x["pose_hand"]
+    elif model_type == "smpl":
         kw["body_pose"] = torch.cat([x["pose_body"], x["pose_hand"]], 1)
     else:
         kw.update(body_pose=x["pose_body"], left_hand_pose=x["pose_hand"][:, :45],
@@ -70,7 +68,16 @@ def test_smplx_create_finds_and_agrees(model_type, ext, gender):
         kw.update(jaw_pose=x["pose_jaw"], leye_pose=x["pose_eye"][:, :3], reye_pose=x["pose_eye"][:, 3:],
                   expression=x["expression"])
     with torch.no_grad():
-        theirs = model(**kw).vertices.numpy()
+        return model(**kw).vertices.numpy()
+
+
+@pytest.mark.parametrize("model_type,ext", [("smpl", "pkl"), ("smplh", "npz"), ("smplx", "npz")])
+@pytest.mark.parametrize("gender", GENDERS)
+def test_smplx_create_finds_and_agrees(model_type, ext, gender):
+    model = smplx.create(str(_models_dir()), model_type=model_type, gender=gender, ext=ext, num_betas=10,
+                         use_pca=False, flat_hand_mean=True, num_expression_coeffs=10)
+    x = _inputs(model_type, 10, seed=len(gender))
+    theirs = _smplx_call(model, model_type, x)
     np.testing.assert_allclose(theirs, _ours(default_body_model_path(model_type, gender), model_type, x),
                                atol=TOL, rtol=0)
 
@@ -80,9 +87,7 @@ def test_smplx_create_mano(side):
     model = smplx.create(str(_models_dir()), model_type="mano", ext="npz", is_rhand=side == "right",
                          use_pca=False, flat_hand_mean=True, num_betas=10)
     x = _inputs("mano", 10, seed=5)
-    with torch.no_grad():
-        theirs = model(global_orient=x["root_orient"], hand_pose=x["pose_hand"], betas=x["betas"],
-                       transl=x["trans"]).vertices.numpy()
+    theirs = _smplx_call(model, "mano", x)
     np.testing.assert_allclose(theirs, _ours(default_body_model_path("mano", side), "mano", x), atol=TOL, rtol=0)
 
 
@@ -94,20 +99,9 @@ def test_smplx_create_with_its_default_extension(model_type, gender):
     kwargs = {"is_rhand": gender == "right"} if model_type == "mano" else {"gender": gender}
     model = smplx.create(str(_models_dir()), model_type=model_type, use_pca=False, flat_hand_mean=True, **kwargs)
     x = _inputs(model_type, 10, seed=11)
-    kw = dict(global_orient=x["root_orient"], betas=x["betas"], transl=x["trans"])
-    if model_type == "mano":
-        kw["hand_pose"] = x["pose_hand"]
-    elif model_type == "smpl":
-        kw["body_pose"] = torch.cat([x["pose_body"], x["pose_hand"]], 1)
-    else:
-        kw.update(body_pose=x["pose_body"], left_hand_pose=x["pose_hand"][:, :45],
-                  right_hand_pose=x["pose_hand"][:, 45:])
     if model_type == "smplx":
         x["expression"] = torch.zeros(B, 10)
-        kw.update(jaw_pose=x["pose_jaw"], leye_pose=x["pose_eye"][:, :3], reye_pose=x["pose_eye"][:, 3:],
-                  expression=x["expression"])
-    with torch.no_grad():
-        theirs = model(**kw).vertices.numpy()
+    theirs = _smplx_call(model, model_type, x)
     np.testing.assert_allclose(theirs, _ours(default_body_model_path(model_type, gender), model_type, x),
                                atol=TOL, rtol=0)
 
