@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:
 
 from human_body_prior.body_model.body_model import BodyModel  # noqa: E402
 from human_body_prior.body_model.synthetic import write_synthetic_model  # noqa: E402
-from human_body_prior.tools.atomic_io import atomic_write
+from human_body_prior.files.atomic_io import atomic_write
 
 BATCHES = (1, 64, 256, 1024)
 CONTENDERS = ("ours", "plain", "smplx")

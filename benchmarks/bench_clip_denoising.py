@@ -21,14 +21,18 @@ import platform
 import time
 
 import torch
+from _provenance import command_line, portable_path
 
 import human_body_prior as hbp
 from human_body_prior.body_model.body_model import BodyModel
-from human_body_prior.evaluation.prior_benchmark import DEFAULT_WEIGHTS, build_priors, load_clips, load_data
+from human_body_prior.evaluation.prior_benchmark import (
+    DEFAULT_WEIGHTS,
+    build_priors,
+    load_clips,
+    load_data,
+)
 from human_body_prior.evaluation.prior_protocols import clip_denoising
-from human_body_prior.tools.atomic_io import atomic_write_bytes
-
-from _provenance import command_line, portable_path
+from human_body_prior.files.atomic_io import atomic_write_bytes
 
 NOISE_MM = (40.0, 100.0)
 

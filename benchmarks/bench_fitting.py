@@ -22,17 +22,17 @@ import time
 
 import numpy as np
 import torch
+from _provenance import command_line, portable_path
 
 import human_body_prior as hbp
 from human_body_prior.body_model.body_model import BodyModel
-from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS
+from human_body_prior.files.atomic_io import atomic_write_bytes
 from human_body_prior.fitting import BodyFitter, JointTargets3D
 from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT
 from human_body_prior.fitting.heldout import corrupt_joints, load_poses, pick_frames
+from human_body_prior.model_types.joints import NUM_BODY_JOINTS
 from human_body_prior.priors.experiment import load_vposer
-from human_body_prior.tools.atomic_io import atomic_write_bytes
 
-from _provenance import command_line, portable_path
 WEIGHT_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 

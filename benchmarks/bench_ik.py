@@ -20,15 +20,14 @@ import time
 
 import torch
 import torch.nn as nn
+from _provenance import command_line, portable_path
 
 import human_body_prior as hbp
 from human_body_prior.body_model.body_model import BodyModel
+from human_body_prior.files.atomic_io import atomic_write_bytes
 from human_body_prior.fitting.heldout import load_poses, pick_frames
+from human_body_prior.fitting.ik_engine import IK_Engine
 from human_body_prior.fitting.joints_model import PosedJoints
-from human_body_prior.models.ik_engine import IK_Engine
-from human_body_prior.tools.atomic_io import atomic_write_bytes
-
-from _provenance import command_line, portable_path
 
 NUM_BODY_JOINTS = 22
 STEPWISE_WEIGHTS = [{"data": 10.0, "poZ_body": 0.01, "betas": 0.5}]

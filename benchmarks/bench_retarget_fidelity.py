@@ -23,14 +23,17 @@ import tempfile
 import time
 
 import torch
+from _provenance import REPO, command_line, portable_path
 
+from human_body_prior import cli
 from human_body_prior.data.bvh2amass import _load_joint_map
 from human_body_prior.data.prepare_open_mocap import extract_archives
-from human_body_prior.evaluation.retarget_fidelity import PAIRED_ARCHIVES, format_tables, run_fidelity
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import atomic_write_bytes
-
-from _provenance import REPO, command_line, portable_path
+from human_body_prior.evaluation.retarget_fidelity import (
+    PAIRED_ARCHIVES,
+    format_tables,
+    run_fidelity,
+)
+from human_body_prior.files.atomic_io import atomic_write_bytes
 
 SHARED = REPO.parent / "shared"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.body_model.skeleton import JOINT_NAMES
+from human_body_prior.model_types.joints import JOINT_NAMES
 from human_body_prior.open_model.assets import MakeHumanAssets
 from human_body_prior.open_model.build import triangulate
 from human_body_prior.open_model.landmarks import KEYPOINT_NAMES
@@ -121,7 +121,7 @@ def main(argv=None):
         report["table_vs_keypoints_before"] = table_vs_keypoints(args.before)
     text = json.dumps(report, indent=1)
     if args.json:
-        from human_body_prior.tools.atomic_io import atomic_write_bytes
+        from human_body_prior.files.atomic_io import atomic_write_bytes
 
         atomic_write_bytes(args.json, (text + "\n").encode())
     print(json.dumps(report["anatomy"], indent=1))

@@ -22,8 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from human_body_prior.body_model.body_model import BodyModel  # noqa: E402
-from human_body_prior.mesh.rendering import imagearray2file, render_vertices  # noqa: E402
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
+from human_body_prior.geometry.rotations import (  # noqa: E402
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+)
+from human_body_prior.mesh.rendering import (  # noqa: E402
+    imagearray2file,
+    render_vertices,
+)
 
 # (file under --amass, fraction of the take): standing, walking, lifting, crouching, running
 FRAMES = [

@@ -19,8 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from human_body_prior.body_model.model_io import load_model_file  # noqa: E402
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES  # noqa: E402
-from human_body_prior.open_model.rest_pose import girdle_line_deg, smpl_direction  # noqa: E402
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES  # noqa: E402
+from human_body_prior.open_model.rest_pose import (  # noqa: E402
+    girdle_line_deg,
+    smpl_direction,
+)
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
 LIMBS = [("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"), ("ankle", "foot"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
 # the project's mocap archives: $HBP_MOCAP_DIR, else ../shared/mocap beside the clone; tests skip without them
 MOCAP_DIR = Path(os.environ.get("HBP_MOCAP_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "mocap")

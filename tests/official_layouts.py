@@ -237,7 +237,7 @@ def _arrays(model_type, shape_columns, seed, num_verts=None):
 
 
 def _joint2num(model_type):
-    from human_body_prior.body_model.skeleton import JOINT_NAMES
+    from human_body_prior.model_types.joints import JOINT_NAMES
 
     return {name: i for i, name in enumerate(JOINT_NAMES[model_type])}
 

@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from mocap_fixtures import tpose_joints
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data import anatomy
 from human_body_prior.data.bvh import BVH, forward_kinematics
 from human_body_prior.data.performer import TILT_RANGE_DEG, calibrate, take_measures

@@ -1,6 +1,6 @@
 """Bad-input suite, command lines: every ``python -m`` command turns a user error into one line on
 stderr (``<command>: error: ...``) with exit code 2 (usage) or 1 (runtime), and keeps the traceback
-of a bug (tools/cli.py)."""
+of a bug (cli.py)."""
 
 import errno
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from human_body_prior.tools import cli
+from human_body_prior import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,8 +54,8 @@ CASES = [
     ("data.bvh2amass", ["{tmp}/missing.bvh", "{tmp}/out.npz"], 1, ["missing.bvh"]),
     ("data.bvh2amass", ["{tmp}/missing.bvh", "{tmp}/out.npz", "--fps", "nan"], 2, ["--fps"]),
     ("data.bvh2amass", ["{tmp}/missing.bvh", "{tmp}/out.npz", "--target-fps", "0"], 2, ["--target-fps"]),
-    ("data.mocap_report", ["--raw-dir", "{tmp}/noraw", "--out-json", "{tmp}/q.json"], 1, ["noraw"]),
-    ("data.mocap_report", ["--raw-dir", "{tmp}", "--out-json", "{tmp}/q.json"], 1, ["no BVH takes"]),
+    ("evaluation.mocap_report", ["--raw-dir", "{tmp}/noraw", "--out-json", "{tmp}/q.json"], 1, ["noraw"]),
+    ("evaluation.mocap_report", ["--raw-dir", "{tmp}", "--out-json", "{tmp}/q.json"], 1, ["no BVH takes"]),
     ("evaluation.prior_benchmark", ["--threads", "0"], 2, ["--threads"]),
     ("evaluation.prior_benchmark", ["--write-subset", "{tmp}/s"], 1, ["--write-subset needs --data"]),
     ("priors.gmm", ["--train", "{tmp}/notrain", "--out", "{tmp}/g.npz"], 1, ["notrain"]),
@@ -110,7 +110,7 @@ def test_every_command_runs_through_cli():
             if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
                 commands.add(path.relative_to(pkg).with_suffix("").as_posix().replace("/", "."))
                 assert "sys.exit(cli.run(main" in ast.unparse(node), f"{path}: __main__ does not use cli.run"
-    commands.discard("tools.cli")
+    commands.discard("cli")
     assert commands == {c[0] for c in CASES}
 
 
@@ -199,7 +199,7 @@ def test_help_names_the_command_as_it_is_run(module, tmp_path):
 
 
 def test_mocap_report_options_have_help(tmp_path):
-    proc = run_module("data.mocap_report", ["--help"], cwd=tmp_path)
+    proc = run_module("evaluation.mocap_report", ["--help"], cwd=tmp_path)
     options = proc.stdout.split("\noptions:", 1)[1]  # below the usage lines
     for option in ("--raw-dir", "--out-json", "--png-dir", "--bm-path"):
         entry = options.split(f"  {option} ", 1)[1].split("\n  -", 1)[0]  # metavar and help text

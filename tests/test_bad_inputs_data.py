@@ -15,12 +15,13 @@ import pytest
 
 from mocap_fixtures import tpose_joints, tpose_model_path  # noqa: F401 (fixture)
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data import bvh as bvh_mod
-from human_body_prior.data import bvh2amass, mocap_report, prepare_open_mocap
+from human_body_prior.data import bvh2amass, prepare_open_mocap
+from human_body_prior.evaluation import mocap_report
 from human_body_prior.data.skeleton_maps import CMU_MOTIONBUILDER
 from human_body_prior.data.bvh import BVH, BVHError, format_bvh, parse_bvh, read_bvh, write_bvh
-from human_body_prior.tools.cli import run
+from human_body_prior.cli import run
 
 BODY = 22
 
@@ -98,7 +99,7 @@ def test_mocap_report_keeps_the_previous_report_when_the_write_fails(tmp_path, t
     write_bvh(raw / "cmu_daz" / "x" / "01.bvh", body_bvh(frames=3))
     out = tmp_path / "quality.json"
     out.write_text('{"previous": "report"}')
-    from human_body_prior.tools import atomic_io
+    from human_body_prior.files import atomic_io
 
     def disk_full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))

@@ -11,7 +11,7 @@ from human_body_prior.fitting import JointTargets3D, Keypoints2D, PinholeCamera,
 from human_body_prior.fitting import engine as engine_module
 from human_body_prior.fitting import fit_joints
 from human_body_prior.fitting.fit_joints import main
-from human_body_prior.tools import cli
+from human_body_prior import cli
 
 
 def _run(argv, capsys):

@@ -1,4 +1,4 @@
-"""Bad-input suite, rotations (the contract in tools/rotation_tools.py's docstring): a function returns
+"""Bad-input suite, rotations (the contract in geometry/rotations.py's docstring): a function returns
 a rotation or raises ValueError; it never returns a non-rotation, a wrong angle or NaN for finite input.
 References: scipy's Rotation."""
 

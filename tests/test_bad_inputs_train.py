@@ -195,7 +195,7 @@ def test_training_state_on_a_full_disk_is_one_line_and_keeps_the_old_state(tmp_p
     code = """
 import resource, sys, torch
 from human_body_prior.train.checkpoints import ExperimentCheckpoints
-from human_body_prior.tools import cli
+from human_body_prior import cli
 store = ExperimentCheckpoints(sys.argv[1], model_version=1, expr_code='x')
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 def main(argv):

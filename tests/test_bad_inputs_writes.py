@@ -1,4 +1,4 @@
-"""Bad-input suite, writes (json.dump/pickle.dump write to a handle: the open() is what is checked): every file the package writes goes through tools/atomic_io (checked on the
+"""Bad-input suite, writes (json.dump/pickle.dump write to a handle: the open() is what is checked): every file the package writes goes through files/atomic_io (checked on the
 source), atomic_write makes the new file durable before it replaces the old one, and a folder swap
 never leaves the destination missing."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from human_body_prior.tools import atomic_io
+from human_body_prior.files import atomic_io
 
 PKG = Path(__file__).resolve().parents[1] / "human_body_prior"
 
@@ -19,7 +19,7 @@ PATH_WRITERS = {"np.save", "np.savez", "np.savez_compressed", "numpy.save", "num
 # methods that write to their first argument: Image.save, Figure.savefig, Trimesh.export, ...
 METHOD_WRITERS = {"save", "savefig", "export", "write_text", "write_bytes", "to_csv", "tofile"}
 # append-only logs may be opened for appending: an append never destroys what was there
-APPEND_ONLY = {("train/trainer.py", "log"), ("tools/omni_tools.py", "log")}
+APPEND_ONLY = {("train/trainer.py", "log"), ("compat/omni_tools.py", "log")}
 # method calls named like a writer that are the package's own atomic writers (checked in their module)
 OWN_ATOMIC = {("priors/gmm.py", "gmm.save")}  # GMMPrior.save -> save_npz_atomic
 
@@ -112,12 +112,12 @@ def test_every_write_goes_through_atomic_io():
     found = []
     for path in sorted(PKG.rglob("*.py")):
         rel = path.relative_to(PKG).as_posix()
-        if rel == "tools/atomic_io.py":
+        if rel == "files/atomic_io.py":
             continue
         f = _Finder(rel)
         f.visit(ast.parse(path.read_text()))
         found += f.found
-    assert not found, "writes that bypass tools/atomic_io:\n" + "\n".join(found)
+    assert not found, "writes that bypass files/atomic_io:\n" + "\n".join(found)
 
 
 def test_the_checker_finds_in_place_writes():

@@ -17,7 +17,7 @@ from human_body_prior.body_model.body_model_vposer import BodyModelWithPoser
 from human_body_prior.body_model.synthetic import write_synthetic_model
 from human_body_prior.fitting import BodyFitter, JointTargets3D, Keypoints2D, PinholeCamera, Stage, fit_body
 from human_body_prior.fitting.fit_joints import main as cli_main
-from human_body_prior.tools.cli import run as run_cli
+from human_body_prior.cli import run as run_cli
 from human_body_prior.fitting.joints_model import PosedJoints
 from human_body_prior.fitting.losses import confidence_weighted_error, geman_mcclure
 from human_body_prior.fitting.rigid import kabsch

@@ -1,7 +1,7 @@
 """The geometry core against scipy's Rotation and analytic cases: rotation between directions
-(also opposite ones), geodesic angle, slerp (tools/rotation_tools.py; its Euler conversions are
+(also opposite ones), geodesic angle, slerp (geometry/rotations.py; its Euler conversions are
 tested in test_rotation_tools.py), BVH Euler channels, and the one weighted rigid registration
-(tools/rigid.py)."""
+(geometry/rigid.py)."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ import torch
 from scipy.spatial.transform import Rotation, Slerp
 
 from human_body_prior.tools import rotation_tools as rt
-from human_body_prior.tools.rigid import rigid_registration
+from human_body_prior.geometry.rigid import rigid_registration
 
 def _t(x, dtype=torch.float64):
     return torch.as_tensor(np.asarray(x), dtype=dtype)

@@ -1,4 +1,4 @@
-"""IK_Engine (models/ik_engine.py) on the shipped open SMPL-X and VPoser: recovery, batching, and the
+"""IK_Engine (fitting/ik_engine.py; upstream path models/ik_engine.py) on the shipped open SMPL-X and VPoser: recovery, batching, and the
 upstream defects it fixes (mutable defaults, num_betas mismatch, NaNs from degenerate targets)."""
 
 import inspect

@@ -1,5 +1,5 @@
-"""body_model/kinematics.py (the one forward kinematics) against a joint-by-joint loop written here,
-and body_model/skeleton.py (counts, pose layout, hinges, mirror permutation) against the joint tables."""
+"""geometry/kinematics.py (the one forward kinematics) against a joint-by-joint loop written here,
+and model_types/joints.py (counts, pose layout, hinges, mirror permutation) against the joint tables."""
 
 import copy
 import pickle
@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from human_body_prior.body_model import skeleton
-from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics, global_transforms
+from human_body_prior.model_types import joints as skeleton
+from human_body_prior.geometry.kinematics import KinematicTree, forward_kinematics, global_transforms
 
 
 def _loop_fk(local_rot, local_trans, parents):

@@ -1,46 +1,43 @@
-"""Imports point down the layers of ARCHITECTURE.md; the upstream-compatibility shims stay thin and lazy.
+"""The folder is the layer: imports point down ARCHITECTURE.md's layers, with no exceptions; the upstream
+import paths are thin, marked re-exports in the compatibility layer at the top.
 
-Every ``import``/``from ... import`` of the package (module level and inside functions) is read from
-the source with ``ast``, so an upward import hidden in a function counts too.
+Every ``import``/``from ... import`` of the package (module level and inside functions) is read from the
+source with ``ast``, so an upward import hidden in a function counts too.
 """
 
 import ast
-import subprocess
-import sys
+import importlib
+import io
+import tokenize
 from pathlib import Path
 
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "human_body_prior"
 
-# ARCHITECTURE.md's layers, bottom first: a module may import from its own layer or a lower one.
+# ARCHITECTURE.md's layers, bottom first: a module may import from its own layer or a lower one. A name is a
+# folder (package) or a module at the package root.
 LAYERS = (
-    ("tools",),
-    ("support_paths", "body_model", "mesh"),
-    ("priors", "models", "open_model"),
-    ("data",),
+    ("geometry", "files", "cli", "support_paths"),
+    ("model_types", "mesh"),
+    ("priors",),
+    ("body_model",),
+    ("open_model", "data"),
+    ("fitting",),
+    ("evaluation",),
     ("train",),
-    ("evaluation", "fitting"),
     ("tutorials",),
+    ("compat", "tools", "models"),  # the upstream-compatibility layer
 )
-# modules that sit in another layer than their folder
-MODULE_LAYER = {
-    "body_model.body_model_vposer": "priors",  # a body model driven by a prior (upstream path)
-    "models.ik_engine": "fitting",             # the upstream v2 IK engine fits bodies
-}
-# command-line pipelines that run several layers; only these may import from any layer
-ENTRY_POINTS = {
-    "train.train_open_vposer",  # prepare data, train, package, evaluate
-    "train.evaluate_vposer",    # the earlier path of `python -m human_body_prior.evaluation.vposer`
-    "data.mocap_report",        # retargeting quality report (evaluation/retarget_quality)
-}
-# upstream-compatibility shims at upstream paths in tools/: may import the package, inside functions only
-TOOLS_SHIMS = {"tools.model_loader", "tools.visualization_tools", "tools.rotation_tools",
-               "tools.omni_tools"}  # omni_tools.get_support_data_dir reads support_paths
-SHIM_HOMES = {"tools.model_loader": ("priors.experiment", "priors.vposer_v2_io"),
-              "tools.visualization_tools": "mesh.rendering"}
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+COMPAT = RANK["compat"]
 
-RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
+# Every import path of the 2019 and 2021 human_body_prior that is not the real home of its code.
+UPSTREAM_SHIMS = ("tools.model_loader", "tools.visualization_tools", "tools.rotation_tools", "tools.tgm_conversion",
+                  "tools.angle_continuous_repres", "tools.omni_tools", "train.vposer_smpl", "train.evaluate_vposer",
+                  "models.vposer_model", "models.model_components", "models.ik_engine")
+MAX_SHIM_CODE_LINES = 40
+SHIM_MARK = "Upstream-compatibility shim"
 
 
 def _modules():
@@ -50,105 +47,102 @@ def _modules():
         yield ".".join(parts), path
 
 
-def _is_module(dotted):
-    """Is human_body_prior.<...> a module or package (not a name defined in one)?"""
-    if not dotted.startswith("human_body_prior."):
-        return False
-    rel = PKG.joinpath(*dotted.split(".")[1:])
-    return rel.with_suffix(".py").is_file() or rel.is_dir()
-
-
 def _package_imports(path):
-    """(imported module relative to human_body_prior ('' = the root), line, inside a function?)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    """(imported module or name relative to human_body_prior ('' = the root), line) for every import."""
     out = []
-
-    def visit(node, in_function):
-        for child in ast.iter_child_nodes(node):
-            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            names = []
-            if isinstance(child, ast.Import):
-                names = [a.name for a in child.names]
-            elif isinstance(child, ast.ImportFrom):
-                assert child.level == 0, f"{path}:{child.lineno}: relative import"
-                names = [child.module] + [f"{child.module}.{a.name}" for a in child.names
-                                          if _is_module(f"{child.module}.{a.name}")]
-            for name in names:
-                if name == "human_body_prior" or name.startswith("human_body_prior."):
-                    out.append((name[len("human_body_prior."):] if "." in name else "", child.lineno, in_function))
-            visit(child, nested)
-
-    visit(tree, False)
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}:{node.lineno}: relative import"
+            names = [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name == "human_body_prior" or name.startswith("human_body_prior."):
+                out.append((name[len("human_body_prior."):] if "." in name else "", node.lineno))
     return out
 
 
-def _layer_of(module):
-    if module in MODULE_LAYER:
-        return RANK[MODULE_LAYER[module]]
-    head = module.split(".")[0]
+def _layer(dotted):
+    """Layer of a module or of a name imported from one ('' and root-package names: the root re-exports
+    support_paths only)."""
+    head = dotted.split(".")[0]
     if head not in RANK:
-        raise AssertionError(f"human_body_prior.{module} is in no layer of tests/test_layers.py / ARCHITECTURE.md")
-    return RANK[head]
+        if dotted == "" or not (PKG / head).exists() and not (PKG / f"{head}.py").exists():
+            return RANK["support_paths"]
+        raise AssertionError(f"human_body_prior.{dotted} is in no layer of tests/test_layers.py / ARCHITECTURE.md")
+    return COMPAT if dotted in UPSTREAM_SHIMS else RANK[head]
 
 
-def _target_layer(target):
-    """Layer of an imported name: the longest known module prefix (from pkg import name -> pkg.name)."""
-    if target == "" or target == "support_paths" or target.startswith("support_paths."):
-        return RANK["support_paths"]  # the root package only re-exports support_paths
-    parts = target.split(".")
-    for n in range(len(parts), 0, -1):
-        if ".".join(parts[:n]) in MODULE_LAYER:
-            return RANK[MODULE_LAYER[".".join(parts[:n])]]
-    return _layer_of(parts[0])
+def _is_shim(module):
+    return module in UPSTREAM_SHIMS or module.split(".")[0] in ("tools", "models")
 
 
 def test_every_module_is_in_a_layer():
     for module, _ in _modules():
         if module:
-            _layer_of(module)
+            _layer(module)
 
 
 def test_imports_point_down():
     upward = []
     for module, path in _modules():
-        if not module or module in ENTRY_POINTS:
+        if not module:
             continue
-        own = _layer_of(module)
-        for target, line, in_function in _package_imports(path):
-            if module.startswith("tools"):
-                same_layer = target == "tools" or target.startswith("tools.")
-                if target and not same_layer and not (module in TOOLS_SHIMS and in_function):
-                    upward.append(f"{path.relative_to(PKG.parent)}:{line} imports human_body_prior.{target} "
-                                  "(tools/ is the bottom layer)")
-                continue
-            if _target_layer(target) > own:
+        own = _layer(module)
+        for target, line in _package_imports(path):
+            if _layer(target) > own:
                 upward.append(f"{path.relative_to(PKG.parent)}:{line} imports human_body_prior.{target}")
     assert not upward, "imports that point up the layers:\n" + "\n".join(upward)
 
 
-def test_library_code_does_not_use_the_compatibility_shims():
+def test_library_code_does_not_use_the_compatibility_layer():
     users = []
     for module, path in _modules():
-        if module in TOOLS_SHIMS:
+        if not module or _layer(module) == COMPAT:
             continue
-        for target, line, _ in _package_imports(path):
-            if any(target == s or target.startswith(f"{s}.") for s in SHIM_HOMES):
+        for target, line in _package_imports(path):
+            if target and _layer(target) == COMPAT:
                 users.append(f"{path.relative_to(PKG.parent)}:{line} imports human_body_prior.{target}")
-    assert not users, "library code imports an upstream-compatibility shim (import the real home):\n" + "\n".join(users)
+    assert not users, "library code imports the compatibility layer (import the real home):\n" + "\n".join(users)
 
 
-@pytest.mark.parametrize("shim", sorted(SHIM_HOMES))
-def test_shims_are_marked_and_lazy(shim):
+def test_tools_and_models_hold_only_upstream_shims():
+    for folder in ("tools", "models"):
+        for path in (PKG / folder).glob("*.py"):
+            module = f"{folder}.{path.stem}"
+            assert path.stem == "__init__" or module in UPSTREAM_SHIMS, f"{path}: not an upstream path"
+
+
+def _code_lines(source):
+    """Lines holding code: not blank, not a comment, not part of the module docstring."""
+    tree = ast.parse(source)
+    doc = tree.body[0] if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(
+        tree.body[0].value, ast.Constant) and isinstance(tree.body[0].value.value, str) else None
+    skip = set(range(doc.lineno, doc.end_lineno + 1)) if doc else set()
+    lines = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+                            tokenize.ENDMARKER) and tok.start[0] not in skip:
+            lines.update(range(tok.start[0], tok.end[0] + 1))
+    return len(lines)
+
+
+@pytest.mark.parametrize("shim", UPSTREAM_SHIMS)
+def test_upstream_paths_are_thin_marked_reexports(shim):
     path = PKG / (shim.replace(".", "/") + ".py")
-    assert ast.get_docstring(ast.parse(path.read_text())).startswith("Upstream-compatibility shim")
-    homes = SHIM_HOMES[shim] if isinstance(SHIM_HOMES[shim], tuple) else (SHIM_HOMES[shim],)
-    code = (f"import sys, importlib, human_body_prior.{shim} as m\n"
-            f"homes = {[f'human_body_prior.{h}' for h in homes]!r}\n"
-            f"assert not any(h in sys.modules for h in homes), 'imported at import time'\n"
-            f"hs = [importlib.import_module(h) for h in homes]\n"
-            f"missing = [n for n in m.__all__ if not any(getattr(m, n) is getattr(h, n, None) for h in hs)]\n"
-            f"assert not missing, missing\n"
-            f"from human_body_prior.{shim} import *\n"
-            f"try:\n    m.no_such_name\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no error')\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    source = path.read_text()
+    tree = ast.parse(source)
+    assert ast.get_docstring(tree).startswith(SHIM_MARK), f"{path}: docstring does not start with {SHIM_MARK!r}"
+    assert _code_lines(source) <= MAX_SHIM_CODE_LINES, f"{path}: {_code_lines(source)} code lines"
+    for node in tree.body[1:]:
+        plain = isinstance(node, (ast.Import, ast.ImportFrom)) or (
+            isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["__all__"])
+        command = isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+        assert plain or command, f"{path}:{node.lineno}: a shim holds imports, __all__ and a __main__ block only"
+    module = importlib.import_module(f"human_body_prior.{shim}")
+    homes = [importlib.import_module(n.module) for n in tree.body if isinstance(n, ast.ImportFrom)]
+    real = [h for h in homes if not _is_shim(h.__name__[len("human_body_prior."):])]
+    for name in getattr(module, "__all__", []):
+        assert any(getattr(h, name, None) is getattr(module, name) for h in real), f"{shim}.{name}: not re-exported"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from human_body_prior.body_model.body_model import BodyModel
-from human_body_prior.body_model.skeleton import PARENTS
-from human_body_prior.body_model.kinematics import KinematicTree
+from human_body_prior.model_types.joints import PARENTS
+from human_body_prior.geometry.kinematics import KinematicTree
 from human_body_prior.body_model.lbs import (SparseSkinningWeights, lbs,
                                              shaped_vertices_vertex_major, skin_vertices, skin_vertices_sparse)
 from human_body_prior.body_model.synthetic import write_synthetic_model

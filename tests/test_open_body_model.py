@@ -12,7 +12,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from human_body_prior import default_body_model_path
-from human_body_prior.body_model.skeleton import JOINT_NAMES, PARENTS
+from human_body_prior.model_types.joints import JOINT_NAMES, PARENTS
 
 smplx = pytest.importorskip("smplx")
 

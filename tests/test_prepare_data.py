@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES
+from human_body_prior.model_types.joints import BODY_JOINT_NAMES
 from human_body_prior.data.dataloader import VPoserDS
 from human_body_prior.data.prepare_data import (middle_frames, mirror_body_pose, prepare_vposer_datasets,
                                                 prepare_vposer_takes, read_amass_take, thin_near_duplicates)

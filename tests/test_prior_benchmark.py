@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 from scipy.stats import multivariate_normal
 
 import human_body_prior as hbp
-from human_body_prior.tools import cli
+from human_body_prior import cli
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.evaluation import prior_benchmark
 from human_body_prior.evaluation.compared_priors import GMMPrior, L2Prior, LatentPrior, NoPrior

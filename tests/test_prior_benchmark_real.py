@@ -13,7 +13,7 @@ import human_body_prior as hbp
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.evaluation import prior_benchmark
 from human_body_prior.evaluation.prior_protocols import per_take_summary
-from human_body_prior.tools import cli
+from human_body_prior import cli
 
 REAL_POSES = Path(__file__).resolve().parent.parent.parent / "shared" / "amass_dev" / "real_poses"
 
@@ -136,7 +136,7 @@ def test_protocol_on_a_tiny_case_matches_the_vposer_evaluation(tmp_path):
     VPoser v1 equals evaluation/vposer.reconstruction_errors' per-joint error on the same poses."""
     from human_body_prior.evaluation.vposer import reconstruction_errors
     from human_body_prior.priors.experiment import load_vposer
-    from human_body_prior.train.losses import BodySurface
+    from human_body_prior.body_model.surface import BodySurface
 
     with np.load(prior_benchmark.subset_path()) as f:
         test, root = f["test_pose"][:60].astype(np.float64), f["test_root_orient"][:60].astype(np.float64)
@@ -178,7 +178,7 @@ def test_real_poses_folder():
     from human_body_prior.evaluation.prior_protocols import reconstruction
     from human_body_prior.evaluation.vposer import reconstruction_errors
     from human_body_prior.priors.experiment import load_vposer
-    from human_body_prior.train.losses import BodySurface
+    from human_body_prior.body_model.surface import BodySurface
 
     real = prior_benchmark.load_real_poses(REAL_POSES)
     assert len(real["takes"]) >= 30 and len(real["pose_body"]) == sum((n + 9) // 10 for n in real["frames"])

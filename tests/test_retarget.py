@@ -9,11 +9,11 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from mocap_fixtures import extract_take, shared_take_dir, tpose_model_path  # noqa: F401 (fixtures)
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data import bvh2amass
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh, write_bvh
 from human_body_prior.data.retarget import Retargeter, model_rest_skeleton
-from human_body_prior.tools.cli import run as run_cli
+from human_body_prior.cli import run as run_cli
 from human_body_prior.evaluation.retarget_quality import bend_direction_share, joint_errors_mm
 from human_body_prior.evaluation.hinges import anatomical_share, hinge_angles
 

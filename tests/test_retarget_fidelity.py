@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, HINGES, NUM_BODY_JOINTS
+from human_body_prior.model_types.joints import BODY_JOINT_NAMES, HINGES, NUM_BODY_JOINTS
 from human_body_prior.evaluation import retarget_fidelity as rf
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"

@@ -15,7 +15,7 @@ import torch
 from human_body_prior import default_body_model_path, default_vposer_dir
 from human_body_prior.evaluation.hinges import anatomical_share
 from human_body_prior.evaluation.vposer import body_joints, posture
-from human_body_prior.train.losses import M_TO_MM, BodySurface
+from human_body_prior.body_model.surface import M_TO_MM, BodySurface
 from tests.v2_fixtures import numpy_decode, numpy_encode, v02_state_dict_layout
 
 

@@ -7,7 +7,7 @@ import torch
 
 from human_body_prior import default_body_model_path
 from human_body_prior.body_model.body_model import BodyModel
-from human_body_prior.body_model.skeleton import JOINT_NAMES
+from human_body_prior.model_types.joints import JOINT_NAMES
 from human_body_prior.body_model.synthetic import synthetic_model_arrays
 from human_body_prior.open_model.vertex_order import permute_vertices, swap_permutation
 

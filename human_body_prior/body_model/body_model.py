@@ -13,10 +13,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from human_body_prior.body_model.kinematics import KinematicTree
 from human_body_prior.body_model.lbs import SparseSkinningWeights, lbs
 from human_body_prior.body_model.model_io import load_model_file
-from human_body_prior.body_model.skeleton import POSE_PARTS
+from human_body_prior.geometry.kinematics import KinematicTree
+from human_body_prior.model_types.joints import POSE_PARTS
 
 _TYPE_BY_JOINTS = {24: "smpl", 52: "smplh", 55: "smplx", 16: "mano"}
 MODEL_TYPES = tuple(_TYPE_BY_JOINTS.values())

@@ -8,7 +8,11 @@ import torch
 import torch.nn as nn
 
 from human_body_prior.body_model.body_model import BodyModel
-from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS, POSE_PARTS
+from human_body_prior.model_types.joints import (
+    NUM_BODY_JOINTS,
+    NUM_POSE_BODY_JOINTS,
+    POSE_PARTS,
+)
 from human_body_prior.priors.experiment import load_vposer
 
 POSER_TYPES = ("vposer",)

@@ -18,8 +18,8 @@ transposed weights (torch's own embedding_bag has no second derivative).
 import torch
 import torch.nn.functional as F
 
-from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+from human_body_prior.geometry.kinematics import KinematicTree, forward_kinematics
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
 
 
 def blend_shapes(coeffs: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:

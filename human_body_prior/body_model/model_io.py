@@ -18,13 +18,13 @@ import io
 import pickle
 import struct
 import warnings
-import zlib
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.tools.stand_in import StandIn, stand_in_class
+from human_body_prior.files.stand_in import StandIn, stand_in_class
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray

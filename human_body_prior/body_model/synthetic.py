@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.body_model.skeleton import PARENTS
-from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
+from human_body_prior.files.atomic_io import atomic_write_bytes, save_npz_atomic
+from human_body_prior.model_types.joints import PARENTS
 
 OFFICIAL_NUM_VERTS = {"smpl": 6890, "smplh": 6890, "smplx": 10475, "mano": 778}
 DEFAULT_SHAPE_COLUMNS = {"smpl": 10, "smplh": 16, "smplx": 400, "mano": 10}

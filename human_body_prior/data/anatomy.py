@@ -38,9 +38,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
 from human_body_prior.data.bvh import forward_kinematics
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, matrix_to_axis_angle, rotation_between
+from human_body_prior.geometry.rotations import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    rotation_between,
+)
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES
 
 SETTING_PHASE_DEG = 30.0  # humeral elevation before the girdle starts to move
 GIRDLE_SHARE = 1.0 / 3.0  # the girdle's share of the elevation beyond the setting phase

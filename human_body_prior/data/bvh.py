@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from human_body_prior.body_model.kinematics import KinematicTree, global_transforms
-from human_body_prior.tools import rotation_tools
-from human_body_prior.tools.atomic_io import atomic_write_bytes
+from human_body_prior.files.atomic_io import atomic_write_bytes
+from human_body_prior.geometry import rotations as rotation_tools
+from human_body_prior.geometry.kinematics import KinematicTree, global_transforms
 
 _POS_CHANNELS = ("Xposition", "Yposition", "Zposition")
 _ROT_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -136,7 +136,7 @@ class BVH:
 def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
     """Euler angles (..., k) in degrees about the axes in ``order`` (e.g. 'ZXY'), composed left to
     right (R = R_order[0] @ R_order[1] @ ...) -> (..., 3, 3). Numpy front of
-    :func:`human_body_prior.tools.rotation_tools.euler_to_matrix`."""
+    :func:`human_body_prior.geometry.rotations.euler_to_matrix`."""
     angles = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
     order = order.lower()
     if not 1 <= len(order) <= 3 or len(set(order)) != len(order) or set(order) - set("xyz"):
@@ -150,7 +150,7 @@ def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
 
 def forward_kinematics(local_rot: np.ndarray, local_trans: np.ndarray, parents) -> tuple[np.ndarray, np.ndarray]:
     """Global joint transforms, vectorised over frames (numpy front of the one forward kinematics,
-    :func:`human_body_prior.body_model.kinematics.global_transforms`).
+    :func:`human_body_prior.geometry.kinematics.global_transforms`).
 
     local_rot (F, J, 3, 3), local_trans (F, J, 3), parents (J,) with parents[j] < j ->
     (positions (F, J, 3), orientations (F, J, 3, 3)) in the world frame.

@@ -33,13 +33,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import NUM_JOINTS, pose_slices
+from human_body_prior import cli
 from human_body_prior.data.bvh import BVHError, check_fps, read_bvh
-from human_body_prior.tools import cli
 from human_body_prior.data.performer import calibrate_performers
 from human_body_prior.data.retarget import Retargeter
-from human_body_prior.tools.atomic_io import save_npz_atomic
-from human_body_prior.tools.rotation_tools import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
+from human_body_prior.files.atomic_io import save_npz_atomic
+from human_body_prior.geometry.rotations import (
+    axis_angle_to_quaternion,
+    quaternion_slerp,
+    quaternion_to_axis_angle,
+)
+from human_body_prior.model_types.joints import NUM_JOINTS, pose_slices
 
 NUM_BETAS = 16
 

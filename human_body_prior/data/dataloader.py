@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
+from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 
 
 class VPoserDS(Dataset):

@@ -25,8 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, NUM_POSE_BODY_JOINTS, mirror_permutation, pose_slices
-from human_body_prior.tools.atomic_io import atomic_write_bytes
+from human_body_prior.files.atomic_io import atomic_write_bytes
+from human_body_prior.model_types.joints import (
+    BODY_JOINT_NAMES,
+    NUM_POSE_BODY_JOINTS,
+    mirror_permutation,
+    pose_slices,
+)
 
 SPLITS = ("train", "vald", "test")
 _POSE = pose_slices("smplx")  # root and body come first in SMPL, SMPL-H and SMPL-X poses alike
@@ -100,7 +105,7 @@ def thin_near_duplicates(pose_body: np.ndarray, min_change_deg: float) -> np.nda
     than ``min_change_deg`` at some joint (geodesic angle). pose_body: (N, 63) axis-angle."""
     if min_change_deg <= 0 or len(pose_body) == 0:
         return np.arange(len(pose_body))
-    from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, geodesic_cos
+    from human_body_prior.geometry.rotations import axis_angle_to_matrix, geodesic_cos
 
     R = axis_angle_to_matrix(torch.from_numpy(pose_body.reshape(-1, NUM_POSE_BODY_JOINTS, 3)))
     cos_min = float(np.cos(np.deg2rad(min_change_deg)))

@@ -35,13 +35,22 @@ from pathlib import Path
 
 import numpy as np
 
+from human_body_prior import cli
 from human_body_prior.data.bvh import MAX_FPS, MIN_FPS, BVHError
-from human_body_prior.tools import cli
-from human_body_prior.data.bvh2amass import convert_take, is_bvh, is_complete_take, output_name
-from human_body_prior.tools.atomic_io import atomic_write_bytes, replace_dir, save_npz_atomic
+from human_body_prior.data.bvh2amass import (
+    convert_take,
+    is_bvh,
+    is_complete_take,
+    output_name,
+)
 from human_body_prior.data.performer import calibrate_performers
 from human_body_prior.data.prepare_data import prepare_vposer_takes
 from human_body_prior.data.retarget import Retargeter
+from human_body_prior.files.atomic_io import (
+    atomic_write_bytes,
+    replace_dir,
+    save_npz_atomic,
+)
 
 ARCHIVES = ("cmu_daz", "cmu_daz_atelier", "cmu_iclone", "reactidle")
 TARGET_FPS = 30.0

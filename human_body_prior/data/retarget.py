@@ -39,14 +39,37 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import HINGES, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
-from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, forward_kinematics, rest_pose
-from human_body_prior.data.anatomy import (apply_girdle_rhythm, pitch_feet, straighten_knees, tilt_pelvis,
-                                           untwist_elbows)
-from human_body_prior.data.skeleton_maps import REQUIRED_JOINTS, Skeleton, resolve_skeleton
-from human_body_prior.tools.rigid import rigid_registration
-from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_matrix,
-                                                   rotation_between)
+from human_body_prior.data.anatomy import (
+    apply_girdle_rhythm,
+    pitch_feet,
+    straighten_knees,
+    tilt_pelvis,
+    untwist_elbows,
+)
+from human_body_prior.data.bvh import (
+    BVH,
+    bvh_forward_kinematics,
+    forward_kinematics,
+    rest_pose,
+)
+from human_body_prior.data.skeleton_maps import (
+    REQUIRED_JOINTS,
+    Skeleton,
+    resolve_skeleton,
+)
+from human_body_prior.geometry.rigid import rigid_registration
+from human_body_prior.geometry.rotations import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    quaternion_to_matrix,
+    rotation_between,
+)
+from human_body_prior.model_types.joints import (
+    HINGES,
+    NUM_JOINTS,
+    SMPLX_JOINT_NAMES,
+    SMPLX_PARENTS,
+)
 
 _JOINT = {name: k for k, name in enumerate(SMPLX_JOINT_NAMES)}
 _PELVIS, _HIPS = _JOINT["pelvis"], (_JOINT["left_hip"], _JOINT["right_hip"])
@@ -126,14 +149,14 @@ def _unit(v, eps=1e-12):
 
 def swing_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Smallest rotation taking directions a (..., 3) onto b (..., 3) -> (..., 3, 3); a half turn for
-    opposite ones (numpy front of :func:`human_body_prior.tools.rotation_tools.rotation_between`)."""
+    opposite ones (numpy front of :func:`human_body_prior.geometry.rotations.rotation_between`)."""
     return rotation_between(torch.from_numpy(np.asarray(a, dtype=np.float64)),
                             torch.from_numpy(np.asarray(b, dtype=np.float64))).numpy()
 
 
 def vector_alignment(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Rotation R (3, 3) minimising sum |R src_i - dst_i|^2 for vectors (n, 3) (Kabsch about the origin,
-    :func:`human_body_prior.tools.rigid.rigid_registration`)."""
+    :func:`human_body_prior.geometry.rigid.rigid_registration`)."""
     R, _ = rigid_registration(torch.from_numpy(np.asarray(src, dtype=np.float64)),
                               torch.from_numpy(np.asarray(dst, dtype=np.float64)), translation=False, min_points=1)
     return R.numpy()

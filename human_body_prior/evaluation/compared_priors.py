@@ -17,8 +17,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_axis_angle
+from human_body_prior.geometry.rotations import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    quaternion_to_axis_angle,
+)
+from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 
 NUM_BODY_POSE = 3 * NUM_POSE_BODY_JOINTS  # pose_body values
 

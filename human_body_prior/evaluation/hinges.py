@@ -13,7 +13,8 @@ asin(|<R b, b x f_b>|) with f_b perpendicular to b. A joint bends the anatomical
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import HINGES
+from human_body_prior.model_types.joints import HINGES
+
 HYPEREXTENSION_TOL_DEG = 10.0
 SIDE_TOL_DEG = 30.0
 

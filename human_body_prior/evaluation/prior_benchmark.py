@@ -45,14 +45,29 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
-from human_body_prior.evaluation.compared_priors import GMMPrior, L2Prior, LatentPrior, NoPrior
-from human_body_prior.evaluation.prior_protocols import (LATENT_COMPLETION_WEIGHT, OCCLUSIONS, BenchData,
-                                                         completion, complete,
-                                                         fitting_protocol, generation, generation_real,
-                                                         joint_ids, part_vertices, reconstruction, tune_weight)
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import atomic_write_bytes, save_npz_atomic
+from human_body_prior import cli
+from human_body_prior.evaluation.compared_priors import (
+    GMMPrior,
+    L2Prior,
+    LatentPrior,
+    NoPrior,
+)
+from human_body_prior.evaluation.prior_protocols import (
+    LATENT_COMPLETION_WEIGHT,
+    OCCLUSIONS,
+    BenchData,
+    complete,
+    completion,
+    fitting_protocol,
+    generation,
+    generation_real,
+    joint_ids,
+    part_vertices,
+    reconstruction,
+    tune_weight,
+)
+from human_body_prior.files.atomic_io import atomic_write_bytes, save_npz_atomic
+from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 
 PRIOR_NAMES = ("none", "l2", "gmm", "vposer_v1", "vposer_v2")
 # Prior weights (units of the data term, m^2 per frame) of the fitting protocols when not tuned
@@ -482,7 +497,11 @@ def render_pictures(data: BenchData, priors: list, out_dir: str, num_samples: in
     """samples_<prior>.png: num_samples samples (same seed for every prior), front and side views.
     completion_<prior>.png: columns: the held-out frame (occluded part in black), all hypotheses
     overlaid (occluded part in one colour per hypothesis), then the first three alone."""
-    from human_body_prior.mesh.rendering import BODY_COLOR, imagearray2file, render_vertices
+    from human_body_prior.mesh.rendering import (
+        BODY_COLOR,
+        imagearray2file,
+        render_vertices,
+    )
 
     written = []
     faces = data.bm.f.cpu().numpy() if torch.is_tensor(data.bm.f) else np.asarray(data.bm.f)

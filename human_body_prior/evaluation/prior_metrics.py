@@ -11,7 +11,7 @@ All functions take tensors (any float dtype and device) and return Python floats
 
 import torch
 
-from human_body_prior.tools.rotation_tools import axis_angle_to_quaternion
+from human_body_prior.geometry.rotations import axis_angle_to_quaternion
 
 
 def apd(joints: torch.Tensor) -> float:

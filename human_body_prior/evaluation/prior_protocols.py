@@ -14,14 +14,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
-from human_body_prior.evaluation.prior_metrics import (apd, gaussian_stats, frechet_distance,
-                                                       nearest_neighbour_distance, prdc)
+from human_body_prior.evaluation.prior_metrics import (
+    apd,
+    frechet_distance,
+    gaussian_stats,
+    nearest_neighbour_distance,
+    prdc,
+)
 from human_body_prior.fitting import BodyFitter, JointTargets3D
 from human_body_prior.fitting.batched_lbfgs import batched_lbfgs
 from human_body_prior.fitting.heldout import corrupt_joints
 from human_body_prior.fitting.joints_model import PosedJoints
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, matrix_to_axis_angle
+from human_body_prior.geometry.rotations import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+)
+from human_body_prior.model_types.joints import (
+    BODY_JOINT_NAMES,
+    NUM_BODY_JOINTS,
+    NUM_POSE_BODY_JOINTS,
+)
 
 POSE_WIDTH = 3 * NUM_POSE_BODY_JOINTS  # pose_body values
 # Occlusion sets (body joints whose rotations are hidden). Legs and arms as in DPoser's code; the

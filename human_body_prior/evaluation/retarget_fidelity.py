@@ -33,9 +33,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, BODY_PARENTS, HINGES, NUM_BODY_JOINTS, pose_slices
-from human_body_prior.tools.rigid import rigid_registration
-from human_body_prior.tools.rotation_tools import (axis_angle_to_matrix, geodesic_angle, rotation_between)
+from human_body_prior.geometry.rigid import rigid_registration
+from human_body_prior.geometry.rotations import (
+    axis_angle_to_matrix,
+    geodesic_angle,
+    rotation_between,
+)
+from human_body_prior.model_types.joints import (
+    BODY_JOINT_NAMES,
+    BODY_PARENTS,
+    HINGES,
+    NUM_BODY_JOINTS,
+    pose_slices,
+)
 
 M_TO_MM = 1000.0
 _SLICES = pose_slices("smplx")  # root and body lead the pose vector in SMPL-H and SMPL-X alike
@@ -270,7 +280,11 @@ def read_fit(path) -> tuple[np.ndarray, float]:
 def import_bvh(bvh_path, retargeter, skeleton="auto", fps=None, calibrate=True) -> tuple[np.ndarray, float, str]:
     """Our import of a BVH take, as ``bvh2amass`` makes it in directory mode (Z up; the performer
     calibrated over every BVH take in the file's folder) -> (poses (F, 165), fps, skeleton)."""
-    from human_body_prior.data.bvh2amass import calibrations_by_folder, convert_take, is_bvh
+    from human_body_prior.data.bvh2amass import (
+        calibrations_by_folder,
+        convert_take,
+        is_bvh,
+    )
 
     bvh_path = Path(bvh_path)
     folder = sorted(p for p in bvh_path.parent.iterdir() if p.is_file() and is_bvh(p)) if calibrate else [bvh_path]

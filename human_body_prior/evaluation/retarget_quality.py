@@ -14,8 +14,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import BODY_JOINT_NAMES, HINGES, NUM_BODY_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
+from human_body_prior.model_types.joints import (
+    BODY_JOINT_NAMES,
+    HINGES,
+    NUM_BODY_JOINTS,
+    SMPLX_JOINT_NAMES,
+    SMPLX_PARENTS,
+)
 
 # hips and collars: chained from the model's own joint
 _LIMB_ROOTS = tuple(BODY_JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_collar", "right_collar"))

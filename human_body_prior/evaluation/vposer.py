@@ -37,14 +37,23 @@ from pathlib import Path
 
 import torch
 
-from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS, SMPLX_JOINT_NAMES
+from human_body_prior import cli
+from human_body_prior.body_model.surface import M_TO_MM, BodySurface
+from human_body_prior.data.pose_data import load_pose_split
 from human_body_prior.evaluation.hinges import anatomical_share
-from human_body_prior.priors.any_vposer import decode_matrot, load_any_vposer, sample_matrot
+from human_body_prior.geometry.rotations import axis_angle_to_matrix, geodesic_angle
+from human_body_prior.model_types.joints import (
+    NUM_BODY_JOINTS,
+    NUM_POSE_BODY_JOINTS,
+    SMPLX_JOINT_NAMES,
+)
+from human_body_prior.priors.any_vposer import (
+    decode_matrot,
+    load_any_vposer,
+    sample_matrot,
+)
+from human_body_prior.priors.sampling import kl_to_standard_normal
 from human_body_prior.priors.vposer import VPoser
-from human_body_prior.tools import cli
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix, geodesic_angle
-from human_body_prior.train.losses import M_TO_MM, BodySurface, kl_to_standard_normal
-from human_body_prior.train.pose_data import load_pose_split
 
 
 def _rotmats(poses: torch.Tensor) -> torch.Tensor:
@@ -211,7 +220,7 @@ def format_markdown(res: dict) -> str:
 
 def save_json(res: dict, path) -> None:
     """Write the numbers of ``evaluate`` to ``path`` atomically."""
-    from human_body_prior.tools.atomic_io import atomic_write_bytes
+    from human_body_prior.files.atomic_io import atomic_write_bytes
     atomic_write_bytes(Path(path), json.dumps(res, indent=1).encode())
 
 

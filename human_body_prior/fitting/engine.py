@@ -23,13 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from human_body_prior.fitting.initialisation import TORSO_JOINTS, initial_global  # noqa: F401 (re-export)
+from human_body_prior.fitting.initialisation import (  # noqa: F401 (re-export)
+    TORSO_JOINTS,
+    initial_global,
+)
 from human_body_prior.fitting.joints_model import PosedJoints
 from human_body_prior.fitting.losses import acceleration_term
 from human_body_prior.fitting.pose_space import make_pose_space
 from human_body_prior.fitting.prepared import data_term, prepare_observations
 from human_body_prior.fitting.stages import OPTIMIZERS, Stage, default_stages, run_stage
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
 
 POSE_PRIORS = ("vposer", "l2", "none")
 # Default prior weights, in units of the data term (m^2 per frame). On noisy (20 mm), incomplete real

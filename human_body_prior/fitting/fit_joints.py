@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from human_body_prior import cli
+from human_body_prior.files.atomic_io import check_writable, save_npz_atomic
 from human_body_prior.fitting.engine import DEFAULT_PRIOR_WEIGHT, BodyFitter, Stage
 from human_body_prior.fitting.observations import NUM_BODY_JOINTS, JointTargets3D
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import check_writable, save_npz_atomic
 
 
 def load_targets(path):
@@ -157,7 +157,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - t0
     out["pose_prior"] = np.array(pose_prior)
     out["prior_weight"] = np.array(fitter.prior_weight)
-    save_fit(args.output, out)  # an OSError names the file the fit is kept in (tools/cli prints it)
+    save_fit(args.output, out)  # an OSError names the file the fit is kept in (cli.py prints it)
     if not args.quiet:
         print(f"fitted {len(joints)} frames ({pose_prior} prior) in {elapsed:.1f} s -> {args.output}")
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import pose_slices
+from human_body_prior.model_types.joints import pose_slices
 
 _POSE = pose_slices("smplx")  # root and body come first in SMPL, SMPL-H and SMPL-X poses alike
 

@@ -10,7 +10,7 @@ posed = R (x - pelvis) + pelvis + trans, the body model's convention.
 import torch
 
 from human_body_prior.fitting.rigid import kabsch
-from human_body_prior.tools.rotation_tools import matrix_to_axis_angle
+from human_body_prior.geometry.rotations import matrix_to_axis_angle
 
 # Torso joints of the SMPL family (pelvis, hips, spine1-3, neck, collars, shoulders): a near-rigid
 # set to place the body by.

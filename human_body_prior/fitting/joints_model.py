@@ -9,9 +9,9 @@ smaller than its child's, so the first n joints form a closed tree).
 
 import torch
 
-from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
-from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+from human_body_prior.geometry.kinematics import KinematicTree, forward_kinematics
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
+from human_body_prior.model_types.joints import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
 
 
 class PosedJoints:

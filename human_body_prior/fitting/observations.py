@@ -8,8 +8,10 @@ missing joint, whose target is ignored and may be NaN. Targets follow the body m
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS  # noqa: F401  (pelvis + pose_body's joints)
 from human_body_prior.fitting.camera import PinholeCamera
+from human_body_prior.model_types.joints import (
+    NUM_BODY_JOINTS,  # noqa: F401  (pelvis + pose_body's joints)
+)
 
 
 def _as_array(value, name):

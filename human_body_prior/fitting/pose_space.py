@@ -10,8 +10,10 @@ import inspect
 
 import torch
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS as NUM_POSE_JOINTS  # the joints of pose_body
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
+from human_body_prior.model_types.joints import (
+    NUM_POSE_BODY_JOINTS as NUM_POSE_JOINTS,  # the joints of pose_body
+)
 
 
 class PoseSpace:

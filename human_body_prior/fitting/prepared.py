@@ -11,7 +11,11 @@ import torch
 
 from human_body_prior.fitting.camera import PinholeCamera
 from human_body_prior.fitting.losses import confidence_weighted_error
-from human_body_prior.fitting.observations import JointTargets3D, Keypoints2D, check_joint_ids
+from human_body_prior.fitting.observations import (
+    JointTargets3D,
+    Keypoints2D,
+    check_joint_ids,
+)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from human_body_prior.tools.atomic_io import atomic_write
+from human_body_prior.files.atomic_io import atomic_write
 
 INSTALL_HINT = (
     "Headless rendering needs an OpenGL context. On Debian/Ubuntu install EGL and Mesa with "
@@ -40,7 +40,12 @@ def _delete_renderer(renderer) -> None:
     if platform is None or getattr(platform, "_egl_display", None) is None:
         renderer.delete()
         return
-    from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+    from OpenGL.EGL import (
+        EGL_NO_CONTEXT,
+        EGL_NO_SURFACE,
+        eglDestroyContext,
+        eglMakeCurrent,
+    )
 
     platform.make_current()
     renderer._renderer.delete()

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from human_body_prior.tools.atomic_io import atomic_write
+from human_body_prior.files.atomic_io import atomic_write
 
 BODY_COLOR = (0.70, 0.72, 0.78)
 BACKGROUND = (1.0, 1.0, 1.0)
@@ -21,7 +21,7 @@ def _rotation_about_vertical(angle_deg) -> np.ndarray:
     """(3, 3) rotation by ``angle_deg`` degrees about +y (right-handed)."""
     import torch
 
-    from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+    from human_body_prior.geometry.rotations import axis_angle_to_matrix
 
     aa = torch.tensor([0.0, np.radians(float(angle_deg)), 0.0], dtype=torch.float64)
     return axis_angle_to_matrix(aa).numpy()

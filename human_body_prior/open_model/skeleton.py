@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES
 
 _FINGER_NUM = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}
 

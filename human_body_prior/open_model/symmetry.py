@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from human_body_prior.body_model.skeleton import SMPLX_JOINT_NAMES, mirror_permutation
+from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES, mirror_permutation
 
 _FLIP = np.array([-1.0, 1.0, 1.0])
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from human_body_prior.body_model.skeleton import (
+from human_body_prior.files.atomic_io import atomic_write
+from human_body_prior.model_types.joints import (
     PARENTS,
     SMPL_JOINT_NAMES,
     SMPLH_JOINT_NAMES,
@@ -36,7 +37,6 @@ from human_body_prior.body_model.skeleton import (
 )
 from human_body_prior.open_model.landmarks import KEYPOINT_NAMES
 from human_body_prior.open_model.vertex_order import MANO_FINGERTIPS, reorder_for_table
-from human_body_prior.tools.atomic_io import atomic_write
 
 ROOT_PARENT = 4294967295
 QUANTUM = 2.0 ** -24  # metres; rounding shape directions this finely lets them compress better

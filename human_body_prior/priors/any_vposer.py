@@ -1,7 +1,7 @@
 """One call for either VPoser generation: loading an experiment folder, decoding and sampling.
 
 v1 (:class:`human_body_prior.priors.vposer.VPoser`, 2019) and v2
-(:class:`human_body_prior.models.vposer_model.VPoser`, V02) keep their own upstream APIs; code that
+(:class:`human_body_prior.priors.vposer_v2.VPoser`, V02) keep their own upstream APIs; code that
 works with both (the trainer, the evaluation, the sampling tutorial) goes through these helpers.
 """
 
@@ -22,8 +22,8 @@ def load_any_vposer(expr_dir, verbose: bool = False):
 
     A folder with a .yaml or snapshots/*.ckpt is V02 (``load_model``), otherwise 2019 (``load_vposer``).
     """
-    from human_body_prior.priors.vposer_v2_io import is_v2_folder, load_model
     from human_body_prior.priors.experiment import load_vposer
+    from human_body_prior.priors.vposer_v2_io import is_v2_folder, load_model
 
     if not Path(expr_dir).is_dir():
         raise FileNotFoundError(f"experiment folder {expr_dir} not found")

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from configer import Configer
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
-from human_body_prior.tools.atomic_io import atomic_write, torch_save_atomic
-from human_body_prior.tools.settings_parser import read_ini, read_ini_text
-from human_body_prior.tools.zip_check import check_zip_crcs
+from human_body_prior.files.atomic_io import atomic_write, torch_save_atomic
+from human_body_prior.files.settings_parser import read_ini, read_ini_text
+from human_body_prior.files.zip_check import check_zip_crcs
+from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 
 _SNAPSHOT_RE = re.compile(r"^TR(\d+)_E(\d+)\.pt$")
 _REQUIRED_SETTINGS = ("num_neurons", "latentD")
@@ -72,7 +72,7 @@ def _settings_file(expr_dir: Path, snapshot: Path) -> Path:
 def read_settings(ini_fname, **overrides) -> Configer:
     """Settings file (configer format, one [All] section or several) -> Configer; overrides win.
 
-    Values are parsed by the package's strict settings parser (tools/settings_parser.py): ``latentD :
+    Values are parsed by the package's strict settings parser (files/settings_parser.py): ``latentD :
     32.7`` or ``use_cont_repr : 'False'`` is a ValueError naming the key and the file, ``false`` is False.
     """
     ini_fname = Path(ini_fname)

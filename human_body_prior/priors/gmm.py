@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import save_npz_atomic
+from human_body_prior import cli
+from human_body_prior.files.atomic_io import save_npz_atomic
+from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 
 POSE_DIM = 3 * NUM_POSE_BODY_JOINTS  # pose_body values
 

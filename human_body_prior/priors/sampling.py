@@ -1,4 +1,4 @@
-"""Drawing poses from a latent prior: the one sampler that VPoser v1 and v2 share."""
+"""The standard-normal latent of VPoser v1 and v2: the one sampler both draw poses with, and the KL to it."""
 
 from typing import Callable, TypeVar
 
@@ -30,3 +30,9 @@ def sample_from_prior(model: nn.Module, decode: Callable[[torch.Tensor], T], num
             return decode(z)
     finally:
         model.train(was_training)
+
+
+def kl_to_standard_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2) || N(0, 1)) summed over the last dim. (N, D) -> (N,)."""
+    var = std.pow(2)
+    return 0.5 * (var + mean.pow(2) - 1.0 - torch.log(var.clamp_min(1e-20))).sum(-1)

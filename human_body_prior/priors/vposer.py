@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from human_body_prior.geometry import rotations as rotation_tools
 from human_body_prior.priors.sampling import sample_from_prior
-from human_body_prior.tools import rotation_tools
 
 _OUTPUT_TYPES = ("matrot", "aa")
 _INPUT_TYPES = ("aa", "matrot")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from human_body_prior.tools.stand_in import StandIn, stand_in_class
-from human_body_prior.tools.zip_check import check_zip_crcs
+from human_body_prior.files.stand_in import StandIn, stand_in_class
+from human_body_prior.files.zip_check import check_zip_crcs
 
 V2_PREFIX = "vp_model."
 IGNORED_PREFIXES = ("bm_train.",)  # body-model buffers of the upstream LightningModule, not weights
@@ -132,7 +132,7 @@ def write_config(cfg, yaml_fname) -> str:
     """Write a configuration (dict or ExperimentConfig) as yaml, atomically."""
     import yaml
 
-    from human_body_prior.tools.atomic_io import atomic_write_bytes
+    from human_body_prior.files.atomic_io import atomic_write_bytes
 
     text = yaml.safe_dump(_unwrap(dict(cfg)), sort_keys=False, default_flow_style=False)
     atomic_write_bytes(Path(yaml_fname), text.encode("utf-8"))
@@ -263,7 +263,7 @@ def check_finite(state_dict: dict, source: str) -> None:
 def write_checkpoint(model: torch.nn.Module, ckpt_fname, epoch: int, global_step: int = 0) -> str:
     """Write a V02 snapshot atomically: {'state_dict': 'vp_model.*' tensors (CPU), 'epoch', 'global_step'},
     exactly what ``load_model`` (and a weights-only torch.load) needs."""
-    from human_body_prior.tools.atomic_io import torch_save_atomic
+    from human_body_prior.files.atomic_io import torch_save_atomic
 
     sd = OrderedDict((V2_PREFIX + k, v.detach().cpu().clone()) for k, v in model.state_dict().items())
     ckpt = {"epoch": int(epoch), "global_step": int(global_step), "state_dict": sd}
@@ -382,15 +382,18 @@ def load_model(expr_dir, model_code=None, remove_words_in_model_weights=None, lo
     if load_only_cfg:
         return cfg
     if model_code is None:
-        from human_body_prior.models.vposer_model import VPoser as model_code
+        from human_body_prior.priors.vposer_v2 import VPoser as model_code
     from human_body_prior.priors.vposer import VPoser as VPoserV1
     if model_code is VPoserV1:
-        raise TypeError(f"{expr_dir} is a VPoser v2 folder; pass model_code=human_body_prior.models.vposer_model.VPoser "
+        raise TypeError(f"{expr_dir} is a VPoser v2 folder; pass model_code=human_body_prior.priors.vposer_v2.VPoser "
                         "(the 2019 class belongs to load_vposer and v1 folders)")
     ckpt = read_checkpoint(best)
     sd = model_state_dict(ckpt["state_dict"], remove_words_in_model_weights)
     check_finite(sd, f"checkpoint {best}")
-    from human_body_prior.priors.experiment import build_checked, load_state_dict_checked
+    from human_body_prior.priors.experiment import (
+        build_checked,
+        load_state_dict_checked,
+    )
 
     def build():
         try:
@@ -401,7 +404,7 @@ def load_model(expr_dir, model_code=None, remove_words_in_model_weights=None, lo
 
     # this package's VPoser: shapes are checked on the meta device first (a wrong width in the yaml
     # allocates nothing); a caller's class is built once, as it expects
-    from human_body_prior.models.vposer_model import VPoser as VPoserV2
+    from human_body_prior.priors.vposer_v2 import VPoser as VPoserV2
 
     model = build_checked(build, sd, source=f"checkpoint {best}") if model_code is VPoserV2 else build()
     load_state_dict_checked(model, sd, source=f"checkpoint {best}")

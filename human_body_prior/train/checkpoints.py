@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from human_body_prior.tools.atomic_io import torch_save_atomic
+from human_body_prior.files.atomic_io import torch_save_atomic
 
 TRAINING_STATE = "training_state.pt"
 _V1_SNAPSHOT_RE = re.compile(r"^TR\d+_E(\d+)\.pt$")

@@ -11,8 +11,12 @@ on/off or 1/0 (``render_pictures : no`` is False, ``maybe`` is an error), intege
 from collections.abc import Mapping
 from pathlib import Path
 
-from human_body_prior.tools.settings_parser import (  # noqa: F401 - re-exported: the trainer's names
-    SETTING_TYPES, parse_value, read_ini, read_ini_text)
+from human_body_prior.files.settings_parser import (  # noqa: F401 - re-exported: the trainer's names
+    SETTING_TYPES,
+    parse_value,
+    read_ini,
+    read_ini_text,
+)
 
 DEFAULTS_INI = Path(__file__).resolve().parent / "vposer_smpl_defaults.ini"
 

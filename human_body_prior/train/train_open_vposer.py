@@ -28,9 +28,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from human_body_prior import cli
+from human_body_prior.files.atomic_io import atomic_write, recover_dir, replace_dir
 from human_body_prior.priors import experiment as model_loader
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import atomic_write, recover_dir, replace_dir
 from human_body_prior.train.settings import load_settings
 
 OPEN_VPOSER_INI = Path(__file__).resolve().parent / "open_vposer.ini"
@@ -104,7 +104,7 @@ def package(expr_dir, out_dir) -> Path:
 
 def _swap_into(tmp: Path, out_dir: Path) -> None:
     """Replace out_dir by the packed folder tmp, keeping out_dir's hand-written files. out_dir is the
-    whole old folder or the whole new one at every moment (tools/atomic_io.replace_dir)."""
+    whole old folder or the whole new one at every moment (files/atomic_io.replace_dir)."""
     recover_dir(out_dir)  # an earlier run that died inside a two-rename swap (systems without an exchange)
     if out_dir.exists():  # keep hand-written files (model card, licence note)
         for keep in ("MODEL_CARD.md", "LICENSE.md"):

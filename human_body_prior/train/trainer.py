@@ -30,14 +30,19 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
+from human_body_prior.data.pose_data import PoseBatches, load_pose_split
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
+from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 from human_body_prior.priors.any_vposer import decode_aa, decode_matrot, sample_aa
 from human_body_prior.priors.vposer import VPoser
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
 from human_body_prior.train import distributed
 from human_body_prior.train.checkpoints import TRAINING_STATE, ExperimentCheckpoints
-from human_body_prior.train.losses import V2_LOSS_WEIGHTS, BodySurface, vposer_loss, vposer_v2_loss
-from human_body_prior.train.pose_data import PoseBatches, load_pose_split
+from human_body_prior.train.losses import (
+    V2_LOSS_WEIGHTS,
+    BodySurface,
+    vposer_loss,
+    vposer_v2_loss,
+)
 from human_body_prior.train.settings import TrainSettings, load_settings
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -49,7 +54,7 @@ def build_vposer(model_version: int, num_neurons: int, latentD: int, data_shape=
     if model_version == 1:
         return VPoser(num_neurons=num_neurons, latentD=latentD, data_shape=list(data_shape), use_cont_repr=use_cont_repr)
     if model_version == 2:
-        from human_body_prior.models.vposer_model import VPoser as VPoserV2
+        from human_body_prior.priors.vposer_v2 import VPoser as VPoserV2
 
         return VPoserV2(types.SimpleNamespace(model_params=types.SimpleNamespace(num_neurons=num_neurons,
                                                                                  latentD=latentD)))
@@ -425,7 +430,10 @@ class VPoserTrainer:
         self.checkpoints.load_weights(best, self.best_snapshot)
         try:
             from human_body_prior.body_model.body_model import BodyModel
-            from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params
+            from human_body_prior.mesh.rendering import (
+                imagearray2file,
+                render_smpl_params,
+            )
 
             bm = BodyModel(self.ps.bm_path)
             idx = torch.linspace(0, len(self.vald_poses) - 1, num).long()

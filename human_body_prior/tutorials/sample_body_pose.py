@@ -20,11 +20,15 @@ import sys
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
-from human_body_prior.mesh.rendering import imagearray2file, render_smpl_params, smpl_params2ply
+from human_body_prior import cli
+from human_body_prior.files.atomic_io import save_npz_atomic
+from human_body_prior.mesh.rendering import (
+    imagearray2file,
+    render_smpl_params,
+    smpl_params2ply,
+)
+from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 from human_body_prior.priors.any_vposer import decode_aa, model_version, sample_aa
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import save_npz_atomic
 
 _POSE_BODY_WIDTH = 3 * NUM_POSE_BODY_JOINTS  # (N, 63) axis-angle
 

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 import human_body_prior as hbp
+from human_body_prior import cli
 from human_body_prior.body_model.body_model import BodyModel
-from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS
+from human_body_prior.files.atomic_io import atomic_write
 from human_body_prior.fitting import BodyFitter, JointTargets3D
 from human_body_prior.fitting.heldout import corrupt_joints, load_poses
+from human_body_prior.model_types.joints import NUM_BODY_JOINTS
 from human_body_prior.priors.experiment import load_vposer
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import atomic_write
 
 
 def view_frame(truth):

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DistributedSampler
 
-from human_body_prior.body_model.skeleton import NUM_POSE_BODY_JOINTS
+from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 
 
 def load_pose_split(split_dir, dtype=torch.float32) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Measure retargeting quality per mocap set and draw source-vs-body pictures.
 
-    python -m human_body_prior.data.mocap_report --raw-dir RAW --out-json Q.json [--png-dir docs]
+    python -m human_body_prior.evaluation.mocap_report --raw-dir RAW --out-json Q.json [--png-dir docs]
         [--bm-path SMPLX.npz] [--max-frames 300] [--takes-per-set 0]
 
 For every take (or the first ``--takes-per-set`` of each set), ``--max-frames`` evenly spaced frames
@@ -19,15 +19,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human_body_prior.body_model.skeleton import NUM_BODY_JOINTS, pose_slices
+from human_body_prior import cli
 from human_body_prior.data.bvh import BVH, bvh_forward_kinematics, read_bvh
 from human_body_prior.data.prepare_open_mocap import list_source_takes
 from human_body_prior.data.retarget import Retargeter
 from human_body_prior.evaluation.hinges import anatomical_share
-from human_body_prior.evaluation.retarget_quality import bend_direction_share, joint_errors_mm, strict_joint_errors_mm
-from human_body_prior.tools import cli
-from human_body_prior.tools.atomic_io import atomic_write, atomic_write_bytes
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+from human_body_prior.evaluation.retarget_quality import (
+    bend_direction_share,
+    joint_errors_mm,
+    strict_joint_errors_mm,
+)
+from human_body_prior.files.atomic_io import atomic_write, atomic_write_bytes
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
+from human_body_prior.model_types.joints import NUM_BODY_JOINTS, pose_slices
 
 PICTURE_TAKES = {"cmu_daz": "cmu_daz/martial/05.bvh", "cmu_daz_atelier": "cmu_daz_atelier/subjects/13/13_30.bvh",
                  "cmu_iclone": "cmu_iclone/subjects/005/005_05.bvh", "reactidle": "reactidle/acted/004_acted.bvh"}
@@ -131,7 +135,7 @@ def _style(ax, title):
 
 
 def main(argv=None) -> int:
-    ap = cli.ArgumentParser(prog="python -m human_body_prior.data.mocap_report",
+    ap = cli.ArgumentParser(prog="python -m human_body_prior.evaluation.mocap_report",
                             description="Retarget BVH takes onto a body model and report the retargeting "
                                         "quality per take and per set (JSON, optional pictures).")
     ap.add_argument("--raw-dir", required=True,
