@@ -26,8 +26,8 @@ from human_body_prior.open_model import (
     landmarks,
     phenotype,
     regressor,
+    rig as makehuman_rig,
     shape_space,
-    skeleton,
     writers,
 )
 from human_body_prior.open_model.assets import (
@@ -77,9 +77,9 @@ class Builder:
         if self.vmir.max() >= self.body_count:
             raise ValueError("hm08.mirror maps a body vertex onto helper geometry")
         self.jmir = joint_mirror()
-        self.cubes = [mesh.groups[name] for name in skeleton.joint_cube_names()]
+        self.cubes = [mesh.groups[name] for name in makehuman_rig.joint_cube_names()]
         rig = assets.rig("default")
-        w = skeleton.skinning_weights(rig, assets.rig_weights("default"), len(self.base))[: self.body_count]
+        w = makehuman_rig.skinning_weights(rig, assets.rig_weights("default"), len(self.base))[: self.body_count]
         w = 0.5 * (w + w[self.vmir][:, self.jmir])
         self.weights = w / w.sum(1, keepdims=True)
         self.targets = phenotype.MacroTargets(assets, len(self.base))

@@ -1,4 +1,5 @@
-"""SMPL-X joints located on the MakeHuman mesh, and MakeHuman bones mapped onto them.
+"""The MakeHuman rig mapped onto SMPL-X joints: the joints located on the MakeHuman mesh, and
+MakeHuman bones assigned to them (skinning weights).
 
 Joint positions are centroids of the hm08 ``joint-*`` helper cubes (the same cubes the
 MakeHuman rigs are built from). Skinning weights come from MakeHuman's ``default`` rig
