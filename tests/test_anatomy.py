@@ -9,7 +9,7 @@ from mocap_fixtures import tpose_joints
 
 from human_body_prior.model_types.joints import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from human_body_prior.data import anatomy
-from human_body_prior.data.bvh import BVH, forward_kinematics
+from human_body_prior.data.bvh import BVH, joint_world_frames
 from human_body_prior.data.performer import TILT_RANGE_DEG, calibrate, take_measures
 
 IDX = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
@@ -21,12 +21,12 @@ def _identity(F):
 
 
 def _world(local):
-    return forward_kinematics(local, np.zeros(local.shape[:-1]), PARENTS)[1]
+    return joint_world_frames(local, np.zeros(local.shape[:-1]), PARENTS)[1]
 
 
 def _positions(local, J):
     offsets = np.array([J[j] - J[p] if p >= 0 else J[j] for j, p in enumerate(PARENTS)])
-    return forward_kinematics(local, np.broadcast_to(offsets, local.shape[:-1]).copy(), PARENTS)[0]
+    return joint_world_frames(local, np.broadcast_to(offsets, local.shape[:-1]).copy(), PARENTS)[0]
 
 
 def _angle_deg(a, b):

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from mocap_fixtures import reactidle_take, shared_take_dir  # noqa: F401 (fixtures)
 
-from human_body_prior.data.bvh import (BVH, BVHError, bvh_forward_kinematics, euler_to_matrix, parse_bvh, read_bvh,
+from human_body_prior.data.bvh import (BVH, BVHError, bvh_forward_kinematics, channel_rotations, parse_bvh, read_bvh,
                                        rest_pose, write_bvh)
 
 ORDERS = ["".join(p) for p in itertools.permutations("XYZ")]
@@ -21,7 +21,7 @@ def test_euler_matches_scipy_intrinsic(order):
     rng = np.random.default_rng(1)
     ang = rng.uniform(-180, 180, size=(50, 3))
     ref = Rotation.from_euler(order.upper(), ang, degrees=True).as_matrix()  # upper case = intrinsic
-    assert np.allclose(euler_to_matrix(ang, order), ref, atol=1e-12)
+    assert np.allclose(channel_rotations(ang, order), ref, atol=1e-12)
 
 
 def _random_bvh(rng, frames=7) -> BVH:

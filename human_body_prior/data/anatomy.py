@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from human_body_prior.data.bvh import forward_kinematics
+from human_body_prior.data.bvh import joint_world_frames
 from human_body_prior.geometry.rotations import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
@@ -93,7 +93,7 @@ def apply_girdle_rhythm(local: np.ndarray, rest_joints: np.ndarray, parents) -> 
     forward axis, averaged over the take); the rest of the source's collar rotation stays (a prior
     meets real collars that turn every way). Returns {collar name: mean rhythm elevation in degrees}.
     """
-    _, glob = forward_kinematics(local, np.zeros(local.shape[:-1]), parents)
+    _, glob = joint_world_frames(local, np.zeros(local.shape[:-1]), parents)
     out = {}
     for side, sign in (("left", 1.0), ("right", -1.0)):
         c, s, e = (_IDX[f"{side}_{p}"] for p in ("collar", "shoulder", "elbow"))
@@ -134,7 +134,7 @@ def straighten_knees(local: np.ndarray, rest_joints: np.ndarray, parents, offset
     the foot keeps its world orientation."""
     if offset_deg <= 0:
         return
-    _, glob = forward_kinematics(local, np.zeros(local.shape[:-1]), parents)
+    _, glob = joint_world_frames(local, np.zeros(local.shape[:-1]), parents)
     J = np.asarray(rest_joints, dtype=np.float64)
     for side in ("left", "right"):
         h, k, a = (_IDX[f"{side}_{p}"] for p in ("hip", "knee", "ankle"))

@@ -117,7 +117,7 @@ class BVH:
             if not rot:
                 continue
             angles = np.stack([self.channel_values(j, c) for c in rot], axis=-1)
-            R[:, j] = euler_to_matrix(angles, "".join(c[0] for c in rot))
+            R[:, j] = channel_rotations(angles, "".join(c[0] for c in rot))
         return R
 
     def local_translations(self) -> np.ndarray:
@@ -133,10 +133,10 @@ class BVH:
         return t
 
 
-def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
-    """Euler angles (..., k) in degrees about the axes in ``order`` (e.g. 'ZXY'), composed left to
-    right (R = R_order[0] @ R_order[1] @ ...) -> (..., 3, 3). Numpy front of
-    :func:`human_body_prior.geometry.rotations.euler_to_matrix`."""
+def channel_rotations(angles_deg: np.ndarray, order: str) -> np.ndarray:
+    """Rotation channels (..., k) in degrees about the axes in ``order`` (e.g. 'ZXY', 1 to 3 axes),
+    composed left to right as BVH lists them (R = R_order[0] @ R_order[1] @ ...) -> (..., 3, 3).
+    Numpy front of the core's :func:`human_body_prior.geometry.rotations.euler_to_matrix`."""
     angles = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
     order = order.lower()
     if not 1 <= len(order) <= 3 or len(set(order)) != len(order) or set(order) - set("xyz"):
@@ -148,8 +148,8 @@ def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
     return rotation_tools.euler_to_matrix(full, "r" + order + "".join(missing)).numpy()
 
 
-def forward_kinematics(local_rot: np.ndarray, local_trans: np.ndarray, parents) -> tuple[np.ndarray, np.ndarray]:
-    """Global joint transforms, vectorised over frames (numpy front of the one forward kinematics,
+def joint_world_frames(local_rot: np.ndarray, local_trans: np.ndarray, parents) -> tuple[np.ndarray, np.ndarray]:
+    """World positions and orientations of joints, vectorised over frames (numpy front of the one forward kinematics,
     :func:`human_body_prior.geometry.kinematics.global_transforms`).
 
     local_rot (F, J, 3, 3), local_trans (F, J, 3), parents (J,) with parents[j] < j ->
@@ -166,7 +166,7 @@ def bvh_forward_kinematics(bvh: BVH, end_sites: bool = False):
 
     With ``end_sites=True`` also returns the end-site positions (F, E, 3).
     """
-    pos, rot = forward_kinematics(bvh.local_rotations(), bvh.local_translations(), bvh.parents)
+    pos, rot = joint_world_frames(bvh.local_rotations(), bvh.local_translations(), bvh.parents)
     if not end_sites:
         return pos, rot
     if not bvh.end_sites:
@@ -181,7 +181,7 @@ def rest_pose(bvh: BVH) -> tuple[np.ndarray, np.ndarray]:
     """World positions (J, 3) and orientations (J, 3, 3) with every rotation channel at zero and
     every joint at its OFFSET (the hierarchy's own rest pose)."""
     J = len(bvh.names)
-    pos, rot = forward_kinematics(np.broadcast_to(np.eye(3), (1, J, 3, 3)), bvh.offsets[None], bvh.parents)
+    pos, rot = joint_world_frames(np.broadcast_to(np.eye(3), (1, J, 3, 3)), bvh.offsets[None], bvh.parents)
     return pos[0], rot[0]
 
 
@@ -224,133 +224,176 @@ def read_bvh(path: str, frame_time: float = None, max_bytes: int = None) -> BVH:
 def parse_bvh(text: str, source: str = "<string>", frame_time: float = None) -> BVH:
     """Parse BVH text; ``source`` names the file in error messages. ``frame_time`` (seconds) replaces
     the header's value."""
+    lines, tokens, motion_line = tokenize_bvh(text)
+    if motion_line is None and not tokens:
+        _fail(source, "empty file, expected HIERARCHY", 1)
+    stream = _TokenStream(tokens, source, motion_line or len(lines))
+    hierarchy = _HierarchyParser(stream).parse()
+    if motion_line is None:
+        _fail(source, "file ends before the MOTION section (truncated?)", len(lines))
+    n_frames, header_time, first = _motion_header(lines, motion_line, source)
+    frame_time = _frame_time(header_time, frame_time, source, first)
+    n_ch = sum(len(c) for c in hierarchy.channels)
+    motion = _motion_values(_frame_lines(lines, first, n_frames, source), n_ch, first + 1, source)
+    return BVH(names=hierarchy.names, parents=np.array(hierarchy.parents),
+               offsets=np.array(hierarchy.offsets, dtype=np.float64), channels=hierarchy.channels,
+               end_sites=hierarchy.end_sites, motion=motion, frame_time=frame_time, source=source)
+
+
+def _fail(source: str, msg: str, line: int):
+    """Raise the BVHError of ``msg`` at 1-based ``line`` of ``source``."""
+    raise BVHError(f"{source}, line {line}: {msg}")
+
+
+def tokenize_bvh(text: str) -> tuple[list[str], list[tuple[str, int]], int | None]:
+    """Split BVH text: (its lines, the HIERARCHY's tokens as (token, 1-based line), the line number of
+    the MOTION keyword or None). Braces are tokens of their own, also when written against a word."""
     lines = text.splitlines()
-    tokens = []  # (token, line number) for the hierarchy
-    motion_line = None
+    tokens = []
     for ln, line in enumerate(lines, start=1):
         stripped = line.strip()
         if stripped.upper().startswith("MOTION"):
-            motion_line = ln
-            break
-        for tok in stripped.replace("{", " { ").replace("}", " } ").split():
-            tokens.append((tok, ln))
-    last_line = len(lines)
+            return lines, tokens, ln
+        tokens.extend((tok, ln) for tok in stripped.replace("{", " { ").replace("}", " } ").split())
+    return lines, tokens, None
 
-    def fail(msg, ln):
-        raise BVHError(f"{source}, line {ln}: {msg}")
 
-    pos = 0
+class _TokenStream:
+    """A cursor over the HIERARCHY's (token, line) pairs; errors name ``source`` and the line, and
+    running out reports ``end_line`` (the MOTION line, else the file's last)."""
 
-    def take(what):
-        nonlocal pos
-        if pos >= len(tokens):
-            fail(f"file ends inside the HIERARCHY, expected {what}", motion_line or last_line)
-        tok, ln = tokens[pos]
-        pos += 1
-        return tok, ln
+    def __init__(self, tokens: list[tuple[str, int]], source: str, end_line: int):
+        self.tokens, self.source, self.end_line, self.pos = tokens, source, end_line, 0
 
-    def take_float(what):
-        tok, ln = take(what)
+    def fail(self, msg: str, line: int):
+        _fail(self.source, msg, line)
+
+    def take(self, what: str) -> tuple[str, int]:
+        """The next (token, line); ``what`` describes the expected token for the end-of-file error."""
+        if self.pos >= len(self.tokens):
+            self.fail(f"file ends inside the HIERARCHY, expected {what}", self.end_line)
+        self.pos += 1
+        return self.tokens[self.pos - 1]
+
+    def take_float(self, what: str) -> float:
+        """The next token as a finite number of magnitude <= MAX_BVH_VALUE."""
+        tok, ln = self.take(what)
         try:
             value = float(tok)
         except ValueError:
-            fail(f"expected a number for {what}, got {tok!r}", ln)
+            self.fail(f"expected a number for {what}, got {tok!r}", ln)
         if not np.isfinite(value):
-            fail(f"{what} is not finite: {tok!r}", ln)
+            self.fail(f"{what} is not finite: {tok!r}", ln)
         if abs(value) > MAX_BVH_VALUE:
-            fail(f"{what} is {tok} (more than {MAX_BVH_VALUE:g} in magnitude; a broken file?)", ln)
+            self.fail(f"{what} is {tok} (more than {MAX_BVH_VALUE:g} in magnitude; a broken file?)", ln)
         return value
 
-    def expect(word):
-        tok, ln = take(repr(word))
+    def expect(self, word: str) -> int:
+        """Consume the keyword ``word`` (any case); returns its line."""
+        tok, ln = self.take(repr(word))
         if tok.upper() != word.upper():
-            fail(f"expected {word!r}, got {tok!r}", ln)
+            self.fail(f"expected {word!r}, got {tok!r}", ln)
         return ln
 
-    names, parents, offsets, channels, end_sites = [], [], [], [], []
-    index = {}
+    def keyword(self, word: str) -> None:
+        """Consume ``word`` (any case), else 'expected WORD, got ...' (HIERARCHY, ROOT)."""
+        tok, ln = self.take(word)
+        if tok.upper() != word:
+            self.fail(f"expected {word}, got {tok!r}", ln)
 
-    def joint_header(parent: int) -> int:
-        """Name, '{', OFFSET and CHANNELS of a joint; returns its index."""
-        tok, ln = take("a joint name")
-        if tok == "{":
-            fail("joint without a name", ln)
-        name = tok
-        if name in index:
-            fail(f"duplicate joint name {name!r}", ln)
-        expect("{")
-        j = len(names)
-        names.append(name)
-        index[name] = j
-        parents.append(parent)
-        expect("OFFSET")
-        offsets.append([take_float(f"the OFFSET of {name}") for _ in range(3)])
-        kw, ln = take("CHANNELS")
-        if kw.upper() != "CHANNELS":
-            fail(f"expected CHANNELS for joint {name!r}, got {kw!r}", ln)
-        n_tok, ln = take("the channel count")
-        try:
-            n = int(n_tok)
-        except ValueError:
-            fail(f"channel count of {name!r} is not an integer: {n_tok!r}", ln)
-        if n < 0 or n > 6:
-            fail(f"joint {name!r} has {n} channels; 0 to 6 are supported", ln)
-        chans = []
-        for _ in range(n):
-            c, ln = take("a channel name")
-            if c not in _VALID_CHANNELS:
-                fail(f"unknown channel {c!r} of joint {name!r} (expected one of {', '.join(_VALID_CHANNELS)})", ln)
-            if c in chans:
-                fail(f"channel {c!r} repeated for joint {name!r}", ln)
-            chans.append(c)
-        channels.append(tuple(chans))
-        return j
 
-    def parse_hierarchy():
-        """The joints below ROOT, with an explicit stack of open joints (no recursion)."""
-        open_joints = [joint_header(-1)]
+class _HierarchyParser:
+    """The HIERARCHY of one ROOT into joint tables (names, parents, offsets (J, 3), channels,
+    end_sites), with an explicit stack of open joints: any depth, no recursion."""
+
+    def __init__(self, stream: _TokenStream):
+        self.stream = stream
+        self.names, self.parents, self.offsets, self.channels, self.end_sites = [], [], [], [], []
+        self.index = {}
+
+    def parse(self) -> "_HierarchyParser":
+        """'HIERARCHY ROOT ...' up to the root's closing brace; nothing may follow before MOTION."""
+        s = self.stream
+        s.keyword("HIERARCHY")
+        s.keyword("ROOT")
+        open_joints = [self._joint(-1)]
         while open_joints:
             j = open_joints[-1]
-            tok, ln = take("JOINT, End Site or '}'")
+            tok, ln = s.take("JOINT, End Site or '}'")
             up = tok.upper()
             if up == "}":
                 open_joints.pop()
             elif up == "JOINT":
-                open_joints.append(joint_header(j))
+                open_joints.append(self._joint(j))
             elif up == "END":
-                site, ln2 = take("Site")
-                if site.upper() != "SITE":
-                    fail(f"expected 'End Site', got 'End {site}'", ln2)
-                expect("{")
-                expect("OFFSET")
-                off = np.array([take_float(f"the End Site OFFSET under {names[j]}") for _ in range(3)])
-                expect("}")
-                end_sites.append((j, off))
+                self._end_site(j)
             else:
-                fail(f"unexpected {tok!r} in joint {names[j]!r} (expected JOINT, End Site or '}}')", ln)
+                s.fail(f"unexpected {tok!r} in joint {self.names[j]!r} (expected JOINT, End Site or '}}')", ln)
+        if s.pos != len(s.tokens):
+            tok, ln = s.tokens[s.pos]
+            s.fail(f"unexpected {tok!r} after the root joint (one ROOT per file is supported)", ln)
+        return self
 
-    if motion_line is None and not tokens:
-        raise BVHError(f"{source}, line 1: empty file, expected HIERARCHY")
-    tok, ln = take("HIERARCHY")
-    if tok.upper() != "HIERARCHY":
-        fail(f"expected HIERARCHY, got {tok!r}", ln)
-    tok, ln = take("ROOT")
-    if tok.upper() != "ROOT":
-        fail(f"expected ROOT, got {tok!r}", ln)
-    parse_hierarchy()
-    if pos != len(tokens):
-        tok, ln = tokens[pos]
-        fail(f"unexpected {tok!r} after the root joint (one ROOT per file is supported)", ln)
-    if motion_line is None:
-        raise BVHError(f"{source}, line {last_line}: file ends before the MOTION section (truncated?)")
+    def _joint(self, parent: int) -> int:
+        """Name, '{', OFFSET and CHANNELS of a joint below ``parent`` (-1: the root); returns its index."""
+        s = self.stream
+        name, ln = s.take("a joint name")
+        if name == "{":
+            s.fail("joint without a name", ln)
+        if name in self.index:
+            s.fail(f"duplicate joint name {name!r}", ln)
+        s.expect("{")
+        j = self.index[name] = len(self.names)
+        self.names.append(name)
+        self.parents.append(parent)
+        s.expect("OFFSET")
+        self.offsets.append([s.take_float(f"the OFFSET of {name}") for _ in range(3)])
+        self.channels.append(self._channels(name))
+        return j
 
-    # MOTION header: "Frames: N" and "Frame Time: dt"
-    ln = motion_line
-    header = {}
-    i = motion_line  # index of the line after MOTION (0-based == motion_line)
+    def _channels(self, name: str) -> tuple[str, ...]:
+        """'CHANNELS n c1 .. cn' of joint ``name``: 0 to 6 distinct names of _VALID_CHANNELS."""
+        s = self.stream
+        kw, ln = s.take("CHANNELS")
+        if kw.upper() != "CHANNELS":
+            s.fail(f"expected CHANNELS for joint {name!r}, got {kw!r}", ln)
+        n_tok, ln = s.take("the channel count")
+        try:
+            n = int(n_tok)
+        except ValueError:
+            s.fail(f"channel count of {name!r} is not an integer: {n_tok!r}", ln)
+        if n < 0 or n > 6:
+            s.fail(f"joint {name!r} has {n} channels; 0 to 6 are supported", ln)
+        chans = []
+        for _ in range(n):
+            c, ln = s.take("a channel name")
+            if c not in _VALID_CHANNELS:
+                s.fail(f"unknown channel {c!r} of joint {name!r} (expected one of {', '.join(_VALID_CHANNELS)})", ln)
+            if c in chans:
+                s.fail(f"channel {c!r} repeated for joint {name!r}", ln)
+            chans.append(c)
+        return tuple(chans)
+
+    def _end_site(self, j: int) -> None:
+        """'Site { OFFSET x y z }' after 'End', a leaf under joint ``j``."""
+        s = self.stream
+        site, ln = s.take("Site")
+        if site.upper() != "SITE":
+            s.fail(f"expected 'End Site', got 'End {site}'", ln)
+        s.expect("{")
+        s.expect("OFFSET")
+        off = np.array([s.take_float(f"the End Site OFFSET under {self.names[j]}") for _ in range(3)])
+        s.expect("}")
+        self.end_sites.append((j, off))
+
+
+def _motion_header(lines: list[str], motion_line: int, source: str) -> tuple[int, float, int]:
+    """'Frames: N' and 'Frame Time: dt' after the MOTION line (1-based ``motion_line``), in either order,
+    blank lines skipped -> (N, dt in seconds, 1-based line of the header's last line)."""
+    header, i = {}, motion_line  # i: 0-based index of the next line == 1-based number of the last read
     while len(header) < 2:
         if i >= len(lines):
-            raise BVHError(f"{source}, line {i}: file ends inside the MOTION header (expected 'Frames:' and 'Frame Time:')")
+            _fail(source, "file ends inside the MOTION header (expected 'Frames:' and 'Frame Time:')", i)
         s = lines[i].strip()
         i += 1
         if not s:
@@ -358,61 +401,71 @@ def parse_bvh(text: str, source: str = "<string>", frame_time: float = None) -> 
         key, sep, val = s.partition(":")
         key = " ".join(key.split()).lower()
         if not sep or key not in ("frames", "frame time"):
-            fail(f"expected 'Frames: N' and 'Frame Time: T', got {s[:60]!r}", i)
+            _fail(source, f"expected 'Frames: N' and 'Frame Time: T', got {s[:60]!r}", i)
         try:
             header[key] = int(val) if key == "frames" else float(val)
         except ValueError:
-            fail(f"bad value in {s[:60]!r}", i)
-    n_frames = header["frames"]
-    if n_frames < 0:
-        fail(f"need Frames >= 0, got {n_frames}", i)
-    if frame_time is None:
-        frame_time = header["frame time"]
-        if not 1 / MAX_FPS <= frame_time <= 1 / MIN_FPS:  # also refuses nan, inf and denormals
-            fail(f"Frame Time {frame_time!r} s is not a frame rate between {MIN_FPS:g} and {MAX_FPS:g} fps "
-                 "(give the true rate: read_bvh(..., frame_time=...), bvh2amass --fps)", i)
-    else:
-        frame_time = 1.0 / check_fps(1.0 / float(frame_time), f"{source}: frame_time")
+            _fail(source, f"bad value in {s[:60]!r}", i)
+    if header["frames"] < 0:
+        _fail(source, f"need Frames >= 0, got {header['frames']}", i)
+    return header["frames"], header["frame time"], i
 
-    n_ch = sum(len(c) for c in channels)
-    body = lines[i:]
-    # drop trailing blank lines only
-    while body and not body[-1].strip():
+
+def _frame_time(header_time: float, frame_time, source: str, line: int) -> float:
+    """Seconds per frame: the caller's ``frame_time`` if given (ValueError unless a plausible rate),
+    else the header's, which must give MIN_FPS..MAX_FPS (BVHError at ``line``)."""
+    if frame_time is not None:
+        return 1.0 / check_fps(1.0 / float(frame_time), f"{source}: frame_time")
+    if not 1 / MAX_FPS <= header_time <= 1 / MIN_FPS:  # also refuses nan, inf and denormals
+        _fail(source, f"Frame Time {header_time!r} s is not a frame rate between {MIN_FPS:g} and {MAX_FPS:g} fps "
+              "(give the true rate: read_bvh(..., frame_time=...), bvh2amass --fps)", line)
+    return header_time
+
+
+def _frame_lines(lines: list[str], first: int, n_frames: int, source: str) -> list[str]:
+    """The ``n_frames`` frame lines from 0-based index ``first``; trailing blank lines are allowed,
+    fewer lines or more non-blank ones are not."""
+    body = lines[first:]
+    while body and not body[-1].strip():  # drop trailing blank lines only
         body.pop()
-    first_data_line = i + 1
+    first_data_line = first + 1
     if len(body) < n_frames:
-        raise BVHError(f"{source}, line {first_data_line + len(body) - 1 if body else i}: truncated file, header says "
-                       f"{n_frames} frames but only {len(body)} frame lines follow")
-    if len(body) > n_frames:
-        extra = body[n_frames:]
-        if any(s.strip() for s in extra):
-            fail(f"{len(body) - n_frames} more frame lines than the header's Frames: {n_frames}", first_data_line + n_frames)
-    body = body[:n_frames]
-    joined = " ".join(body)
+        _fail(source, f"truncated file, header says {n_frames} frames but only {len(body)} frame lines follow",
+              first_data_line + len(body) - 1 if body else first)
+    if len(body) > n_frames and any(s.strip() for s in body[n_frames:]):
+        _fail(source, f"{len(body) - n_frames} more frame lines than the header's Frames: {n_frames}",
+              first_data_line + n_frames)
+    return body[:n_frames]
+
+
+def _motion_values(body: list[str], n_ch: int, first_data_line: int, source: str) -> np.ndarray:
+    """(F, n_ch) float64 channel values of the frame lines ``body`` (the first at 1-based
+    ``first_data_line``): n_ch numbers a line, finite, at most MAX_BVH_VALUE in magnitude."""
+    n_frames = len(body)
     try:
-        values = np.array(joined.split(), dtype=np.float64)
+        values = np.array(" ".join(body).split(), dtype=np.float64)
         ok = values.size == n_frames * n_ch
     except ValueError:
         ok = False
-    if not ok:
+    if not ok:  # find the first bad line for the message
         for k, s in enumerate(body):
             parts = s.split()
             if len(parts) != n_ch:
-                fail(f"frame {k} has {len(parts)} values, the hierarchy has {n_ch} channels", first_data_line + k)
+                _fail(source, f"frame {k} has {len(parts)} values, the hierarchy has {n_ch} channels",
+                      first_data_line + k)
             try:
                 [float(p) for p in parts]
             except ValueError:
-                fail(f"frame {k} has a value that is not a number", first_data_line + k)
+                _fail(source, f"frame {k} has a value that is not a number", first_data_line + k)
     motion = values.reshape(n_frames, n_ch)
     if not np.isfinite(motion).all():
         k = int(np.argwhere(~np.isfinite(motion))[0, 0])
-        fail(f"frame {k} has a non-finite value", first_data_line + k)
+        _fail(source, f"frame {k} has a non-finite value", first_data_line + k)
     if np.abs(motion).max(initial=0.0) > MAX_BVH_VALUE:
         k, c = (int(i) for i in np.argwhere(np.abs(motion) > MAX_BVH_VALUE)[0])
-        fail(f"frame {k} has {motion[k, c]:g} in channel {c} (more than {MAX_BVH_VALUE:g} in magnitude)",
-             first_data_line + k)
-    return BVH(names=names, parents=np.array(parents), offsets=np.array(offsets, dtype=np.float64),
-               channels=channels, end_sites=end_sites, motion=motion, frame_time=frame_time, source=source)
+        _fail(source, f"frame {k} has {motion[k, c]:g} in channel {c} (more than {MAX_BVH_VALUE:g} in magnitude)",
+              first_data_line + k)
+    return motion
 
 
 # ----------------------------------------------------------------------------------------------- writing

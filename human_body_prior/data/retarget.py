@@ -49,7 +49,7 @@ from human_body_prior.data.anatomy import (
 from human_body_prior.data.bvh import (
     BVH,
     bvh_forward_kinematics,
-    forward_kinematics,
+    joint_world_frames,
     rest_pose,
 )
 from human_body_prior.data.skeleton_maps import (
@@ -180,7 +180,7 @@ def reference_pose(bvh: BVH, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray
             local[bvh.index(name)] = _quat_to_matrix_np(q)
             if anchor is None:
                 anchor = bvh.index(name)
-    pos, rot = forward_kinematics(local[None], bvh.offsets[None], bvh.parents)
+    pos, rot = joint_world_frames(local[None], bvh.offsets[None], bvh.parents)
     pos, rot = pos[0], rot[0]
     if anchor is not None:
         # the first tabulated joint's quaternion is its world orientation: re-anchor the pose there
@@ -330,7 +330,7 @@ class Retargeter:
         twist_turns = self._calibrate_hinge_twist(local, head_of)
         if anatomical:
             self._anatomical_corrections(local, calibration)
-        _, glob = forward_kinematics(local, np.zeros(local.shape[:-1]), self.parents)
+        _, glob = joint_world_frames(local, np.zeros(local.shape[:-1]), self.parents)
         root_global = glob[:, 0]
 
         # translation: hip centre, scaled to the model's legs
