@@ -208,6 +208,52 @@ def world_axes(ref_pos: np.ndarray, idx: dict[str, int]) -> np.ndarray:
     return np.stack([left_axis, up_axis, fwd_axis])  # rows: file vector -> model coordinates
 
 
+# --------------------------------------------------------------------------------------- retargeting steps
+
+@dataclass(frozen=True)
+class _JointMap:
+    """A skeleton map on the model tree: groups [(model joint indices root-first, source joint name)],
+    sorted root-first; src_idx: source name -> BVH joint index; head_of: model joint -> its group;
+    first: model name of each group's first joint -> BVH joint index; above: per group the nearest mapped
+    model joint above its head (-1: none); group_parent: that joint's group (-1: none); group_children:
+    per group the groups directly below it."""
+
+    groups: list
+    src_idx: dict
+    head_of: dict
+    first: dict
+    above: list
+    group_parent: list
+    group_children: list
+
+
+@dataclass(frozen=True)
+class _SourceGeometry:
+    """Step 1, the source take's geometry in file units and axes: world joint positions P (F, S, 3) and
+    orientations G (F, S, 3, 3); the reference pose's P_ref (S, 3) and G_ref (S, 3, 3); C (3, 3) file
+    axes -> model axes; leg_length: mean hip-knee-ankle length of the reference pose."""
+
+    P: np.ndarray
+    G: np.ndarray
+    P_ref: np.ndarray
+    G_ref: np.ndarray
+    C: np.ndarray
+    leg_length: float
+
+
+def _source_geometry(bvh: BVH, sk: Skeleton, first: dict) -> _SourceGeometry:
+    """Step 1: forward kinematics of the take and of its reference pose, and the world axes C.
+    first: mapped model joint name -> BVH joint index. ValueError for legs of zero length."""
+    P, G = bvh_forward_kinematics(bvh)
+    P_ref, G_ref = reference_pose(bvh, sk)
+    leg = 0.5 * sum(np.linalg.norm(P_ref[first[f"{s}_{b}"]] - P_ref[first[f"{s}_{a}"]])
+                    for s in ("left", "right") for a, b in (("hip", "knee"), ("knee", "ankle")))
+    if not leg > 1e-9 * max(1.0, float(np.abs(P_ref).max())):
+        raise ValueError(f"{bvh.source}: the legs (hip, knee, ankle) have zero length in the reference pose "
+                         "(all OFFSETs 0?); the skeleton cannot be scaled to the body model")
+    return _SourceGeometry(P, G, P_ref, G_ref, world_axes(P_ref, first), leg)
+
+
 # --------------------------------------------------------------------------------------- retargeting
 
 class Retargeter:
@@ -258,99 +304,108 @@ class Retargeter:
         elbows without twist, and with a ``calibration``, the performer's
         :class:`human_body_prior.data.performer.Calibration`: pelvis tilt, knees, feet); False gives the
         source skeleton's geometry exactly.
+        The steps are those of the module docstring, one method each.
         """
         if world_up not in ("y", "z"):
             raise ValueError(f"world_up must be 'y' or 'z', got {world_up!r}")
         sk = resolve_skeleton(skeleton, bvh.names, bvh.source)
+        m = self._map_joints(bvh, sk)
+        src = _source_geometry(bvh, sk, m.first)
+        A = self._alignments(m, src)
+        R_group, swing_deg = self._group_orientations(m, src, A)
+        local = self._chain_local_rotations(m.groups, R_group, m.above)
+        twist_turns = self._calibrate_hinge_twist(local, m.head_of)
+        if anatomical:
+            self._anatomical_corrections(local, calibration)
+        _, glob = joint_world_frames(local, np.zeros(local.shape[:-1]), self.parents)
+        W = Y_UP_TO_Z_UP if world_up == "z" else np.eye(3)
+        trans, scale = self._root_motion(local, glob, src, m.first, W)
+        pose = matrix_to_axis_angle(torch.from_numpy(local)).numpy()
+        if not (np.isfinite(pose).all() and np.isfinite(trans).all()):
+            raise ValueError(f"{bvh.source}: retargeting gave non-finite poses or translations "
+                             "(a degenerate skeleton: coincident joints?)")
+        diagnostics = RetargetDiagnostics(
+            groups=m.groups, group_parents=m.group_parent, source_index=m.src_idx, source_positions=src.P,
+            source_rotations=src.G, reference_rotations=src.G_ref, alignments=A, C=src.C, world_rotation=W,
+            swing_deg=swing_deg, hinge_twist_deg=twist_turns)
+        return RetargetResult(pose=pose, trans=trans, global_rot=glob, skeleton=sk.name, scale=float(scale),
+                              diagnostics=diagnostics)
+
+    def _map_joints(self, bvh: BVH, sk: Skeleton) -> _JointMap:
+        """The skeleton map ``sk`` on this model tree and on ``bvh``'s joints (step 2's structure)."""
         jm = sk.joint_map
         missing = [j for j in REQUIRED_JOINTS if j not in jm]
         if missing:
             raise ValueError(f"{bvh.source}: joint map of skeleton {sk.name!r} lacks required SMPL-X joints {missing}")
         groups = self._groups(jm)
         src_idx = {src: bvh.index(src) for _, src in groups}
-        head_of = {}  # model joint -> group index (every member)
-        for g, (idx, _) in enumerate(groups):
-            for i in idx:
-                head_of[i] = g
-        first = {self.names[idx[0]]: src_idx[src] for idx, src in groups}  # model name -> source joint idx
-
-        P, G = bvh_forward_kinematics(bvh)  # (F, S, 3), (F, S, 3, 3)
-        P_ref, G_ref = reference_pose(bvh, sk)
-        leg_src = self._leg_length_src(P_ref, first)
-        if not leg_src > 1e-9 * max(1.0, float(np.abs(P_ref).max())):
-            raise ValueError(f"{bvh.source}: the legs (hip, knee, ankle) have zero length in the reference pose "
-                             "(all OFFSETs 0?); the skeleton cannot be scaled to the body model")
-        C = world_axes(P_ref, first)
-        Jm = self.J
-
+        head_of = {i: g for g, (idx, _) in enumerate(groups) for i in idx}  # model joint -> its group
+        first = {self.names[idx[0]]: src_idx[src] for idx, src in groups}
         # model children of each group: first joints of groups whose head's parent is in this group
+        above = [self._mapped_ancestor(idx[0], head_of) for idx, _ in groups]
+        group_parent = [head_of[p] if p >= 0 else -1 for p in above]
         group_children = [[] for _ in groups]
-        group_parent = [-1] * len(groups)
-        above = [self._mapped_ancestor(idx[0], head_of) for idx, _ in groups]  # joint above each head
-        for g, p in enumerate(above):
+        for g, p in enumerate(group_parent):
             if p >= 0:
-                group_parent[g] = head_of[p]
-                group_children[head_of[p]].append(g)
+                group_children[p].append(g)
+        return _JointMap(groups, src_idx, head_of, first, above, group_parent, group_children)
 
-        # constant alignments A (model rest -> source reference, in the model frame)
-        A = [None] * len(groups)
-        for g, (idx, src) in enumerate(groups):  # groups are sorted root-first
-            A_par = A[group_parent[g]] if group_parent[g] >= 0 else np.eye(3)
-            if group_parent[g] < 0:
-                A[g] = self._heading_alignment(P_ref, first, C)
+    def _alignments(self, m: _JointMap, src: _SourceGeometry) -> list:
+        """Step 2: per group the constant (3, 3) alignment A, model rest -> source reference in the model
+        frame: the root's heading, the trunk's parent's A, a limb bone's swing or least-squares fit."""
+        A = [None] * len(m.groups)
+        for g, (idx, s) in enumerate(m.groups):  # groups are sorted root-first
+            parent = m.group_parent[g]
+            A_par = A[parent] if parent >= 0 else np.eye(3)
+            if parent < 0:
+                A[g] = self._heading_alignment(src.P_ref, m.first, src.C)
             elif self.names[idx[0]] in TORSO_JOINTS:
                 A[g] = A_par
             else:
-                vm, vs = self._alignment_vectors(idx[0], src, groups, group_children[g], P_ref, src_idx, C)
+                vm, vs = self._alignment_vectors(idx[0], s, m.groups, m.group_children[g], src.P_ref, m.src_idx, src.C)
                 if len(vm) >= 2 and np.linalg.matrix_rank(_unit(vm), tol=1e-3) >= 2:
                     A[g] = vector_alignment(_unit(vm), _unit(vs))
                 elif len(vm) >= 1:
                     A[g] = swing_rotation(A_par @ vm[0], vs[0]) @ A_par
                 else:
                     A[g] = A_par
+        return A
 
-        F = bvh.num_frames
-        # world orientation of each group's last joint
-        R_group = np.empty((len(groups), F, 3, 3))
+    def _group_orientations(self, m: _JointMap, src: _SourceGeometry, A: list) -> tuple[np.ndarray, np.ndarray]:
+        """Step 3: world orientation (G, F, 3, 3) of each group's last joint, ``D A`` with D the source
+        bone's turn from its reference; a limb bone with one mapped child is then swung onto it.
+        Returns it and swing_deg (F, 55), the size of those swings in degrees."""
+        F = src.P.shape[0]
+        R_group = np.empty((len(m.groups), F, 3, 3))
         swing_deg = np.zeros((F, NUM_SMPLX_JOINTS))
-        for g, (idx, src) in enumerate(groups):
-            s = src_idx[src]
-            D = C @ G[:, s] @ G_ref[s].T @ C.T
+        C = src.C
+        for g, (idx, s_name) in enumerate(m.groups):
+            s = m.src_idx[s_name]
+            D = C @ src.G[:, s] @ src.G_ref[s].T @ C.T
             R = D @ A[g]
-            if len(group_children[g]) == 1 and self.names[idx[0]] not in TORSO_JOINTS:
-                c = group_children[g][0]
-                vm = Jm[groups[c][0][0]] - Jm[idx[0]]
-                target = (P[:, src_idx[groups[c][1]]] - P[:, s]) @ C.T
+            if len(m.group_children[g]) == 1 and self.names[idx[0]] not in TORSO_JOINTS:
+                c = m.group_children[g][0]
+                vm = self.J[m.groups[c][0][0]] - self.J[idx[0]]
+                target = (src.P[:, m.src_idx[m.groups[c][1]]] - src.P[:, s]) @ C.T
                 S = swing_rotation(R @ vm, target)
                 swing_deg[:, idx[-1]] = np.degrees(np.arccos(np.clip((np.trace(S, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
                 R = S @ R
             R_group[g] = R
+        return R_group, swing_deg
 
-        local = self._chain_local_rotations(groups, R_group, above)
-        twist_turns = self._calibrate_hinge_twist(local, head_of)
-        if anatomical:
-            self._anatomical_corrections(local, calibration)
-        _, glob = joint_world_frames(local, np.zeros(local.shape[:-1]), self.parents)
+    def _root_motion(self, local, glob, src: _SourceGeometry, first: dict, W: np.ndarray) -> tuple[np.ndarray, float]:
+        """Step 7: the root's rotation turned to the output world W (3, 3), in place on local[:, 0], and
+        the translation (F, 3) in metres: the source hip centre scaled by model / source leg length.
+        glob (F, 55, 3, 3): model-frame world orientations. Returns (trans, scale)."""
+        Jm = self.J
         root_global = glob[:, 0]
-
-        # translation: hip centre, scaled to the model's legs
-        scale = self._leg_length(Jm) / leg_src
-        hip_c_src = 0.5 * (P[:, first["left_hip"]] + P[:, first["right_hip"]]) @ C.T * scale
+        scale = self._leg_length(Jm) / src.leg_length
+        hip_c_src = 0.5 * (src.P[:, first["left_hip"]] + src.P[:, first["right_hip"]]) @ src.C.T * scale
         hip_c_model = 0.5 * (Jm[_HIPS[0]] + Jm[_HIPS[1]])
         # posed pelvis = J0 + trans; posed hip centre = J0 + trans + R_root (hip_c_model - J0)
         pelvis_world = hip_c_src - np.einsum("fab,b->fa", root_global, hip_c_model - Jm[_PELVIS])
-        W = Y_UP_TO_Z_UP if world_up == "z" else np.eye(3)
         local[:, 0] = W @ root_global
-        trans = pelvis_world @ W.T - Jm[_PELVIS]
-        pose = matrix_to_axis_angle(torch.from_numpy(local)).numpy()
-        if not (np.isfinite(pose).all() and np.isfinite(trans).all()):
-            raise ValueError(f"{bvh.source}: retargeting gave non-finite poses or translations "
-                             "(a degenerate skeleton: coincident joints?)")
-        diagnostics = RetargetDiagnostics(groups=groups, group_parents=group_parent, source_index=src_idx,
-                                          source_positions=P, source_rotations=G, reference_rotations=G_ref, alignments=A, C=C, world_rotation=W,
-                                          swing_deg=swing_deg, hinge_twist_deg=twist_turns)
-        return RetargetResult(pose=pose, trans=trans, global_rot=glob, skeleton=sk.name, scale=float(scale),
-                              diagnostics=diagnostics)
+        return pelvis_world @ W.T - Jm[_PELVIS], scale
 
     def _anatomical_corrections(self, local, calibration) -> None:
         """The corrections of :mod:`human_body_prior.data.anatomy`, in place on local (F, 55, 3, 3)."""
@@ -504,8 +559,3 @@ class Retargeter:
         (lh, lk, la), (rh, rk, ra) = _LEGS
         return 0.5 * (np.linalg.norm(J[lk] - J[lh]) + np.linalg.norm(J[la] - J[lk])
                       + np.linalg.norm(J[rk] - J[rh]) + np.linalg.norm(J[ra] - J[rk]))
-
-    @staticmethod
-    def _leg_length_src(P, first):
-        return 0.5 * sum(np.linalg.norm(P[first[f"{s}_{b}"]] - P[first[f"{s}_{a}"]])
-                         for s in ("left", "right") for a, b in (("hip", "knee"), ("knee", "ankle")))
