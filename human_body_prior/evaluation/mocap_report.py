@@ -134,7 +134,7 @@ def _style(ax, title):
     ax.set_title(title, fontsize=9)
 
 
-def main(argv=None) -> int:
+def _argument_parser() -> cli.ArgumentParser:
     ap = cli.ArgumentParser(prog="python -m human_body_prior.evaluation.mocap_report",
                             description="Retarget BVH takes onto a body model and report the retargeting "
                                         "quality per take and per set (JSON, optional pictures).")
@@ -146,74 +146,99 @@ def main(argv=None) -> int:
                     help="body model file .npz/.pkl (default: the shipped open SMPL-X neutral model)")
     ap.add_argument("--max-frames", type=cli.positive_int, default=300, help="frames evaluated per take (evenly spaced)")
     ap.add_argument("--takes-per-set", type=cli.nonnegative_int, default=0, help="0: every take")
-    args = ap.parse_args(argv)
-    if not Path(args.raw_dir).is_dir():
-        raise FileNotFoundError(errno.ENOENT, "--raw-dir is not a folder", args.raw_dir)
-    takes = list_source_takes(args.raw_dir)
+    return ap
+
+
+def _source_takes(raw_dir: str) -> list[str]:
+    """The takes under ``raw_dir`` (paths relative to it, 'set/...'); FileNotFoundError if none."""
+    if not Path(raw_dir).is_dir():
+        raise FileNotFoundError(errno.ENOENT, "--raw-dir is not a folder", raw_dir)
+    takes = list_source_takes(raw_dir)
     if not takes:
-        raise FileNotFoundError(errno.ENOENT, "no BVH takes (*.bvh, *.bvh.gz) under --raw-dir", args.raw_dir)
+        raise FileNotFoundError(errno.ENOENT, "no BVH takes (*.bvh, *.bvh.gz) under --raw-dir", raw_dir)
+    return takes
+
+
+def _load_models(bm_path):
+    """(Retargeter, BodyModel) of ``bm_path``, default the shipped open SMPL-X neutral model."""
     from human_body_prior.body_model.body_model import BodyModel
 
-    if args.bm_path is None:
+    if bm_path is None:
         from human_body_prior.support_paths import default_body_model_path
-        args.bm_path = default_body_model_path("smplx", "neutral")
-    rt = Retargeter.from_model_file(args.bm_path)
-    bm = BodyModel(args.bm_path, num_betas=10)
+        bm_path = default_body_model_path("smplx", "neutral")
+    return Retargeter.from_model_file(bm_path), BodyModel(bm_path, num_betas=10)
+
+
+def _new_tally(skeleton: str) -> dict:
+    """Running sums of one set's measures (filled by _add_take, read by _set_report)."""
+    return {"takes": [], "err_sum": 0.0, "err_n": 0, "per_joint": {}, "knee_good": 0, "knee_bent": 0,
+            "elbow_good": 0, "elbow_bent": 0, "swing_sum": 0.0, "swing_n": 0, "strict_sum": 0.0, "strict_n": 0,
+            "skeleton": skeleton, "turns": {}, "plane_sum": 0.0, "plane_n": 0}
+
+
+def _add_take(d: dict, rel: str, rt: Retargeter, res, errs: dict, strict: dict, bend: dict) -> None:
+    """Add one take's measures (evaluate_take's; errors in mm per joint) to its set's tally ``d``."""
     rest = rt.J
+    d["takes"].append(rel)
+    for j, e in errs.items():
+        d["err_sum"] += float(e.sum())
+        d["err_n"] += e.size
+        pj = d["per_joint"].setdefault(rt.names[j], [0.0, 0])
+        pj[0] += float(e.sum())
+        pj[1] += e.size
+    for j, t in res.diagnostics.hinge_twist_deg.items():
+        d["turns"].setdefault(j, []).append(t)
+    share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res.pose[:, 1:NUM_BODY_JOINTS])),
+                             torch.from_numpy(rest[:NUM_BODY_JOINTS]))
+    d["plane_sum"] += share["joint_share"] * len(res.pose)
+    d["plane_n"] += len(res.pose)
+    for e in strict.values():
+        d["strict_sum"] += float(e.sum())
+        d["strict_n"] += e.size
+    for k in ("knee", "elbow"):
+        n = bend[f"{k}_bent_frames"]
+        d[f"{k}_bent"] += n
+        if n:
+            d[f"{k}_good"] += int(round(bend[k] * n))
+    sw = res.diagnostics.swing_deg[:, :NUM_BODY_JOINTS]
+    used = sw.any(axis=0)
+    d["swing_sum"] += float(sw[:, used].sum())
+    d["swing_n"] += int(sw[:, used].size)
+
+
+def _set_report(d: dict, max_frames: int) -> dict:
+    """One set's entry of the JSON report from its tally: means in mm and degrees, shares 0..1."""
+    return {
+        "skeleton": d["skeleton"], "takes": len(d["takes"]), "frames_per_take_max": max_frames,
+        "mean_joint_error_mm": d["err_sum"] / max(d["err_n"], 1),
+        "per_joint_error_mm": {k: v[0] / v[1] for k, v in d["per_joint"].items()},
+        "strict_mean_joint_error_mm": d["strict_sum"] / max(d["strict_n"], 1),
+        "knee_anatomical_share": d["knee_good"] / d["knee_bent"] if d["knee_bent"] else None,
+        "knee_bent_frames": d["knee_bent"],
+        "elbow_anatomical_share": d["elbow_good"] / d["elbow_bent"] if d["elbow_bent"] else None,
+        "elbow_bent_frames": d["elbow_bent"],
+        "mean_swing_correction_deg": d["swing_sum"] / max(d["swing_n"], 1),
+        "hinge_plane_share": d["plane_sum"] / max(d["plane_n"], 1),
+        "hinge_twist_turns_deg": {j: {"median_abs": float(np.median(np.abs(t))), "max_abs": float(np.max(np.abs(t))),
+                                      "takes": len(t), "over_90": int(np.sum(np.abs(t) > 90))}
+                                  for j, t in d["turns"].items()},
+    }
+
+
+def main(argv=None) -> int:
+    args = _argument_parser().parse_args(argv)
+    takes = _source_takes(args.raw_dir)
+    rt, bm = _load_models(args.bm_path)
     per_set = {}
     for rel in takes:
         s = rel.split("/")[0]
         if args.takes_per_set and len(per_set.get(s, {}).get("takes", [])) >= args.takes_per_set:
             continue
-        res, joints, errs, strict, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rest, args.max_frames)
-        d = per_set.setdefault(s, {"takes": [], "err_sum": 0.0, "err_n": 0, "per_joint": {}, "knee_good": 0,
-                                   "knee_bent": 0, "elbow_good": 0, "elbow_bent": 0, "swing_sum": 0.0, "swing_n": 0,
-                                   "strict_sum": 0.0, "strict_n": 0, "skeleton": res.skeleton, "turns": {},
-                                   "plane_sum": 0.0, "plane_n": 0})
-        d["takes"].append(rel)
-        for j, e in errs.items():
-            d["err_sum"] += float(e.sum())
-            d["err_n"] += e.size
-            pj = d["per_joint"].setdefault(rt.names[j], [0.0, 0])
-            pj[0] += float(e.sum())
-            pj[1] += e.size
-        for j, t in res.diagnostics.hinge_twist_deg.items():
-            d["turns"].setdefault(j, []).append(t)
-        share = anatomical_share(axis_angle_to_matrix(torch.from_numpy(res.pose[:, 1:NUM_BODY_JOINTS])),
-                                 torch.from_numpy(rest[:NUM_BODY_JOINTS]))
-        d["plane_sum"] += share["joint_share"] * len(res.pose)
-        d["plane_n"] += len(res.pose)
-        for e in strict.values():
-            d["strict_sum"] += float(e.sum())
-            d["strict_n"] += e.size
-        for k in ("knee", "elbow"):
-            n = bend[f"{k}_bent_frames"]
-            d[f"{k}_bent"] += n
-            if n:
-                d[f"{k}_good"] += int(round(bend[k] * n))
-        sw = res.diagnostics.swing_deg[:, :NUM_BODY_JOINTS]
-        used = sw.any(axis=0)
-        d["swing_sum"] += float(sw[:, used].sum())
-        d["swing_n"] += int(sw[:, used].size)
+        res, _, errs, strict, bend = evaluate_take(Path(args.raw_dir) / rel, rt, bm, rt.J, args.max_frames)
+        _add_take(per_set.setdefault(s, _new_tally(res.skeleton)), rel, rt, res, errs, strict, bend)
         print(f"{rel}: mean joint error {np.mean([e.mean() for e in errs.values()]):.1f} mm, "
               f"knee {bend['knee']:.3f} elbow {bend['elbow']:.3f}", flush=True)
-    report = {}
-    for s, d in per_set.items():
-        report[s] = {
-            "skeleton": d["skeleton"], "takes": len(d["takes"]), "frames_per_take_max": args.max_frames,
-            "mean_joint_error_mm": d["err_sum"] / max(d["err_n"], 1),
-            "per_joint_error_mm": {k: v[0] / v[1] for k, v in d["per_joint"].items()},
-            "strict_mean_joint_error_mm": d["strict_sum"] / max(d["strict_n"], 1),
-            "knee_anatomical_share": d["knee_good"] / d["knee_bent"] if d["knee_bent"] else None,
-            "knee_bent_frames": d["knee_bent"],
-            "elbow_anatomical_share": d["elbow_good"] / d["elbow_bent"] if d["elbow_bent"] else None,
-            "elbow_bent_frames": d["elbow_bent"],
-            "mean_swing_correction_deg": d["swing_sum"] / max(d["swing_n"], 1),
-            "hinge_plane_share": d["plane_sum"] / max(d["plane_n"], 1),
-            "hinge_twist_turns_deg": {j: {"median_abs": float(np.median(np.abs(t))), "max_abs": float(np.max(np.abs(t))),
-                                          "takes": len(t), "over_90": int(np.sum(np.abs(t) > 90))}
-                                      for j, t in d["turns"].items()},
-        }
+    report = {s: _set_report(d, args.max_frames) for s, d in per_set.items()}
     atomic_write_bytes(args.out_json, json.dumps(report, indent=1).encode())
     print(json.dumps({s: {k: v for k, v in r.items() if k != "per_joint_error_mm"} for s, r in report.items()}, indent=1))
     if args.png_dir:
