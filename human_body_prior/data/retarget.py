@@ -52,6 +52,7 @@ from human_body_prior.data.bvh import (
     joint_world_frames,
     rest_pose,
 )
+from human_body_prior.data.hinge_bend import STRAIGHT_TOL_DEG, bend_deg
 from human_body_prior.data.skeleton_maps import (
     REQUIRED_JOINTS,
     Skeleton,
@@ -455,7 +456,7 @@ class Retargeter:
                 world[j] = W @ axis_angle_to_matrix(aa * ((i + 1) / len(idx))).numpy()
         return local
 
-    def _calibrate_hinge_twist(self, local, mapped, min_bend_deg=15.0, min_frames=10,
+    def _calibrate_hinge_twist(self, local, mapped, min_bend_deg=STRAIGHT_TOL_DEG, min_frames=10,
                                min_concentration=0.5) -> dict[str, float]:
         """Turn each upper arm and thigh about its own axis so that its elbow or knee flexes straight
         forwards (elbows) or backwards (knees) in the model's rest frame.
@@ -482,7 +483,7 @@ class Retargeter:
             d = local[:, h] @ v  # lower bone direction in the upper bone's frame
             # bent: away from the upper bone's line (the rest lower bone may itself be a little bent, as
             # the knee of SMPL's zero pose is; a straight or overstretched leg is not bending)
-            bent = np.degrees(np.arccos(np.clip(d @ u, -1, 1))) > min_bend_deg
+            bent = bend_deg(d, u) > min_bend_deg
             if bent.sum() < min_frames:
                 continue
             f = np.array(hinge.flexion)  # the model bends its rest lower bone v towards f (evaluation/hinges)

@@ -7,15 +7,17 @@ for elbows (the model's rest pose faces +z with the elbow creases forward). The 
 measured from the straight limb, atan2(<R b, f_a>, <R b, a>) with f_a the part of f perpendicular to
 a (SMPL's zero pose bends the knee 5 degrees: a straight leg is flexion 0, not -5); the side angle
 asin(|<R b, b x f_b>|) with f_b perpendicular to b. A joint bends the anatomical way when flexion >=
--10 deg (a little hyperextension is human) and side <= 30 deg.
+-STRAIGHT_TOL_DEG (15 deg; within it of straight a hinge's direction is undecided, and a little
+hyperextension is human: the package's one threshold, :mod:`human_body_prior.data.hinge_bend`) and
+side <= 30 deg.
 """
 
 import numpy as np
 import torch
 
+from human_body_prior.data.hinge_bend import STRAIGHT_TOL_DEG
 from human_body_prior.model_types.joints import HINGES
 
-HYPEREXTENSION_TOL_DEG = 10.0
 SIDE_TOL_DEG = 30.0
 
 
@@ -43,7 +45,7 @@ def anatomical_share(body_rotmats: torch.Tensor, joints_rest: torch.Tensor) -> d
     """Share (0..1) of poses whose knees/elbows bend the anatomical way, per hinge and for all four together."""
     res, all_ok = {}, None
     for name, (flex, side) in hinge_angles(body_rotmats, joints_rest).items():
-        ok = (flex >= -HYPEREXTENSION_TOL_DEG) & (side <= SIDE_TOL_DEG)
+        ok = (flex >= -STRAIGHT_TOL_DEG) & (side <= SIDE_TOL_DEG)
         res[name] = float(ok.double().mean())
         all_ok = ok if all_ok is None else all_ok & ok
     res["all_four"] = float(all_ok.double().mean())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from human_body_prior.data.hinge_bend import STRAIGHT_TOL_DEG, bend_deg
 from human_body_prior.geometry.rotations import axis_angle_to_matrix
 from human_body_prior.model_types.joints import (
     BODY_JOINT_NAMES,
@@ -116,12 +117,15 @@ def strict_joint_errors_mm(result, model_joints: np.ndarray, rest_joints: np.nda
     return out
 
 
-def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray, min_bend_deg: float = 20.0) -> dict[str, float]:
-    """Share of bent frames (bend > min_bend_deg) bending the anatomical way, for knees and elbows.
+def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray,
+                         min_bend_deg: float = STRAIGHT_TOL_DEG) -> dict[str, float]:
+    """Share of bent frames (bend > min_bend_deg, the package's one threshold,
+    :data:`human_body_prior.data.hinge_bend.STRAIGHT_TOL_DEG`) bending the anatomical way, for knees and elbows.
 
     In the upper bone's frame the upper bone points along its rest direction u; the lower bone points
-    along d = R_local @ (its rest direction). The bend is the angle between u and d; a knee bends the
-    anatomical way when d - u points backwards (-Z), an elbow when it points forwards (+Z).
+    along d = R_local @ (its rest direction). The bend is the angle between u and d
+    (:func:`~human_body_prior.data.hinge_bend.bend_deg`); a knee bends the anatomical way when d - u
+    points backwards (-Z), an elbow when it points forwards (+Z).
     pose: (F, 55, 3) local axis-angle rotations. Returns {'knee': share, 'elbow': share,
     'knee_bent_frames': n, 'elbow_bent_frames': n} (share is nan when nothing bends).
     """
@@ -135,8 +139,7 @@ def bend_direction_share(pose: np.ndarray, rest_joints: np.ndarray, min_bend_deg
             v = rest_joints[c] - rest_joints[j]
             v = v / np.linalg.norm(v)
             d = axis_angle_to_matrix(torch.from_numpy(np.asarray(pose[:, j], dtype=np.float64))).numpy() @ v
-            ang = np.degrees(np.arccos(np.clip(d @ u, -1, 1)))
-            is_bent = ang > min_bend_deg
+            is_bent = bend_deg(d, u) > min_bend_deg
             bent += int(is_bent.sum())
             good += int((is_bent & (sign * (d[:, 2] - u[2]) > 0)).sum())
         out[name] = good / bent if bent else float("nan")
