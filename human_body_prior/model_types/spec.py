@@ -9,8 +9,6 @@ joints of ``pose_body``); fingers come in the order index, middle, pinky, ring, 
 
 from dataclasses import dataclass
 
-import numpy as np
-
 BODY_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
     "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
@@ -172,6 +170,8 @@ def identify_model_type(arrays, fname: str = "model file") -> str:
     """The type of a model file from its arrays: the joint count of kintree_table (2, J), checked against
     the width of posedirs (V, 3, 9 (J - 1)) when there is one. A one-line ValueError naming ``fname``
     for any other layout."""
+    import numpy as np  # here: importing the tables (and the package root) needs no numpy
+
     num_joints = np.asarray(arrays["kintree_table"]).shape[-1]
     spec = spec_for_joint_count(num_joints)
     if spec is None:
