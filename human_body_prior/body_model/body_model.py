@@ -16,7 +16,7 @@ import torch.nn as nn
 from human_body_prior.body_model.lbs import SparseSkinningWeights, lbs
 from human_body_prior.body_model.model_io import load_model_file
 from human_body_prior.geometry.kinematics import KinematicTree
-from human_body_prior.model_types.spec import MODEL_TYPES, SPECS, identify_model_type, model_spec  # noqa: F401
+from human_body_prior.model_types.spec import MODEL_TYPES, SPECS, identify_model_type, model_spec  # noqa: F401 (MODEL_TYPES: re-export)
 
 
 class BodyModelOutput(dict):

@@ -111,6 +111,8 @@ class ModelSpec:
 
     def expression_start(self, num_shape_columns: int) -> int:
         """The shapedirs column where expressions start in a file with that many shape columns."""
+        if not self.expression_starts:
+            raise ValueError(f"a {self.title} model has no expressions")
         return next((s for s in self.expression_starts if num_shape_columns > s), self.expression_starts[-1])
 
     def parameter_widths(self, num_betas: int, num_expressions: int = 0, num_dmpls: int = 0) -> dict:
