@@ -8,9 +8,7 @@ Set the environment variable ``HUMAN_BODY_PRIOR_SUPPORT_DATA`` to use a copy els
 import os
 from pathlib import Path
 
-_MODEL_DIRS = {"smplx": "smplx", "smplh": "smplh", "smpl": "smpl", "mano": "mano"}
-_GENDERS = ("neutral", "female", "male")
-_MANO_SIDES = ("left", "right")
+from human_body_prior.model_types.spec import SPECS
 
 
 def support_data_dir() -> Path:
@@ -30,35 +28,55 @@ def support_data_dir() -> Path:
                             "human_body_prior or set HUMAN_BODY_PRIOR_SUPPORT_DATA")
 
 
+def _file_gender(spec, gender: str) -> str:
+    """The gender (MANO: side) of spec's files that ``gender`` names; 'neutral' is MANO's default side."""
+    if spec.has_body:
+        if gender not in spec.genders:
+            raise ValueError(f"gender must be one of {spec.genders}, got {gender!r}")
+        return gender
+    side = spec.genders[0] if gender == "neutral" else gender
+    if side not in spec.genders:
+        raise ValueError(f"for {spec.title}, gender must be {' or '.join(map(repr, sorted(spec.genders)))}, "
+                         f"got {gender!r}")
+    return side
+
+
 def default_body_model_path(model_type: str = "smplx", gender: str = "neutral") -> str:
     """Path of the shipped open body model file (or of the official one in HUMAN_BODY_PRIOR_SUPPORT_DATA).
 
     model_type: 'smplx' | 'smplh' | 'smpl' | 'mano'; gender: 'neutral' | 'female' | 'male'
     ('left' | 'right' for MANO, where 'neutral' means 'right'). Looks for
     ``body_models/<type>/<TYPE>_<GENDER>.npz`` (the official names), then for AMASS's layout
-    ``body_models/<type>/<gender>/model.npz``.
+    ``body_models/<type>/<gender>/model.npz`` (body models only).
     """
     model_type = model_type.lower()
     gender = gender.lower()
-    if model_type not in _MODEL_DIRS:
-        raise ValueError(f"model_type must be one of {sorted(_MODEL_DIRS)}, got {model_type!r}")
-    if model_type == "mano":
-        side = "right" if gender == "neutral" else gender
-        if side not in _MANO_SIDES:
-            raise ValueError(f"for MANO, gender must be 'left' or 'right', got {gender!r}")
-        name = f"MANO_{side.upper()}.npz"
-    else:
-        if gender not in _GENDERS:
-            raise ValueError(f"gender must be one of {_GENDERS}, got {gender!r}")
-        name = f"{model_type.upper()}_{gender.upper()}.npz"
-    folder = support_data_dir() / "body_models" / _MODEL_DIRS[model_type]
-    candidates = [folder / name] + ([folder / gender / "model.npz"] if model_type != "mano" else [])
+    if model_type not in SPECS:
+        raise ValueError(f"model_type must be one of {sorted(SPECS)}, got {model_type!r}")
+    spec = SPECS[model_type]
+    name = f"{spec.file_prefix}_{_file_gender(spec, gender).upper()}.npz"
+    folder = support_data_dir() / "body_models" / spec.name
+    candidates = [folder / name] + ([folder / gender / "model.npz"] if spec.has_body else [])
     for path in candidates:
         if path.is_file():
             return str(path)
     raise FileNotFoundError(f"body model {candidates[0]} is missing"
                             + (f" (nor is AMASS's {candidates[1]} there)" if len(candidates) > 1 else "")
                             + "; rebuild the shipped one with `python -m human_body_prior.open_model.build`")
+
+
+def model_file_gender(path):
+    """The gender (MANO: side) a model file's name says, or None: official names <TYPE>_<GENDER>.npz|.pkl
+    (SMPLX_FEMALE.npz, MANO_LEFT.pkl) and AMASS's <gender>/model.npz."""
+    path = Path(path)
+    prefix, _, gender = path.stem.rpartition("_")
+    for spec in SPECS.values():
+        if prefix.upper() == spec.file_prefix and gender.lower() in spec.genders:
+            return gender.lower()
+    body_genders = {g for spec in SPECS.values() if spec.has_body for g in spec.genders}
+    if path.stem == "model" and path.parent.name.lower() in body_genders:
+        return path.parent.name.lower()
+    return None
 
 
 _VPOSER_DIRS = {1: "vposer_v1_0_open", 2: "vposer_v2_0_open"}

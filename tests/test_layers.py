@@ -18,8 +18,8 @@ PKG = Path(__file__).resolve().parents[1] / "human_body_prior"
 # ARCHITECTURE.md's layers, bottom first: a module may import from its own layer or a lower one. A name is a
 # folder (package) or a module at the package root.
 LAYERS = (
-    ("geometry", "files", "cli", "support_paths"),
-    ("model_types", "mesh"),
+    ("geometry", "files", "cli", "model_types", "support_paths"),  # model_types: tables, file names from them
+    ("mesh",),
     ("priors",),
     ("body_model",),
     ("open_model", "data"),

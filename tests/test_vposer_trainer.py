@@ -387,6 +387,39 @@ def test_packaging_the_shipped_v2_folder(tiny, tmp_path):
     assert cfg.model_params.latentD == 8 and cfg.logging.work_dir == "."
 
 
+def test_v2_yaml_records_the_schedule_and_gender_the_run_used(tiny, tmp_path):
+    """The V02 yaml says which learning-rate schedule ran, with its arguments, and the gender of the body
+    model file (from its official name); not always ReduceLROnPlateau and 'neutral'."""
+    import shutil
+
+    from human_body_prior.priors.vposer_v2_io import read_config
+
+    _, bm_path = tiny
+    female = tmp_path / "SMPLX_FEMALE.npz"
+    shutil.copyfile(bm_path, female)
+    work = tmp_path / "step_female"
+    run_vposer_trainer(_settings(tiny, work, model_version=2, bm_path=str(female), lr_schedule="step",
+                                 lr_step_epochs=7, lr_factor=0.25))
+    cfg = read_config(work / "tiny.yaml")
+    assert cfg.train_parms.lr_scheduler.to_dict() == {"type": "StepLR", "args": {"step_size": 7, "gamma": 0.25}}
+    assert cfg.body_model.gender == "female" and cfg.body_model.bm_fname == str(female)
+
+    amass_male = tmp_path / "male" / "model.npz"  # AMASS's layout
+    amass_male.parent.mkdir()
+    shutil.copyfile(bm_path, amass_male)
+    work = tmp_path / "none_male"
+    run_vposer_trainer(_settings(tiny, work, model_version=2, bm_path=str(amass_male), lr_schedule="none"))
+    cfg = read_config(work / "tiny.yaml")
+    assert cfg.train_parms.lr_scheduler is None and cfg.body_model.gender == "male"
+
+    work = tmp_path / "plateau_unnamed"  # the tiny model's file name says no gender: none is claimed
+    run_vposer_trainer(_settings(tiny, work, model_version=2, lr_patience=2, lr_factor=0.3, min_lr=1e-5))
+    cfg = read_config(work / "tiny.yaml")
+    assert cfg.train_parms.lr_scheduler.to_dict() == {
+        "type": "ReduceLROnPlateau", "args": {"mode": "min", "factor": 0.3, "patience": 2, "min_lr": 1e-5}}
+    assert cfg.body_model.gender is None
+
+
 def test_rotation_error_metric_against_scipy(tiny):
     from scipy.spatial.transform import Rotation
 

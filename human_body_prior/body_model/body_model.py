@@ -16,14 +16,7 @@ import torch.nn as nn
 from human_body_prior.body_model.lbs import SparseSkinningWeights, lbs
 from human_body_prior.body_model.model_io import load_model_file
 from human_body_prior.geometry.kinematics import KinematicTree
-from human_body_prior.model_types.joints import POSE_PARTS
-
-_TYPE_BY_JOINTS = {24: "smpl", 52: "smplh", 55: "smplx", 16: "mano"}
-MODEL_TYPES = tuple(_TYPE_BY_JOINTS.values())
-
-# Shape columns where SMPL-X expressions start: 300 in files with more than 300 columns, else 10.
-SMPLX_SHAPE_SPACE = 300
-SMPLX_SMALL_SHAPE_SPACE = 10
+from human_body_prior.model_types.spec import MODEL_TYPES, SPECS, identify_model_type, model_spec  # noqa: F401 (MODEL_TYPES: re-export)
 
 
 class BodyModelOutput(dict):
@@ -45,19 +38,9 @@ def _parents_from_kintree(kintree, fname) -> list:
     return parents.tolist()
 
 
-def detect_model_type(data: dict, fname: str = "model file") -> str:
-    """Model type from the joint count of kintree_table, cross-checked with the width of posedirs."""
-    num_joints = np.asarray(data["kintree_table"]).shape[-1]
-    if num_joints not in _TYPE_BY_JOINTS:
-        raise ValueError(f"{fname}: kintree_table has {num_joints} joints; expected one of "
-                         f"{sorted(_TYPE_BY_JOINTS)} (SMPL, SMPL-H, SMPL-X, MANO)")
-    model_type = _TYPE_BY_JOINTS[num_joints]
-    if "posedirs" in data:
-        width = np.asarray(data["posedirs"]).shape[-1]
-        if width != 9 * (num_joints - 1):
-            raise ValueError(f"{fname}: posedirs has {width} columns but kintree_table has {num_joints} "
-                             f"joints, which needs {9 * (num_joints - 1)}")
-    return model_type
+def _float_tensor(value, dtype) -> torch.Tensor:
+    """An array of a model file as a floating tensor of ``dtype`` (read as float64 first)."""
+    return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype)
 
 
 def _numeric_tensor(name, value, device) -> torch.Tensor:
@@ -178,81 +161,94 @@ class BodyModel(nn.Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
         a = _resolve_arguments(args, kwargs)
-        bm_path, model_type, params, dtype = a["bm_fname"], a["model_type"], a["params"], a["dtype"]
-        persistent = bool(a["persistant_buffer"])
-        self.bm_path = str(bm_path)
-        data = load_model_file(bm_path)
-        file_type = detect_model_type(data, self.bm_path)
-        if model_type is not None:
-            model_type = str(model_type).lower()
-            if model_type not in MODEL_TYPES:
-                raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
-            if model_type != file_type:
-                raise ValueError(f"model_type {model_type!r} contradicts {self.bm_path}, which is a "
-                                 f"{file_type!r} model ({len(data['kintree_table'][0])} joints)")
-        self.model_type = file_type
+        self.bm_path = str(a["bm_fname"])
+        data = load_model_file(a["bm_fname"])
+        self.model_type = self._file_model_type(data, a["model_type"])
         self.batch_size = _count("batch_size", a["batch_size"], 1)
         self.parents = _parents_from_kintree(data["kintree_table"], self.bm_path)
         self._tree = KinematicTree(self.parents)
-
-        def as_tensor(x):
-            return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype)
-
-        v_template = as_tensor(data["v_template"])
-        num_verts = v_template.shape[0]
-        self._check_shape(data, "v_template", (num_verts, 3))
-        if a["v_template"] is not None:
-            v_template = self._custom_template(a["v_template"], v_template, dtype)
-        self._check_shape(data, "weights", (num_verts, len(self.parents)))
-        self._check_shape(data, "J_regressor", (len(self.parents), num_verts))
-        shapedirs = np.asarray(data["shapedirs"])
-        if shapedirs.ndim != 3 or shapedirs.shape[:2] != (num_verts, 3):
-            raise ValueError(f"{self.bm_path}: shapedirs must have shape ({num_verts}, 3, K), got {shapedirs.shape}")
-
-        self.num_betas = _count("num_betas", a["num_betas"], 0)
-        num_expressions = 10 if a["num_expressions"] is None else _count("num_expressions", a["num_expressions"], 0)
-        self.num_expressions = num_expressions if self.model_type == "smplx" else 0
-        self.num_dmpls = _count("num_dmpls", a["num_dmpls"], 0) if a["num_dmpls"] is not None else 0
-        dirs = [self._shape_columns(shapedirs, 0, self.num_betas, "betas")]
-        if self.model_type == "smplx":
-            start = SMPLX_SHAPE_SPACE if shapedirs.shape[-1] > SMPLX_SHAPE_SPACE else SMPLX_SMALL_SHAPE_SPACE
-            if self.num_betas > start:
-                raise ValueError(f"{self.bm_path}: asked for {self.num_betas} betas, but this SMPL-X file has "
-                                 f"{shapedirs.shape[-1]} shape columns and its expressions start at column "
-                                 f"{start}; use num_betas <= {start}")
-        if self.num_expressions:
-            dirs.append(self._shape_columns(shapedirs, start, self.num_expressions, "expression"))
-        if self.num_dmpls:
-            dirs.append(self._load_dmpls(a["dmpl_fname"], num_verts))
-
-        self.register_buffer("v_template", v_template, persistent=persistent)
-        self.register_buffer("f", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)), persistent=persistent)
-        self.register_buffer("kintree_table", torch.tensor([self.parents, list(range(self.num_joints))]),
-                             persistent=persistent)
-        self.register_buffer("shapedirs", as_tensor(np.concatenate(dirs, axis=-1)), persistent=persistent)
-        self.register_buffer("J_regressor", as_tensor(data["J_regressor"]), persistent=persistent)
-        self.register_buffer("weights", as_tensor(data["weights"]), persistent=persistent)
-        # Joints are linear in the shape coefficients: regress them once from template and directions.
-        self.register_buffer("J_template", self.J_regressor @ self.v_template, persistent=persistent)
-        self.register_buffer("J_shapedirs", torch.einsum("jv,vck->jck", self.J_regressor, self.shapedirs),
-                             persistent=persistent)
-
-        posedirs = data.get("posedirs")
-        if a["use_posedirs"] and posedirs is not None and np.any(posedirs):
-            num_feats = 9 * (len(self.parents) - 1)
-            # (P, 3 V), stored as the transpose of the file's contiguous (3 V, P) layout, which the
-            # fast path multiplies with directly
-            self.register_buffer("posedirs", as_tensor(np.asarray(posedirs).reshape(-1, num_feats)).t(),
-                                 persistent=persistent)
-        else:
-            self.posedirs = None
+        v_template = self._template(data, a["v_template"], a["dtype"])
+        shapedirs = self._shape_directions(data, a, v_template.shape[0])
+        self._register_arrays(data, v_template, shapedirs, a["dtype"], bool(a["persistant_buffer"]),
+                              a["use_posedirs"])
         # The fast skinning path (lbs.py); False selects the plain dense path (same results and derivatives).
         self.sparse_skinning = True
         self._index_skinning_weights()
         self.register_load_state_dict_post_hook(_reindex_skinning_weights)  # a named function: picklable
-
-        self._init_parameters(params or {}, dtype)
+        self._init_parameters(a["params"] or {}, a["dtype"])
         self.use_dmpl = bool(self.num_dmpls)
+
+    @property
+    def spec(self):
+        """The :class:`~human_body_prior.model_types.spec.ModelSpec` of this model's type."""
+        return SPECS[self.model_type]
+
+    def _file_model_type(self, data: dict, model_type) -> str:
+        """The type of the file's arrays; a ValueError when the model_type argument (if given) differs."""
+        file_type = identify_model_type(data, self.bm_path)
+        if model_type is not None:
+            model_type = model_spec(str(model_type).lower()).name
+            if model_type != file_type:
+                raise ValueError(f"model_type {model_type!r} contradicts {self.bm_path}, which is a "
+                                 f"{file_type!r} model ({len(data['kintree_table'][0])} joints)")
+        return file_type
+
+    def _template(self, data: dict, custom, dtype) -> torch.Tensor:
+        """The rest template (V, 3): the file's, or the v_template argument; checks the skinning weights
+        (V, J) and joint regressor (J, V) against it."""
+        v_template = _float_tensor(data["v_template"], dtype)
+        num_verts = v_template.shape[0]
+        self._check_shape(data, "v_template", (num_verts, 3))
+        if custom is not None:
+            v_template = self._custom_template(custom, v_template, dtype)
+        self._check_shape(data, "weights", (num_verts, self.num_joints))
+        self._check_shape(data, "J_regressor", (self.num_joints, num_verts))
+        return v_template
+
+    def _shape_directions(self, data: dict, a: dict, num_verts: int) -> np.ndarray:
+        """Sets num_betas, num_expressions and num_dmpls; returns their blend shapes side by side,
+        (V, 3, num_betas + num_expressions + num_dmpls)."""
+        shapedirs = np.asarray(data["shapedirs"])
+        if shapedirs.ndim != 3 or shapedirs.shape[:2] != (num_verts, 3):
+            raise ValueError(f"{self.bm_path}: shapedirs must have shape ({num_verts}, 3, K), got {shapedirs.shape}")
+        self.num_betas = _count("num_betas", a["num_betas"], 0)
+        num_expressions = 10 if a["num_expressions"] is None else _count("num_expressions", a["num_expressions"], 0)
+        self.num_expressions = num_expressions if self.spec.has_expression else 0
+        self.num_dmpls = _count("num_dmpls", a["num_dmpls"], 0) if a["num_dmpls"] is not None else 0
+        dirs = [self._shape_columns(shapedirs, 0, self.num_betas, "betas")]
+        if self.spec.has_expression:
+            start = self.spec.expression_start(shapedirs.shape[-1])
+            if self.num_betas > start:
+                raise ValueError(f"{self.bm_path}: asked for {self.num_betas} betas, but this {self.spec.title} "
+                                 f"file has {shapedirs.shape[-1]} shape columns and its expressions start at "
+                                 f"column {start}; use num_betas <= {start}")
+        if self.num_expressions:
+            dirs.append(self._shape_columns(shapedirs, start, self.num_expressions, "expression"))
+        if self.num_dmpls:
+            dirs.append(self._load_dmpls(a["dmpl_fname"], num_verts))
+        return np.concatenate(dirs, axis=-1)
+
+    def _register_arrays(self, data, v_template, shapedirs, dtype, persistent: bool, use_posedirs) -> None:
+        """The buffers of the class docstring, plus the joints' template J_template (J, 3) and shape
+        directions J_shapedirs (J, 3, K): joints are linear in the shape coefficients, so they are
+        regressed once. posedirs is None without (non-zero) pose correctives or with use_posedirs off."""
+        buffers = {"v_template": v_template, "f": torch.as_tensor(np.asarray(data["f"], dtype=np.int64)),
+                   "kintree_table": torch.tensor([self.parents, list(range(self.num_joints))]),
+                   "shapedirs": _float_tensor(shapedirs, dtype), "J_regressor": _float_tensor(data["J_regressor"], dtype),
+                   "weights": _float_tensor(data["weights"], dtype)}
+        for name, value in buffers.items():
+            self.register_buffer(name, value, persistent=persistent)
+        self.register_buffer("J_template", self.J_regressor @ self.v_template, persistent=persistent)
+        self.register_buffer("J_shapedirs", torch.einsum("jv,vck->jck", self.J_regressor, self.shapedirs),
+                             persistent=persistent)
+        posedirs = data.get("posedirs")
+        if use_posedirs and posedirs is not None and np.any(posedirs):
+            # (P, 3 V), stored as the transpose of the file's contiguous (3 V, P) layout, which the
+            # fast path multiplies with directly
+            posedirs = _float_tensor(np.asarray(posedirs).reshape(-1, self.spec.posedirs_width), dtype).t()
+            self.register_buffer("posedirs", posedirs, persistent=persistent)
+        else:
+            self.posedirs = None
 
     def _custom_template(self, value, file_template, dtype) -> torch.Tensor:
         """The v_template argument (V, 3) or (1, V, 3), checked against the file's vertex count."""
@@ -292,8 +288,9 @@ class BodyModel(nn.Module):
         return shapedirs[..., start:start + count]
 
     def _load_dmpls(self, path_dmpl, num_verts):
-        if self.model_type not in ("smpl", "smplh"):
-            raise ValueError(f"DMPLs exist for SMPL and SMPL-H only, not for {self.model_type!r}")
+        if not self.spec.has_dmpls:
+            with_dmpls = " and ".join(s.title for s in SPECS.values() if s.has_dmpls)
+            raise ValueError(f"DMPLs exist for {with_dmpls} only, not for {self.model_type!r}")
         if path_dmpl is None:
             raise ValueError("num_dmpls was given without dmpl_fname (2019: path_dmpl), the DMPL file, "
                              "e.g. AMASS's dmpls/<gender>/model.npz with an 'eigvec' array")
@@ -304,12 +301,7 @@ class BodyModel(nn.Module):
         return eigvec[..., :self.num_dmpls]
 
     def _param_widths(self) -> dict:
-        widths = {"trans": 3, **dict(POSE_PARTS[self.model_type]), "betas": self.num_betas}
-        if self.num_expressions:
-            widths["expression"] = self.num_expressions
-        if self.num_dmpls:
-            widths["dmpls"] = self.num_dmpls
-        return widths
+        return self.spec.parameter_widths(self.num_betas, self.num_expressions, self.num_dmpls)
 
     def _init_parameters(self, params: dict, dtype):
         widths = self._param_widths()
@@ -383,7 +375,7 @@ class BodyModel(nn.Module):
             raise ValueError(f"a {self.model_type} model has no {unsupported}")
         values, batch = self._gather_inputs(given)
 
-        full_pose = torch.cat([values[name] for name, _ in POSE_PARTS[self.model_type]], dim=1)
+        full_pose = torch.cat([values[name] for name, _ in self.spec.pose_parts], dim=1)
         coeffs = [values["betas"]] + [values[k] for k in ("expression", "dmpls") if k in values]
         shape_coeffs = torch.cat(coeffs, dim=1)
 

@@ -33,7 +33,7 @@ class BodySurface(nn.Module):
         from human_body_prior.body_model.body_model import BodyModel
 
         bm = BodyModel(bm_path, dtype=torch.float64)
-        if bm.model_type not in ("smpl", "smplh", "smplx"):
+        if not bm.spec.has_body:
             raise ValueError(f"{bm_path}: the VPoser loss needs a body model (smpl/smplh/smplx), got {bm.model_type}")
         V = bm.v_template.shape[0]
         if subset not in ("random", "fps"):

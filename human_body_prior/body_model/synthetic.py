@@ -12,8 +12,9 @@ import numpy as np
 
 from human_body_prior.files.atomic_io import atomic_write_bytes, save_npz_atomic
 from human_body_prior.model_types.joints import PARENTS
+from human_body_prior.model_types.spec import SPECS
 
-OFFICIAL_NUM_VERTS = {"smpl": 6890, "smplh": 6890, "smplx": 10475, "mano": 778}
+OFFICIAL_NUM_VERTS = {name: spec.num_vertices for name, spec in SPECS.items()}
 DEFAULT_SHAPE_COLUMNS = {"smpl": 10, "smplh": 16, "smplx": 400, "mano": 10}
 _ROOT_PARENT = 2 ** 32 - 1  # how the official files store the root's parent
 

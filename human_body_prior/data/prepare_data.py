@@ -32,6 +32,7 @@ from human_body_prior.model_types.joints import (
     mirror_permutation,
     pose_slices,
 )
+from human_body_prior.model_types.spec import spec_for_joint_count
 
 SPLITS = ("train", "vald", "test")
 _POSE = pose_slices("smplx")  # root and body come first in SMPL, SMPL-H and SMPL-X poses alike
@@ -70,7 +71,8 @@ def read_amass_take(path) -> dict:
         if key in d:
             fps = float(d[key])
             break
-    model_type = {156: "smplh", 165: "smplx", 72: "smpl"}.get(poses.shape[1], f"{poses.shape[1] // 3} joints")
+    spec = spec_for_joint_count(poses.shape[1] // 3)  # 3 pose values per joint
+    model_type = spec.name if spec is not None else f"{poses.shape[1] // 3} joints"
     if "surface_model_type" in d:
         model_type = str(d["surface_model_type"])
     return {"poses": poses, "pose_body": poses[:, _POSE["pose_body"]], "root_orient": poses[:, _POSE["root_orient"]],

@@ -4,29 +4,45 @@ From 3D targets: a weighted rigid registration of the body's torso onto them. Fr
 a body upright in the image and facing the camera, at the depth whose projected torso has the
 observed size. Both take the rest joints of the bodies at their initial pose (root at identity, no
 translation) and return root_orient (B, 3) axis-angle and trans (B, 3) in metres, with
-posed = R (x - pelvis) + pelvis + trans, the body model's convention.
+posed = R (x - pelvis) + pelvis + trans, the body model's convention. The torso is the model type's
+``ModelSpec.torso_joints``, by name; model_type None means the type with as many joints as ``rest``.
 """
 
 import torch
 
 from human_body_prior.fitting.rigid import kabsch
 from human_body_prior.geometry.rotations import matrix_to_axis_angle
+from human_body_prior.model_types.spec import SMPLX, model_spec, spec_for_joint_count
 
-# Torso joints of the SMPL family (pelvis, hips, spine1-3, neck, collars, shoulders): a near-rigid
-# set to place the body by.
-TORSO_JOINTS = (0, 1, 2, 3, 6, 9, 12, 13, 14, 16, 17)
-
-
-def _torso_mask(item, dtype):
-    return torch.as_tensor([j in TORSO_JOINTS for j in item.joint_ids.tolist()], device=item.conf.device).to(dtype)
+# Indices of the torso joints (pelvis, hips, spine1-3, neck, collars, shoulders), the same in SMPL,
+# SMPL-H and SMPL-X, whose first 22 joints are the body.
+TORSO_JOINTS = SMPLX.torso_indices
 
 
-def initial_global_3d(prepared_3d: list, rest: torch.Tensor) -> tuple:
+def _torso_joints(rest: torch.Tensor, model_type) -> tuple:
+    """Indices of the torso joints of ``model_type`` (None: the type with rest's J joints; for a rest of
+    only the first joints of a body, SMPL-X's, whose body joints are every body type's)."""
+    if model_type is not None:
+        spec = model_spec(model_type)
+    else:
+        spec = spec_for_joint_count(rest.shape[-2]) or SMPLX
+    if not spec.torso_joints:
+        raise ValueError(f"no torso joints to place a body by in a model with {rest.shape[-2]} joints "
+                         f"(a {spec.title} model); an SMPL, SMPL-H or SMPL-X body is needed")
+    return spec.torso_indices
+
+
+def _torso_mask(item, dtype, torso: tuple):
+    return torch.as_tensor([j in torso for j in item.joint_ids.tolist()], device=item.conf.device).to(dtype)
+
+
+def initial_global_3d(prepared_3d: list, rest: torch.Tensor, model_type=None) -> tuple:
     """Kabsch of the torso joints (all joints for frames with fewer than 3 torso joints seen) of
     ``rest`` (B, J_model, 3) onto the 3D targets -> (root_orient (B, 3), trans (B, 3))."""
     src, dst, w = [], [], []
+    torso_joints = _torso_joints(rest, model_type)
     for item in prepared_3d:
-        torso = item.conf * _torso_mask(item, rest.dtype)
+        torso = item.conf * _torso_mask(item, rest.dtype, torso_joints)
         few = (torso > 0).sum(-1, keepdim=True) < 3
         w.append(torch.where(few, item.conf, torso))
         src.append(rest[:, item.joint_ids])
@@ -37,7 +53,7 @@ def initial_global_3d(prepared_3d: list, rest: torch.Tensor) -> tuple:
     return matrix_to_axis_angle(R), t + (R @ pelvis.unsqueeze(-1)).squeeze(-1) - pelvis
 
 
-def initial_global_2d(item, rest: torch.Tensor) -> tuple:
+def initial_global_2d(item, rest: torch.Tensor, model_type=None) -> tuple:
     """A camera-facing upright body whose torso projects onto the keypoints of ``item`` (a prepared
     Keypoints2D) at the matching size -> (root_orient (B, 3), trans (B, 3))."""
     B, dtype, device = rest.shape[0], rest.dtype, rest.device
@@ -47,7 +63,7 @@ def initial_global_2d(item, rest: torch.Tensor) -> tuple:
     flip = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=dtype, device=device))
     R = R_cam.transpose(-1, -2) @ flip  # upright (image y down) and facing the camera
     pts = (R.unsqueeze(1) @ (rest[:, ids] - pelvis.unsqueeze(1)).unsqueeze(-1)).squeeze(-1)
-    w = item.conf * _torso_mask(item, dtype)
+    w = item.conf * _torso_mask(item, dtype, _torso_joints(rest, model_type))
     w = torch.where((w > 0).sum(-1, keepdim=True) < 2, item.conf, w)
     wn = w / w.sum(-1, keepdim=True)
     c3 = (wn.unsqueeze(-1) * pts).sum(1)
@@ -61,8 +77,10 @@ def initial_global_2d(item, rest: torch.Tensor) -> tuple:
     return matrix_to_axis_angle(R), centre - c3 - pelvis
 
 
-def initial_global(prepared: list, rest: torch.Tensor) -> tuple:
+def initial_global(prepared: list, rest: torch.Tensor, model_type=None) -> tuple:
     """From the 3D observations when there are any, else from the first 2D one."""
     with torch.no_grad():
         three_d = [item for item in prepared if item.is_3d]
-        return initial_global_3d(three_d, rest) if three_d else initial_global_2d(prepared[0], rest)
+        if three_d:
+            return initial_global_3d(three_d, rest, model_type)
+        return initial_global_2d(prepared[0], rest, model_type)

@@ -12,6 +12,7 @@ import torch
 from human_body_prior.geometry.kinematics import KinematicTree, forward_kinematics
 from human_body_prior.geometry.rotations import axis_angle_to_matrix
 from human_body_prior.model_types.joints import NUM_BODY_JOINTS, NUM_POSE_BODY_JOINTS
+from human_body_prior.model_types.spec import model_spec
 
 
 class PosedJoints:
@@ -23,7 +24,7 @@ class PosedJoints:
     def __init__(self, bm):
         if not hasattr(bm, "J_template") or not hasattr(bm, "J_shapedirs"):
             raise TypeError(f"expected a human_body_prior BodyModel, got {type(bm).__name__}")
-        if bm.model_type == "mano":
+        if not model_spec(bm.model_type).has_body:
             raise ValueError("body fitting needs an SMPL, SMPL-H or SMPL-X model, got a MANO model")
         self.bm = bm
         self.model_type = bm.model_type

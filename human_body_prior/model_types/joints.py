@@ -1,5 +1,6 @@
-"""The one skeleton table of the SMPL family: joint names and parents (as in the official model files),
-counts, the layout of the pose vector, the knee/elbow hinges and the left/right mirror permutation.
+"""The joint tables of the SMPL family as lists and dicts by model type (derived from the ModelSpecs of
+:mod:`human_body_prior.model_types.spec`), the layout of the pose vector, the knee/elbow hinges and the
+left/right mirror permutation.
 
 SMPL, SMPL-H and SMPL-X share their first 22 joints (the body: pelvis, then the 21 joints of
 ``pose_body``), so body indices below hold for all three.
@@ -7,78 +8,39 @@ SMPL, SMPL-H and SMPL-X share their first 22 joints (the body: pelvis, then the 
 
 from typing import NamedTuple
 
+from human_body_prior.model_types.spec import NUM_POSE_BODY_JOINTS, SPECS, model_spec
+from human_body_prior.model_types.spec import BODY_JOINT_NAMES as _BODY_NAMES
+from human_body_prior.model_types.spec import BODY_PARENTS as _BODY_PARENTS
+
 # ---------------------------------------------------------------------------- joints and parents
 # Indices follow the official model files: PARENTS[t][j] is the parent of joint j (-1 for the root).
-# Fingers come in the order index, middle, pinky, ring, thumb.
 
-BODY_JOINT_NAMES = [
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist",
-]
-BODY_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
+BODY_JOINT_NAMES = list(_BODY_NAMES)
+BODY_PARENTS = list(_BODY_PARENTS)
 
-_FINGERS = ["index", "middle", "pinky", "ring", "thumb"]
+JOINT_NAMES = {name: list(spec.joint_names) for name, spec in SPECS.items()}
+PARENTS = {name: list(spec.parents) for name, spec in SPECS.items()}
+NUM_JOINTS = {name: spec.num_joints for name, spec in SPECS.items()}
 
-
-def _hand_names(side: str) -> list[str]:
-    return [f"{side}_{finger}{k}" for finger in _FINGERS for k in (1, 2, 3)]
-
-
-def _hand_parents(wrist: int, first: int) -> list[int]:
-    """Parents of 15 finger joints numbered from ``first`` whose wrist joint is ``wrist``."""
-    parents = []
-    for f in range(5):
-        base = first + 3 * f
-        parents += [wrist, base, base + 1]
-    return parents
-
-
-SMPL_JOINT_NAMES = BODY_JOINT_NAMES + ["left_hand", "right_hand"]
-SMPL_PARENTS = BODY_PARENTS + [20, 21]
-
-SMPLH_JOINT_NAMES = BODY_JOINT_NAMES + _hand_names("left") + _hand_names("right")
-SMPLH_PARENTS = BODY_PARENTS + _hand_parents(20, 22) + _hand_parents(21, 37)
-
-SMPLX_JOINT_NAMES = (BODY_JOINT_NAMES + ["jaw", "left_eye_smplhf", "right_eye_smplhf"]
-                     + _hand_names("left") + _hand_names("right"))
-SMPLX_PARENTS = BODY_PARENTS + [15, 15, 15] + _hand_parents(20, 25) + _hand_parents(21, 40)
-
-MANO_JOINT_NAMES = ["wrist"] + [f"{finger}{k}" for finger in _FINGERS for k in (1, 2, 3)]
-MANO_PARENTS = [-1] + _hand_parents(0, 1)
-
-JOINT_NAMES = {"smpl": SMPL_JOINT_NAMES, "smplh": SMPLH_JOINT_NAMES,
-               "smplx": SMPLX_JOINT_NAMES, "mano": MANO_JOINT_NAMES}
-PARENTS = {"smpl": SMPL_PARENTS, "smplh": SMPLH_PARENTS, "smplx": SMPLX_PARENTS, "mano": MANO_PARENTS}
-NUM_JOINTS = {name: len(p) for name, p in PARENTS.items()}
+SMPL_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES, MANO_JOINT_NAMES = (
+    JOINT_NAMES[t] for t in ("smpl", "smplh", "smplx", "mano"))
+SMPL_PARENTS, SMPLH_PARENTS, SMPLX_PARENTS, MANO_PARENTS = (PARENTS[t] for t in ("smpl", "smplh", "smplx", "mano"))
 
 # ---------------------------------------------------------------------------- counts and pose layout
 
-NUM_POSE_BODY_JOINTS = 21  # the joints of pose_body (and of VPoser v1/v2): the body without the root
 NUM_BODY_JOINTS = NUM_POSE_BODY_JOINTS + 1  # with the root (pelvis), joints 0..21
 
 # Widths (axis-angle values) of the pose parts per model type; full_pose is their concatenation in
 # this order.
-POSE_PARTS = {
-    "smpl": (("root_orient", 3), ("pose_body", 3 * NUM_POSE_BODY_JOINTS), ("pose_hand", 6)),
-    "smplh": (("root_orient", 3), ("pose_body", 3 * NUM_POSE_BODY_JOINTS), ("pose_hand", 90)),
-    "smplx": (("root_orient", 3), ("pose_body", 3 * NUM_POSE_BODY_JOINTS), ("pose_jaw", 3), ("pose_eye", 6),
-              ("pose_hand", 90)),
-    "mano": (("root_orient", 3), ("pose_hand", 45)),
-}
+POSE_PARTS = {name: spec.pose_parts for name, spec in SPECS.items()}
 
 
 def pose_slices(model_type: str) -> dict:
     """{pose part: slice of the full axis-angle pose vector}, e.g. pose_slices('smplx')['pose_body'] is
     slice(3, 66): ``poses[:, pose_slices('smplx')['pose_jaw']]`` reads the jaw of AMASS-style poses."""
-    if model_type not in POSE_PARTS:
-        raise ValueError(f"model_type must be one of {sorted(POSE_PARTS)}, got {model_type!r}")
-    out, start = {}, 0
-    for name, width in POSE_PARTS[model_type]:
-        out[name] = slice(start, start + width)
-        start += width
-    return out
+    if model_type not in SPECS:
+        raise ValueError(f"model_type must be one of {sorted(SPECS)}, got {model_type!r}")
+    return model_spec(model_type).pose_slices()
 
 
 class Hinge(NamedTuple):

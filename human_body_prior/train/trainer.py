@@ -35,6 +35,7 @@ from human_body_prior.geometry.rotations import axis_angle_to_matrix
 from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 from human_body_prior.priors.any_vposer import decode_aa, decode_matrot, sample_aa
 from human_body_prior.priors.vposer import VPoser
+from human_body_prior.support_paths import model_file_gender
 from human_body_prior.train import distributed
 from human_body_prior.train.checkpoints import TRAINING_STATE, ExperimentCheckpoints
 from human_body_prior.train.losses import (
@@ -124,6 +125,20 @@ class _LocalRandom:
         return False
 
 
+def _lr_schedule(ps):
+    """The learning-rate schedule the settings ask for: (torch scheduler class, its keyword arguments
+    besides the optimizer), or None for lr_schedule 'none'."""
+    kind = ps.lr_schedule.lower()
+    if kind == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau, dict(mode="min", factor=ps.lr_factor,
+                                                                patience=ps.lr_patience, min_lr=ps.min_lr)
+    if kind == "step":
+        return torch.optim.lr_scheduler.StepLR, dict(step_size=ps.lr_step_epochs, gamma=ps.lr_factor)
+    if kind == "none":
+        return None
+    raise ValueError(f"lr_schedule must be 'plateau', 'step' or 'none', got {kind!r}")
+
+
 def _fmt(metrics: dict) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
@@ -139,14 +154,33 @@ class VPoserTrainer:
 
     def __init__(self, ps):
         ps = self.ps = self._resolve_settings(ps)
+        self._set_up_runtime(ps)
+        self._set_up_folder(ps)
+        self._load_poses(ps)
+        self.surface = BodySurface(ps.bm_path, num_vertices=ps.num_loss_vertices,
+                                   seed=ps.vertex_subset_seed, dtype=self.dtype,
+                                   subset=ps.vertex_subset).to(self.device)
+        self._build_network(ps)
+        self.optimizer = torch.optim.Adam(self.vposer.parameters(), lr=ps.base_lr,
+                                          weight_decay=ps.reg_coef)
+        self.scheduler = self._make_scheduler()
+        self.epoch = 0
+        self.best_val = math.inf
+        self.best_snapshot = None
+        self.epochs_since_best = 0
+        if ps.resume:
+            self.resume(self.work_dir / TRAINING_STATE if ps.resume is True else ps.resume)
+
+    # ------------------------------------------------------------------------------ set-up steps
+    def _set_up_runtime(self, ps) -> None:
+        """Threads, process group and device, dtype, seed, model version and the objective's weights."""
         if ps.num_threads > 0:
             torch.set_num_threads(ps.num_threads)
         self.dist = distributed.setup(ps.device)
         self.device = self.dist.device
-        dtype_name = ps.dtype
-        if dtype_name not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype_name!r}")
-        self.dtype = _DTYPES[dtype_name]
+        if ps.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {ps.dtype!r}")
+        self.dtype = _DTYPES[ps.dtype]
         self.seed = ps.seed
         self.model_version = ps.model_version
         if self.model_version not in (1, 2):
@@ -155,6 +189,8 @@ class VPoserTrainer:
         self.pose_weight = ps.pose_loss_weight
         self.v2_weights = {k: float(ps[k]) for k in V2_LOSS_WEIGHTS} if self.model_version == 2 else None
 
+    def _set_up_folder(self, ps) -> None:
+        """The experiment folder (made by rank 0), its log file and its snapshots."""
         self.expr_code = ps.expr_code
         self.work_dir = Path(ps.work_dir)
         self.try_num = ps.try_num
@@ -163,23 +199,20 @@ class VPoserTrainer:
         self.log_fname = self.work_dir / f"{self.expr_code}.log"
         self.checkpoints = ExperimentCheckpoints(self.work_dir, self.model_version, self.expr_code, self.try_num)
 
-        dataset_dir = ps.dataset_dir
-        if not dataset_dir:
+    def _load_poses(self, ps) -> None:
+        """train_poses and vald_poses (N, 21, 3) from dataset_dir, and this rank's batches of the former."""
+        if not ps.dataset_dir:
             raise ValueError("setting dataset_dir is empty: point it at the folder with train/ and vald/ splits")
-        dataset_dir = Path(dataset_dir)
+        dataset_dir = Path(ps.dataset_dir)
         self.train_poses = load_pose_split(dataset_dir / "train", self.dtype)
-        frame_step = ps.train_frame_step
-        if frame_step > 1:  # consecutive mocap frames are near duplicates: shorter epochs, same variety
-            self.train_poses = self.train_poses[::frame_step].contiguous()
+        if ps.train_frame_step > 1:  # consecutive mocap frames are near duplicates: shorter epochs, same variety
+            self.train_poses = self.train_poses[::ps.train_frame_step].contiguous()
         self.vald_poses = load_pose_split(dataset_dir / "vald", self.dtype)
         self.batches = PoseBatches(self.train_poses, ps.batch_size, rank=self.dist.rank,
                                    world_size=self.dist.world_size, shuffle=True, seed=self.seed)
 
-        bm_path = ps.bm_path
-        self.surface = BodySurface(bm_path, num_vertices=ps.num_loss_vertices,
-                                   seed=ps.vertex_subset_seed, dtype=self.dtype,
-                                   subset=ps.vertex_subset).to(self.device)
-
+    def _build_network(self, ps) -> None:
+        """The network, initialised from the seed, and the training step (wrapped for DDP when distributed)."""
         with torch.random.fork_rng(devices=[]):  # the layers' default init must not advance the global RNG
             self.vposer = build_vposer(self.model_version, ps.num_neurons, ps.latentD,
                                        list(ps.data_shape), ps.use_cont_repr)
@@ -190,18 +223,6 @@ class VPoserTrainer:
             from torch.nn.parallel import DistributedDataParallel
             step = DistributedDataParallel(step, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.step_module = step
-
-        self.optimizer = torch.optim.Adam(self.vposer.parameters(), lr=ps.base_lr,
-                                          weight_decay=ps.reg_coef)
-        self.scheduler = self._make_scheduler()
-        self.epoch = 0
-        self.best_val = math.inf
-        self.best_snapshot = None
-        self.epochs_since_best = 0
-
-        resume = ps.resume
-        if resume:
-            self.resume(self.work_dir / TRAINING_STATE if resume is True else resume)
 
     # ------------------------------------------------------------------------------ helpers
     @staticmethod
@@ -219,17 +240,8 @@ class VPoserTrainer:
         return ps.replace(expr_code=expr_code, work_dir=str(work_dir), bm_path=str(bm_path))
 
     def _make_scheduler(self):
-        kind = self.ps.lr_schedule.lower()
-        if kind == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="min", factor=self.ps.lr_factor, patience=self.ps.lr_patience,
-                min_lr=self.ps.min_lr)
-        if kind == "step":
-            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=self.ps.lr_step_epochs,
-                                                   gamma=self.ps.lr_factor)
-        if kind == "none":
-            return None
-        raise ValueError(f"lr_schedule must be 'plateau', 'step' or 'none', got {kind!r}")
+        schedule = _lr_schedule(self.ps)
+        return None if schedule is None else schedule[0](self.optimizer, **schedule[1])
 
     def log(self, msg: str) -> None:
         if not self.dist.is_main:
@@ -345,7 +357,9 @@ class VPoserTrainer:
 
     def v2_config(self) -> dict:
         """The run's settings in the V02 yaml layout (sections as upstream's V02_05.yaml), plus the
-        trainer's own flat settings under 'human_body_prior_trainer' (what reproduces the run)."""
+        trainer's own flat settings under 'human_body_prior_trainer' (what reproduces the run). The
+        schedule is the one the run uses; the body model's gender is the one its file name says
+        (SMPLX_FEMALE.npz, female/model.npz), None when the name does not say."""
         ps = self.ps
         return {
             "general": {"expr_id": self.expr_code, "rnd_seed": self.seed, "verbosity": ps.verbosity},
@@ -354,8 +368,7 @@ class VPoserTrainer:
             "train_parms": {
                 "batch_size": ps.batch_size, "num_epochs": ps.num_epochs,
                 "gen_optimizer": {"type": "Adam", "args": {"lr": ps.base_lr, "weight_decay": ps.reg_coef}},
-                "lr_scheduler": {"type": "ReduceLROnPlateau", "args": {"patience": ps.lr_patience,
-                                                                       "factor": ps.lr_factor}},
+                "lr_scheduler": self._lr_schedule_record(),
                 "early_stopping": {"monitor": "val_loss", "patience": ps.early_stop_patience,
                                    "mode": "min"},
                 "keep_extra_loss_terms_until_epoch": ps.keep_extra_loss_terms_until_epoch,
@@ -363,12 +376,18 @@ class VPoserTrainer:
             "data_parms": {"dataset_dir": ps.dataset_dir,
                            "train_frame_step": ps.train_frame_step},
             "model_params": {"num_neurons": ps.num_neurons, "latentD": ps.latentD},
-            "body_model": {"gender": "neutral", "bm_fname": str(ps.bm_path),
+            "body_model": {"gender": model_file_gender(ps.bm_path), "bm_fname": str(ps.bm_path),
                            "num_loss_vertices": ps.num_loss_vertices,
                            "vertex_subset": ps.vertex_subset},
             "human_body_prior_trainer": {k: (v if isinstance(v, (int, float, bool, str, list, type(None))) else str(v))
                                          for k, v in self._settings_to_save().items()},
         }
+
+    def _lr_schedule_record(self):
+        """The schedule this run uses, as the V02 yaml records it: {'type': class name, 'args': its
+        arguments}, or None without one."""
+        schedule = _lr_schedule(self.ps)
+        return None if schedule is None else {"type": schedule[0].__name__, "args": dict(schedule[1])}
 
     def _settings_to_save(self) -> dict:
         keep = {k: v for k, v in dict(self.ps).items() if k not in ("default_ps", "resume")}
