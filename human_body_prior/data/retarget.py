@@ -71,17 +71,18 @@ from human_body_prior.model_types.joints import (
     SMPLX_JOINT_NAMES,
     SMPLX_PARENTS,
 )
+from human_body_prior.model_types.spec import SMPLX
 
 _JOINT = {name: k for k, name in enumerate(SMPLX_JOINT_NAMES)}
 _PELVIS, _HIPS = _JOINT["pelvis"], (_JOINT["left_hip"], _JOINT["right_hip"])
 _LEGS = tuple((_JOINT[f"{side}_hip"], _JOINT[f"{side}_knee"], _JOINT[f"{side}_ankle"]) for side in ("left", "right"))
 
 NUM_SMPLX_JOINTS = NUM_JOINTS["smplx"]
-# Joints whose bones run along the trunk. Rigs place their spine joints differently (spinal curve,
-# pelvis joint above or between the hips), so these are not aligned bone by bone: an upright source
-# T-pose maps to the model's upright rest trunk, and the source's trunk rotations carry over as they are.
-TORSO_JOINTS = frozenset({"pelvis", "spine1", "spine2", "spine3", "neck", "head", "jaw",
-                          "left_eye_smplhf", "right_eye_smplhf"})
+# Joints whose bones run along the trunk (the SMPL-X spec's midline chain and face joints). Rigs place their
+# spine joints differently (spinal curve, pelvis joint above or between the hips), so these are not aligned
+# bone by bone: an upright source T-pose maps to the model's upright rest trunk, and the source's trunk
+# rotations carry over as they are.
+TORSO_JOINTS = frozenset(SMPLX.trunk_joints)
 Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # rotation +90 deg about X: y -> z
 
 
