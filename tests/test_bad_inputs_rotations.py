@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from human_body_prior.tools import rotation_tools as rt
+from human_body_prior.geometry import rotations as rt
 
 
 def _rotations(n, seed=0):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation, Slerp
 
-from human_body_prior.tools import rotation_tools as rt
+from human_body_prior.geometry import rotations as rt
 from human_body_prior.geometry.rigid import rigid_registration
 
 def _t(x, dtype=torch.float64):

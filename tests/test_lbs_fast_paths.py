@@ -12,7 +12,7 @@ from human_body_prior.geometry.kinematics import KinematicTree
 from human_body_prior.body_model.lbs import (SparseSkinningWeights, lbs,
                                              shaped_vertices_vertex_major, skin_vertices, skin_vertices_sparse)
 from human_body_prior.body_model.synthetic import write_synthetic_model
-from human_body_prior.tools.rotation_tools import axis_angle_to_matrix
+from human_body_prior.geometry.rotations import axis_angle_to_matrix
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = [torch.float64, torch.float32]

@@ -349,9 +349,8 @@ def load_model(expr_dir, model_code=None, remove_words_in_model_weights=None, lo
         from human_body_prior.priors.vposer_v2 import VPoser as model_code
     from human_body_prior.priors.vposer import VPoser as VPoserV1
     if model_code is VPoserV1:
-        raise TypeError(f"{expr_dir} is a VPoser v2 folder; pass model_code=human_body_prior.priors.vposer_v2.VPoser "
-                        "(upstream: human_body_prior.models.vposer_model.VPoser; the 2019 class belongs to "
-                        "load_vposer and v1 folders)")
+        raise TypeError(f"{expr_dir} is a VPoser v2 folder; pass model_code=human_body_prior.models.vposer_model.VPoser "
+                        "(the 2019 class belongs to load_vposer and v1 folders)")
     ckpt = read_checkpoint(best)
     sd = model_state_dict(ckpt["state_dict"], remove_words_in_model_weights)
     check_finite(sd, f"checkpoint {best}")
