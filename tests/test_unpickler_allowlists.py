@@ -320,8 +320,8 @@ def test_model_file_allowlist_is_pinned():
 
 # ---------------------------------------------------------------------------------------------- coverage
 def test_every_unpickling_site_is_one_of_the_above():
-    """The package unpickles only through the loaders tested here: its find_class overrides are the
-    two restricted unpicklers above, every torch.load is weights-only (or hands the file to a restricted
+    """The package unpickles only through the loaders tested here: its one find_class override is the
+    restricted unpickler both of the above are made from, every torch.load is weights-only (or hands the file to a restricted
     pickle_module), and nothing calls pickle.load(s), pickle.Unpickler directly or np.load with
     allow_pickle=True. A new unpickling site fails this test until it gets payload tests above."""
     import ast
@@ -352,5 +352,8 @@ def test_every_unpickling_site_is_one_of_the_above():
                 ap = kw.get("allow_pickle")
                 if ap is not None and not (isinstance(ap, ast.Constant) and ap.value is False):
                     problems.append(where)
-    assert len(find_class_defs) == len(UNPICKLERS), find_class_defs
+    # one implementation (files/unpickling.py), of which the two restricted unpicklers above are made
+    assert find_class_defs == ["files/unpickling.py"], find_class_defs
+    for make in UNPICKLERS.values():
+        assert Path(type(make(b".")).find_class.__code__.co_filename).resolve() == root / "files" / "unpickling.py"
     assert not problems, problems

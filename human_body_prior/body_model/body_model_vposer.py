@@ -13,7 +13,9 @@ from human_body_prior.model_types.joints import (
     NUM_POSE_BODY_JOINTS,
     POSE_PARTS,
 )
-from human_body_prior.priors.experiment import load_vposer
+from human_body_prior.priors import PosePrior, load_prior_and_settings
+from human_body_prior.priors.interface import frozen
+from human_body_prior.priors.sampling import seeded_generator
 
 POSER_TYPES = ("vposer",)
 _BODY_WIDTHS = (3 * NUM_POSE_BODY_JOINTS, 3 * NUM_BODY_JOINTS)  # pose_body, or root_orient + pose_body
@@ -25,15 +27,15 @@ def _poser_width(poser) -> int:
 
 
 def _is_one_poser(x) -> bool:
-    """A VPoser instance or one folder path (not a pair of them)."""
-    return isinstance(x, (nn.Module, str, bytes)) or hasattr(x, "__fspath__")
+    """A PosePrior instance or one folder path (not a pair of them)."""
+    return isinstance(x, (PosePrior, str, bytes)) or hasattr(x, "__fspath__")
 
 
 class BodyModelWithPoser(BodyModel):
     """A BodyModel posed through VPoser latent codes.
 
-    poser_type: 'vposer'. smpl_exp_dir: the body's VPoser, an instance or an experiment folder
-    (loaded with :func:`human_body_prior.priors.experiment.load_vposer`; default: the shipped open
+    poser_type: 'vposer'. smpl_exp_dir: the body's VPoser, a latent PosePrior instance or an experiment folder
+    (loaded with :func:`human_body_prior.priors.load_prior`; default: the shipped open
     VPoser, ``human_body_prior.default_vposer_dir()``); it must output 21 joints (pose_body) or 22
     (root_orient first, then pose_body). mano_exp_dir: optional hand VPoser(s) with 15 joints, each
     an instance or a folder: one used for both hands, or a (left, right) pair. Any other keyword
@@ -94,20 +96,22 @@ class BodyModelWithPoser(BodyModel):
         return mano_exp_dir, mano_exp_dir
 
     def _load_poser(self, expr_dir, widths, what):
-        """A VPoser instance (ps None) or an experiment folder -> (frozen poser, ps)."""
-        if isinstance(expr_dir, nn.Module):
+        """A latent PosePrior instance (ps None) or an experiment folder -> (frozen poser, ps)."""
+        if isinstance(expr_dir, PosePrior):
             poser, ps, where = expr_dir, None, "given"
+        elif not isinstance(expr_dir, (str, bytes)) and not hasattr(expr_dir, "__fspath__"):
+            raise TypeError(f"the {what} poser must be a PosePrior (human_body_prior.priors.PosePrior) or a folder, "
+                            f"got {type(expr_dir).__name__}")
         else:
-            poser, ps = load_vposer(expr_dir, vp_model="snapshot")
+            poser, ps = load_prior_and_settings(expr_dir, verbose=True)
             where = f"in {expr_dir}"
+        if poser.latentD is None:
+            raise ValueError(f"the {what} prior {where} has no latent space; BodyModelWithPoser needs a VPoser")
         width = _poser_width(poser)
         if width not in widths:
             raise ValueError(f"the {what} VPoser {where} outputs {poser.num_joints} joints ({width} values); "
                              f"a {what} poser for {self.model_type} must output {' or '.join(str(w // 3) for w in widths)}")
-        poser.to(dtype=self.v_template.dtype)
-        poser.requires_grad_(False)
-        poser.eval()
-        return poser, ps
+        return frozen(poser, dtype=self.v_template.dtype), ps
 
     def _posers(self):
         return [m for m in (self.poser_body_pt, getattr(self, "poser_hand_pt", None),
@@ -124,7 +128,7 @@ class BodyModelWithPoser(BodyModel):
     # ------------------------------------------------------------------ decoding
     @staticmethod
     def _decode(poser, z, batch):
-        return poser.decode(z, output_type="aa").reshape(batch, -1)
+        return poser.decode_pose(z).reshape(batch, -1)
 
     def decode_poses(self, poZ_body=None, poZ_handL=None, poZ_handR=None, poZ_hand=None) -> dict:
         """Latent codes (default: the stored ones) -> the BodyModel pose inputs they stand for, (B, width) each."""
@@ -174,11 +178,7 @@ class BodyModelWithPoser(BodyModel):
         """Draw every latent code from N(0, I) (private generator; global RNG untouched) and store the
         decoded poses in the frozen pose parameters (pose_body, root_orient, pose_hand)."""
         ref = self.v_template
-        gen = torch.Generator(device=ref.device)
-        if seed is None:
-            gen.seed()
-        else:
-            gen.manual_seed(int(seed))
+        gen = seeded_generator(seed, ref.device)
         names = [n for n in ("poZ_body", "poZ_hand", "poZ_handL", "poZ_handR") if hasattr(self, n)]
         with torch.no_grad():
             for name in names:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from human_body_prior.files.stand_in import StandIn, stand_in_class
+from human_body_prior.files.unpickling import restricted_unpickler
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray
@@ -139,15 +140,19 @@ def _python3_name(module: str, name: str) -> tuple:
     return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        key = _python3_name(module, name)
-        if key in _SAFE_GLOBALS:
-            return _SAFE_GLOBALS[key]
-        if module == "chumpy" or module.startswith("chumpy.") or module.startswith("scipy.sparse"):
-            return _placeholder_class(module, name)
-        shown = f"{module}.{name}" + (f" (Python 3: {key[0]}.{key[1]})" if key != (module, name) else "")
-        raise pickle.UnpicklingError(f"refusing to load global {shown} from a model file")
+def _stand_in(module: str, name: str):
+    """A placeholder class for chumpy and scipy.sparse globals; None for anything else."""
+    if module == "chumpy" or module.startswith("chumpy.") or module.startswith("scipy.sparse"):
+        return _placeholder_class(module, name)
+    return None
+
+
+def _refusal(module: str, name: str, key: tuple) -> pickle.UnpicklingError:
+    shown = f"{module}.{name}" + (f" (Python 3: {key[0]}.{key[1]})" if key != (module, name) else "")
+    return pickle.UnpicklingError(f"refusing to load global {shown} from a model file")
+
+
+_RestrictedUnpickler = restricted_unpickler(_SAFE_GLOBALS, _python3_name, _stand_in, _refusal)
 
 
 def restricted_unpickle(raw: bytes):

@@ -6,9 +6,11 @@ A compared prior has a ``name`` and a ``kind``:
   (a negative log-density up to a constant, differentiable) and ``sample(n, seed) -> (n, 63)``.
 - ``kind == 'latent'``: a decoder from a latent code with a N(0, I) prior: ``latentD``,
   ``decode_rotations(z) -> (B, 21, 3, 3)`` local body joint rotations, ``sample(n, seed)``,
-  ``reconstruct(pose) -> (B, 21, 3, 3)`` (encode -> decode with the posterior mean), and
-  ``fitting_decoder()``: a module with the v1 VPoser decoding API (``decode(z, output_type)``,
-  ``latentD``, ``num_joints``) that the fitting engine optimises through.
+  ``reconstruct(pose) -> (B, 21, 3, 3)`` (encode -> decode with the posterior mean), and ``model``: the
+  latent PosePrior (priors/interface.py) the fitting engine optimises through.
+
+A prior of priors/ (any PosePrior) becomes a compared prior by :func:`compared_prior`; only the
+baselines without a density file (no prior, L2) are written here.
 
 ``sample`` never touches numpy's or torch's global random state.
 """
@@ -18,7 +20,6 @@ import torch
 import torch.nn as nn
 
 from human_body_prior.geometry.rotations import (
-    axis_angle_to_matrix,
     matrix_to_axis_angle,
     quaternion_to_axis_angle,
 )
@@ -61,22 +62,30 @@ class L2Prior:
         return torch.as_tensor(x, dtype=torch.float32)
 
 
-class GMMPrior:
-    """The SMPLify-style Gaussian mixture (priors/gmm.py) with its max-mixture energy."""
+class EnergyPrior:
+    """A PosePrior without a latent space (the SMPLify-style GMM of priors/gmm.py, ...): its energy and samples."""
     kind = "pose"
 
-    def __init__(self, gmm, name: str = "gmm"):
-        self.gmm, self.name = gmm, name
+    def __init__(self, prior, name: str = "gmm"):
+        self.prior, self.name = prior, name
+
+    @property
+    def gmm(self):  # the name of the prior before the PosePrior interface
+        return self.prior
 
     def energy(self, pose: torch.Tensor) -> torch.Tensor:
-        return self.gmm.energy(pose)
+        return self.prior.energy(pose)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        return self.gmm.sample(int(n), seed).float().cpu()
+        return self.prior.sample(int(n), seed).float().cpu()
+
+
+GMMPrior = EnergyPrior  # the benchmark's name for it (tests, docs/PRIORS.md)
 
 
 class _RotationDecoder(nn.Module):
-    """Wraps decode_rotations(z) -> (B, 21, 3, 3) in the v1 VPoser decoding API the fitting engine uses."""
+    """Wraps decode_rotations(z) -> (B, 21, 3, 3) in the v1 VPoser decoding API (``decode(z, output_type)``),
+    for callers written against 2019's VPoser."""
 
     def __init__(self, decoder: nn.Module, decode_rotations, latentD: int):
         super().__init__()
@@ -92,33 +101,24 @@ class _RotationDecoder(nn.Module):
 
 
 class LatentPrior:
-    """A latent decoder with a standard normal prior over its codes (VPoser v1, v2, ...).
+    """A latent PosePrior with a standard normal prior over its codes (VPoser v1, v2, ...).
 
-    model: the nn.Module (put in eval mode, no gradients); decode_rotations(z (B, latentD)) ->
-    (B, 21, 3, 3). Use :meth:`from_vposer_v1` for the 2019 API.
+    model: the PosePrior (put in eval mode, no gradients), decoding codes z (B, latentD) to
+    (B, 21, 3, 3) rotations with ``decode_rotations``.
     """
     kind = "latent"
 
-    def __init__(self, name: str, model: nn.Module, decode_rotations, latentD: int):
-        self.name, self.model, self.latentD = name, model.eval(), int(latentD)
+    def __init__(self, model, name: str = "vposer"):
+        self.name, self.model, self.latentD = name, model.eval(), int(model.latentD)
         self.model.requires_grad_(False)
-        self._decode_rotations = decode_rotations
 
     @classmethod
     def from_vposer_v1(cls, vposer, name: str = "vposer_v1") -> "LatentPrior":
-        def decode_rotations(z):
-            return vposer.decode(z, output_type="matrot").reshape(z.shape[0], vposer.num_joints, 3, 3)
-        return cls(name, vposer, decode_rotations, vposer.latentD)
+        return cls(vposer, name)
 
     @classmethod
     def from_vposer_v2(cls, vposer, name: str = "vposer_v2") -> "LatentPrior":
-        """A 2021 VPoser (``decode(z)`` returning a dict with 'pose_body_matrot' or 'pose_body')."""
-        def decode_rotations(z):
-            out = vposer.decode(z)
-            if "pose_body_matrot" in out:
-                return out["pose_body_matrot"].reshape(z.shape[0], NUM_POSE_BODY_JOINTS, 3, 3)
-            return axis_angle_to_matrix(out["pose_body"].reshape(z.shape[0], NUM_POSE_BODY_JOINTS, 3))
-        return cls(name, vposer, decode_rotations, vposer.latentD)
+        return cls(vposer, name)
 
     @property
     def _param(self):
@@ -129,23 +129,28 @@ class LatentPrior:
         return self._param.dtype
 
     def decode_rotations(self, z: torch.Tensor) -> torch.Tensor:
-        return self._decode_rotations(z)
+        return self.model.decode_rotations(z)
 
     def reconstruct(self, pose: torch.Tensor) -> torch.Tensor:
-        """Encode -> decode with the posterior mean: pose (B, 63) axis-angle -> (B, 21, 3, 3) rotations.
-        Needs a model with ``encode(pose (B, 21, 3))`` returning a Normal (VPoser v1 and v2 do)."""
-        if not hasattr(self.model, "encode"):
-            raise ValueError(f"the prior {self.name!r} has no encoder, so it cannot reconstruct poses")
+        """Encode -> decode with the posterior mean: pose (B, 63) axis-angle -> (B, 21, 3, 3) rotations."""
         with torch.no_grad():
             x = torch.as_tensor(pose).to(self._param).reshape(len(pose), NUM_POSE_BODY_JOINTS, 3)
-            return self.decode_rotations(self.model.encode(x).loc)
+            return self.decode_rotations(self.model.encode_pose(x))
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """(n, 63): codes drawn with numpy's generator seeded by ``seed`` (as for every compared prior;
+        not the model's own ``sample``, whose torch generator draws other codes)."""
         z = np.random.default_rng(seed).standard_normal((int(n), self.latentD))
         with torch.no_grad():
             R = self.decode_rotations(torch.as_tensor(z, dtype=self._param.dtype, device=self._param.device))
         return matrix_to_axis_angle(R).reshape(int(n), NUM_BODY_POSE).float().cpu()
 
     def fitting_decoder(self) -> nn.Module:
-        """A module the fitting engine takes as ``vposer=``."""
-        return _RotationDecoder(self.model, self._decode_rotations, self.latentD)
+        """The model in the v1 VPoser decoding API (``decode(z, output_type)``), for 2019-style callers;
+        the fitting engine takes ``self.model`` (a PosePrior) itself."""
+        return _RotationDecoder(self.model, self.model.decode_rotations, self.latentD)
+
+
+def compared_prior(prior, name: str):
+    """A PosePrior as the benchmark compares it: LatentPrior when it has a latent space, else EnergyPrior."""
+    return EnergyPrior(prior, name) if prior.latentD is None else LatentPrior(prior, name)

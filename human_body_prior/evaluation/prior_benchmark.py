@@ -47,10 +47,9 @@ from tqdm import tqdm
 
 from human_body_prior import cli
 from human_body_prior.evaluation.compared_priors import (
-    GMMPrior,
     L2Prior,
-    LatentPrior,
     NoPrior,
+    compared_prior,
 )
 from human_body_prior.evaluation.prior_protocols import (
     LATENT_COMPLETION_WEIGHT,
@@ -247,33 +246,20 @@ def write_subset(data_dir, out, train_frames=3000, test_frames=1000, seed=0) -> 
 
 # ---------------------------------------------------------------------- priors
 def build_priors(names, data: BenchData, vposer_v1_dir=None, vposer_v2_dir=None, gmm_path=None) -> list:
-    from human_body_prior.priors.gmm import GMMPosePrior
+    """Compared priors by name; the PosePriors (gmm, vposer_v1, vposer_v2) through load_prior, in data.dtype."""
+    from human_body_prior.priors import load_prior
 
+    sources = {"gmm": gmm_path or "gmm", "vposer_v1": vposer_v1_dir or "vposer_v1", "vposer_v2": vposer_v2_dir}
     priors = []
     for name in names:
         if name == "none":
             priors.append(NoPrior())
         elif name == "l2":
             priors.append(L2Prior.from_training(data.train))
-        elif name == "gmm":
-            priors.append(GMMPrior(GMMPosePrior.load(gmm_path, dtype=data.dtype)))
-        elif name == "vposer_v1":
-            import human_body_prior as hbp
-            from human_body_prior.priors.experiment import load_vposer
-
-            vp, _ = load_vposer(vposer_v1_dir or hbp.default_vposer_dir(), verbose=False)
-            priors.append(LatentPrior.from_vposer_v1(vp.to(data.dtype)))
-        elif name == "vposer_v2":
-            if vposer_v2_dir is None:
+        elif name in sources:
+            if sources[name] is None:
                 raise ValueError("the prior 'vposer_v2' needs --vposer-v2 DIR (a 2021 experiment folder)")
-            import importlib
-
-            try:  # the 2021 loader (issue #13)
-                load_model = importlib.import_module("human_body_prior.priors.vposer_v2_io").load_model
-            except ImportError as exc:
-                raise ValueError("this version cannot load VPoser v2 experiment folders") from exc
-            vp, _ = load_model(vposer_v2_dir, disable_grad=True, comp_device="cpu", verbose=False)
-            priors.append(LatentPrior.from_vposer_v2(vp.to(data.dtype)))
+            priors.append(compared_prior(load_prior(sources[name]).to(dtype=data.dtype), name))
         else:
             raise ValueError(f"unknown prior {name!r}; choose from {PRIOR_NAMES}")
     return priors

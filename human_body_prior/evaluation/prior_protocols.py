@@ -311,7 +311,7 @@ def make_fitter(bm, prior, weight: float, stages=None, **options):
     stages: the engine's default (None) or a list of fitting.Stage, the same for every prior; options:
     further BodyFitter arguments (e.g. smooth_weight)."""
     if prior.kind == "latent":
-        return BodyFitter(bm, pose_prior="vposer", vposer=prior.fitting_decoder(), prior_weight=weight, stages=stages,
+        return BodyFitter(bm, pose_prior="vposer", vposer=prior.model, prior_weight=weight, stages=stages,
                           **options)
     if prior.name == "none":
         return BodyFitter(bm, pose_prior="none", stages=stages, **options)

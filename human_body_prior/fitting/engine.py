@@ -94,7 +94,7 @@ class BodyFitter:
     """Fits SMPL-family bodies to observations; see fit() and the module docstring.
 
     bm: BodyModel or BodyModelWithPoser (SMPL, SMPL-H or SMPL-X; any device and dtype).
-    pose_prior: 'vposer' | 'l2' | 'none'. vposer: a 21-joint VPoser, v1 or v2 (default: the poser of a
+    pose_prior: 'vposer' | 'l2' | 'none'. vposer: a 21-joint latent PosePrior, e.g. VPoser v1 or v2 (default: the poser of a
     BodyModelWithPoser). prior_weight: weight of the pose prior (default DEFAULT_PRIOR_WEIGHT).
     optimizer: 'lbfgs' (per-frame L-BFGS with backtracking), 'lbfgs_strong_wolfe' (torch's L-BFGS with
     strong-Wolfe line search over the whole batch) or 'adam' (see stages.py); lr: Adam's step size.

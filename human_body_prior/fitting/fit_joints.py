@@ -68,8 +68,10 @@ def build_fitter(pose_prior, bm_path=None, expr_dir=None, prior_weight=None, dev
         raise FileNotFoundError(f"body model file {bm_path} not found (pass --bm-path)")
     if pose_prior == "vposer":
         from human_body_prior.body_model.body_model_vposer import BodyModelWithPoser
+        from human_body_prior.priors import PRIOR_NAMES
+
         expr_dir = expr_dir or hbp.default_vposer_dir()
-        if not Path(expr_dir).is_dir():
+        if not Path(expr_dir).is_dir() and expr_dir not in PRIOR_NAMES:
             raise FileNotFoundError(f"VPoser experiment folder {expr_dir} not found (pass --expr-dir)")
         bm = BodyModelWithPoser(poser_type="vposer", smpl_exp_dir=expr_dir, bm_path=bm_path)
     else:
@@ -135,7 +137,8 @@ def main(argv=None):
                     help=f"pose prior weight (default {DEFAULT_PRIOR_WEIGHT['vposer']:g} for VPoser, "
                          f"{DEFAULT_PRIOR_WEIGHT['l2']:g} for --l2-pose)")
     ap.add_argument("--bm-path", default=None, help="body model file (default: the open SMPL-X neutral model)")
-    ap.add_argument("--expr-dir", default=None, help="VPoser experiment folder (default: the shipped open VPoser)")
+    ap.add_argument("--expr-dir", default=None, help="VPoser experiment folder, v1 or v2, or 'vposer_v1' / 'vposer_v2' "
+                                                     "(default: the shipped open VPoser v1)")
     ap.add_argument("--fit-betas", action="store_true", help="also fit betas, shared by each batch")
     ap.add_argument("--smooth-weight", type=cli.finite_float, default=0.0,
                     help="the frames are a motion: weight of the joints' squared acceleration (default 0: off)")

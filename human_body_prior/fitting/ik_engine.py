@@ -36,6 +36,8 @@ from human_body_prior.fitting.rigid import kabsch
 from human_body_prior.fitting.stages import run_stage
 from human_body_prior.geometry.rotations import matrix_to_axis_angle
 from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
+from human_body_prior.priors import PosePrior, load_prior
+from human_body_prior.priors.interface import frozen
 
 WEIGHT_KEYS = ("data", "poZ_body", "betas")
 FREE_VARIABLES = ("root_orient", "trans", "poZ_body", "betas")
@@ -47,15 +49,12 @@ _LBFGS_OPTIONS = ("history_size", "lr", "tolerance_grad", "tolerance_change", "m
 
 
 def load_vposer_any(expr_dir=None):
-    """A v1 (2019) or v2 (2021) VPoser experiment folder (default: the shipped open v1 prior) -> the
-    frozen model in eval mode."""
-    from human_body_prior import default_vposer_dir
-    from human_body_prior.priors.any_vposer import load_any_vposer
-
-    model, _ = load_any_vposer(expr_dir if expr_dir is not None else default_vposer_dir())
-    model.eval()
-    model.requires_grad_(False)
-    return model
+    """A latent PosePrior: one given, or loaded by :func:`human_body_prior.priors.load_prior` from a v1 (2019)
+    or v2 (2021) VPoser folder or a shipped prior's name (default: the shipped open v1 prior); frozen, in eval mode."""
+    prior = expr_dir if isinstance(expr_dir, PosePrior) else load_prior(expr_dir if expr_dir is not None else "vposer_v1")
+    if prior.latentD is None:
+        raise ValueError(f"IK_Engine optimises a latent code; the prior {expr_dir} has none (use a VPoser)")
+    return frozen(prior)
 
 
 def _per_frame(data_loss):
@@ -86,7 +85,8 @@ def _find_body_model(module):
 class IK_Engine(nn.Module):
     """Fit body parameters so that ``source_kpts_module`` matches target keypoints; see the module docstring.
 
-    vposer_expr_dir: VPoser folder, v1 or v2 (default: the shipped open prior). data_loss: a loss module
+    vposer_expr_dir: VPoser folder, v1 or v2, a shipped prior's name or a latent PosePrior (default: the
+    shipped open prior). data_loss: a loss module
     or function of (source_kpts, target_kpts) -> scalar (default: SmoothL1Loss(reduction='mean'), as upstream).
     optimizer_args: {'type': 'LBFGS' | 'Adam', 'max_iter': iterations (Adam: steps) per stage (default 300),
     'lr': step size (Adam) or step scale (L-BFGS, default 1); L-BFGS also takes torch.optim.LBFGS's

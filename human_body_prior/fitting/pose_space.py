@@ -1,12 +1,9 @@
 """Pose spaces: the free variable a fit optimises in place of pose_body, how it decodes, and its prior.
 
-- VPoserLatent: the VPoser latent code poZ_body (B, latentD), decoded by the prior's decoder; the prior
-  term is |poZ_body|^2 per frame (the seed's "L2 norm on poZ_body"). A v1 (2019, decode(z, output_type))
-  or v2 (2021, decode(z) -> dict) VPoser with 21 joints.
+- VPoserLatent: the latent code poZ_body (B, latentD) of a latent PosePrior (VPoser v1, v2, ...; 21
+  joints), decoded by the prior; the prior term is |poZ_body|^2 per frame (the seed's "L2 norm on poZ_body").
 - AxisAnglePose: pose_body (B, 63) axis-angle itself, with |pose_body|^2 ('l2') or no prior ('none').
 """
-
-import inspect
 
 import torch
 
@@ -14,6 +11,8 @@ from human_body_prior.geometry.rotations import axis_angle_to_matrix
 from human_body_prior.model_types.joints import (
     NUM_POSE_BODY_JOINTS as NUM_POSE_JOINTS,  # the joints of pose_body
 )
+from human_body_prior.priors import PosePrior
+from human_body_prior.priors.interface import frozen
 
 
 class PoseSpace:
@@ -62,43 +61,39 @@ class AxisAnglePose(PoseSpace):
 
 
 class VPoserLatent(PoseSpace):
-    """The latent space of a VPoser (frozen, eval mode, moved to the fit's device and dtype)."""
+    """The latent space of a latent PosePrior (VPoser v1, v2, ...: frozen, eval mode, moved to the fit's
+    device and dtype), through the interface only (decode_rotations, decode_pose, encode_pose)."""
 
     name = "vposer"
     init_key = "poZ_body"
 
     def __init__(self, vposer, device, dtype):
-        num_joints = getattr(vposer, "num_joints", NUM_POSE_JOINTS)
-        if num_joints != NUM_POSE_JOINTS:
-            raise ValueError(f"the VPoser outputs {num_joints} joints; body fitting needs a "
+        if not isinstance(vposer, PosePrior):
+            raise TypeError(f"pose_prior='vposer' needs a PosePrior (human_body_prior.priors.PosePrior), "
+                            f"got {type(vposer).__name__}")
+        if vposer.latentD is None:
+            raise ValueError(f"the prior {type(vposer).__name__} has no latent space; pose_prior='vposer' needs one")
+        if vposer.num_joints != NUM_POSE_JOINTS:
+            raise ValueError(f"the VPoser outputs {vposer.num_joints} joints; body fitting needs a "
                              f"{NUM_POSE_JOINTS}-joint (pose_body) VPoser")
-        self.vposer = vposer.to(device=device, dtype=dtype).eval()
-        self.vposer.requires_grad_(False)
+        self.vposer = frozen(vposer, device=device, dtype=dtype)
         self.width = int(vposer.latentD)
-        # v1 (2019): decode(z, output_type='aa' | 'matrot'); v2 (2021): decode(z) -> {'pose_body', 'pose_body_matrot'}.
-        # Told apart by the decode signature, not the class (priors/any_vposer.py), so that any decoder with
-        # the v1 API (e.g. evaluation/compared_priors' wrappers) fits too.
-        self._v1 = "output_type" in inspect.signature(vposer.decode).parameters
 
     def decode_rotations(self, z):
-        B = z.shape[0]
-        out = self.vposer.decode(z, output_type="matrot") if self._v1 else self.vposer.decode(z)["pose_body_matrot"]
-        return out.reshape(B, NUM_POSE_JOINTS, 3, 3)
+        return self.vposer.decode_rotations(z)
 
     def decode(self, z):
-        B = z.shape[0]
-        out = self.vposer.decode(z, output_type="aa") if self._v1 else self.vposer.decode(z)["pose_body"]
-        return out.reshape(B, 3 * NUM_POSE_JOINTS)
+        return self.vposer.decode_pose(z)
 
     def prior(self, z):
         return (z * z).sum(-1)
 
     def encode(self, pose_body):
-        return self.vposer.encode(pose_body.reshape(pose_body.shape[0], 3 * NUM_POSE_JOINTS)).mean
+        return self.vposer.encode_pose(pose_body.reshape(pose_body.shape[0], 3 * NUM_POSE_JOINTS))
 
 
 def make_pose_space(pose_prior: str, vposer, device, dtype) -> PoseSpace:
-    """'vposer' (needs vposer) | 'l2' | 'none' -> the PoseSpace."""
+    """'vposer' (needs vposer: a latent PosePrior) | 'l2' | 'none' -> the PoseSpace."""
     if pose_prior == "vposer":
         if vposer is None:
             raise ValueError("pose_prior='vposer' needs a VPoser: pass vposer=... or a BodyModelWithPoser")

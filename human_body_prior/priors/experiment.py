@@ -13,7 +13,6 @@ you pass). The official ``vposer_v1_0`` download loads this way on current PyTor
 """
 
 import inspect
-import re
 import shutil
 from pathlib import Path
 
@@ -24,33 +23,13 @@ from human_body_prior.files.atomic_io import atomic_write, torch_save_atomic
 from human_body_prior.files.settings_parser import read_ini, read_ini_text
 from human_body_prior.files.zip_check import check_zip_crcs
 from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
+from human_body_prior.priors.snapshots import best_snapshot, v1_snapshot_name, v1_try_prefix
 
-_SNAPSHOT_RE = re.compile(r"^TR(\d+)_E(\d+)\.pt$")
 _REQUIRED_SETTINGS = ("num_neurons", "latentD")
 _DEFAULT_SETTINGS = {"data_shape": [1, NUM_POSE_BODY_JOINTS, 3], "use_cont_repr": True}
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _best_snapshot(expr_dir: Path) -> Path:
-    """The snapshot with the highest epoch in its TRxx_Eyyy.pt name (then the highest try number)."""
-    snap_dir = expr_dir / "snapshots"
-    if not snap_dir.is_dir():
-        raise FileNotFoundError(f"no snapshots/ folder in the experiment folder {expr_dir}")
-    pts = sorted(p for p in snap_dir.iterdir() if p.suffix == ".pt" and p.is_file())
-    named = [(int(m.group(2)), int(m.group(1)), p) for p in pts if (m := _SNAPSHOT_RE.match(p.name))]
-    if named:
-        return max(named)[2]
-    if len(pts) == 1:  # a single snapshot under another name is unambiguous
-        return pts[0]
-    if not pts:
-        if any(snap_dir.glob("*.ckpt")):
-            raise FileNotFoundError(f"no snapshot (*.pt) in {snap_dir}, but *.ckpt files: a VPoser v2 (V02) "
-                                    "experiment folder; load it with human_body_prior.tools.model_loader.load_model")
-        raise FileNotFoundError(f"no snapshot (*.pt) in {snap_dir}")
-    raise FileNotFoundError(f"cannot tell the best snapshot in {snap_dir}: none of {[p.name for p in pts]} "
-                            "is named TRxx_Eyyy.pt")
-
-
 def _settings_file(expr_dir: Path, snapshot: Path) -> Path:
     inis = sorted(p for p in expr_dir.glob("*.ini") if p.is_file())
     if not inis and any(expr_dir.glob("*.yaml")):
@@ -61,9 +40,9 @@ def _settings_file(expr_dir: Path, snapshot: Path) -> Path:
     if len(inis) == 1:
         return inis[0]
     # several: prefer the one of the snapshot's try (TRxx_...)
-    m = _SNAPSHOT_RE.match(snapshot.name)
-    if m:
-        same_try = [p for p in inis if p.name.startswith(f"TR{m.group(1)}_")]
+    prefix = v1_try_prefix(snapshot.name)
+    if prefix:
+        same_try = [p for p in inis if p.name.startswith(prefix)]
         if len(same_try) == 1:
             return same_try[0]
     raise ValueError(f"several settings files in {expr_dir} ({[p.name for p in inis]}); keep only one")
@@ -92,7 +71,7 @@ def expid2model(expr_dir, verbose: bool = True):
     expr_dir = Path(expr_dir)
     if not expr_dir.is_dir():
         raise FileNotFoundError(f"experiment folder {expr_dir} not found")
-    best = _best_snapshot(expr_dir)
+    best = best_snapshot(expr_dir, version=1)
     if verbose:
         print(f"Found Trained Model: {best}")
     ps = read_settings(_settings_file(expr_dir, best), work_dir=str(expr_dir), best_model_fname=str(best))
@@ -229,7 +208,7 @@ def load_vposer(expr_dir, vp_model="snapshot", map_location=None, device=None, v
 # ---------------------------------------------------------------------------------------------- writing
 def snapshot_fname(expr_dir, epoch: int, try_num: int = 0) -> str:
     """<expr_dir>/snapshots/TRxx_Eyyy.pt."""
-    return str(Path(expr_dir) / "snapshots" / f"TR{int(try_num):02d}_E{int(epoch):03d}.pt")
+    return str(Path(expr_dir) / "snapshots" / v1_snapshot_name(epoch, try_num))
 
 
 def save_snapshot(model_or_state_dict, fname) -> str:

@@ -30,6 +30,7 @@ import torch
 from human_body_prior import cli
 from human_body_prior.files.atomic_io import save_npz_atomic
 from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
+from human_body_prior.priors.interface import no_latent
 
 POSE_DIM = 3 * NUM_POSE_BODY_JOINTS  # pose_body values
 
@@ -45,8 +46,11 @@ class GMMPosePrior:
     """Gaussian mixture over pose vectors (D = 63 for pose_body) with the max-mixture energy.
 
     weights (K,) summing to 1, means (K, D), covariances (K, D, D) symmetric positive definite.
-    Tensors live on ``device`` in ``dtype``; ``to()`` returns a copy elsewhere.
+    Tensors live on ``device`` in ``dtype``; ``to()`` returns a copy elsewhere. A
+    :class:`~human_body_prior.priors.PosePrior` without a latent space (``latentD`` is None).
     """
+
+    latentD = None
 
     def __init__(self, weights, means, covariances, device="cpu", dtype=torch.float32):
         w = np.asarray(weights, dtype=np.float64)
@@ -65,6 +69,7 @@ class GMMPosePrior:
         logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(-1)
         self.weights_np, self.means_np, self.covariances_np = w, mu, cov
         self.num_components, self.dim = w.shape[0], D
+        self.num_joints = D // 3
         # per component: 0.5 log det(2 pi Sigma_k) - log w_k
         const = 0.5 * (logdet + D * math.log(2.0 * math.pi)) - np.log(w)
         self._np = dict(precisions=np.linalg.inv(cov), chol=chol, const=const)
@@ -103,6 +108,16 @@ class GMMPosePrior:
         eps = rng.standard_normal((int(n), self.dim))
         x = self.means_np[comp] + np.einsum("nij,nj->ni", self._np["chol"][comp], eps)
         return torch.as_tensor(x, dtype=self.dtype, device=self.device)
+
+    # ------------------------------------------------------------------ no latent space
+    def encode_pose(self, pose_body):
+        raise no_latent(self, "encode_pose")
+
+    def decode_pose(self, z):
+        raise no_latent(self, "decode_pose")
+
+    def decode_rotations(self, z):
+        raise no_latent(self, "decode_rotations")
 
     # ------------------------------------------------------------------ files
     def save(self, path) -> str:

@@ -1,4 +1,5 @@
-"""The standard-normal latent of VPoser v1 and v2: the one sampler both draw poses with, and the KL to it."""
+"""The standard-normal latent of VPoser v1 and v2: the one seeded sampler (poses and BodyModelWithPoser's
+random codes are drawn through it), and the KL to it."""
 
 from typing import Callable, TypeVar
 
@@ -6,6 +7,17 @@ import torch
 import torch.nn as nn
 
 T = TypeVar("T")
+
+
+def seeded_generator(seed=None, device="cpu") -> torch.Generator:
+    """A private torch.Generator on ``device`` seeded with ``seed`` (fresh entropy when None); drawing
+    from it neither reseeds nor advances numpy's or torch's global random state."""
+    gen = torch.Generator(device=device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    return gen
 
 
 def sample_from_prior(model: nn.Module, decode: Callable[[torch.Tensor], T], num_poses: int, latentD: int,
@@ -17,11 +29,7 @@ def sample_from_prior(model: nn.Module, decode: Callable[[torch.Tensor], T], num
     a device, and numpy's and torch's global random states are neither reseeded nor advanced.
     ``model``'s train/eval mode is restored afterwards.
     """
-    gen = torch.Generator(device=like.device)
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(int(seed))
+    gen = seeded_generator(seed, like.device)
     was_training = model.training
     model.eval()
     try:

@@ -19,14 +19,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from human_body_prior.geometry import rotations as rotation_tools
+from human_body_prior.priors.interface import LatentPosePrior
 from human_body_prior.priors.sampling import sample_from_prior
 
 _OUTPUT_TYPES = ("matrot", "aa")
 _INPUT_TYPES = ("aa", "matrot")
 
 
-class VPoser(nn.Module):
-    """VPoser v1.
+class VPoser(nn.Module, LatentPosePrior):
+    """VPoser v1, a :class:`~human_body_prior.priors.PosePrior` (``decode_pose``, ``energy``, ...).
 
     num_neurons: hidden width H (512 in v1). latentD: latent size D (32 in v1).
     data_shape: shape of one input pose, [1, J, 3] axis-angle ([1, 21, 3] in v1).
@@ -127,6 +128,18 @@ class VPoser(nn.Module):
         """
         return sample_from_prior(self, lambda z: self.decode(z, output_type=output_type), num_poses, self.latentD,
                                  seed, like=self.bodyprior_dec_fc1.weight)
+
+    # ------------------------------------------------------------------ the PosePrior interface
+    def decode_rotations(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, D) -> local joint rotations (N, J, 3, 3)."""
+        return self.decode(z, output_type="matrot").reshape(z.shape[0], self.num_joints, 3, 3)
+
+    def decode_pose(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, D) -> axis-angle poses (N, J*3)."""
+        return self.decode(z, output_type="aa").reshape(z.shape[0], 3 * self.num_joints)
+
+    def _sampling_weight(self) -> torch.Tensor:
+        return self.bodyprior_dec_fc1.weight
 
     # ------------------------------------------------------------------ 2019 static helpers
     @staticmethod

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from human_body_prior.geometry.rotations import cont6d_to_matrix, matrix_to_axis_angle
 from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
+from human_body_prior.priors.interface import LatentPosePrior
 from human_body_prior.priors.sampling import sample_from_prior
 
 __all__ = ["VPoser", "ContinousRotReprDecoder", "NormalDistDecoder", "BatchFlatten"]
@@ -80,9 +81,11 @@ def _model_param(model_ps, name):
     return int(value)
 
 
-class VPoser(nn.Module):
-    """VPoser v2. ``model_ps.model_params.num_neurons`` (H) and ``model_ps.model_params.latentD`` (D)
-    are read by attribute from a config (``types.SimpleNamespace``, the config ``load_model`` returns, ...)."""
+class VPoser(nn.Module, LatentPosePrior):
+    """VPoser v2, a :class:`~human_body_prior.priors.PosePrior` (``decode_pose``, ``energy``, ...).
+
+    ``model_ps.model_params.num_neurons`` (H) and ``model_ps.model_params.latentD`` (D) are read by
+    attribute from a config (``types.SimpleNamespace``, the config ``load_model`` returns, ...)."""
 
     def __init__(self, model_ps):
         super().__init__()
@@ -144,3 +147,15 @@ class VPoser(nn.Module):
         neither reseeded nor advanced. The train/eval mode is restored afterwards.
         """
         return sample_from_prior(self, self.decode, num_poses, self.latentD, seed, like=self.decoder_net[0].weight)
+
+    # ------------------------------------------------------------------ the PosePrior interface
+    def decode_rotations(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, D) -> local joint rotations (N, 21, 3, 3)."""
+        return self.decode(z)["pose_body_matrot"].reshape(z.shape[0], self.num_joints, 3, 3)
+
+    def decode_pose(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, D) -> axis-angle poses (N, 63)."""
+        return self.decode(z)["pose_body"].reshape(z.shape[0], 3 * self.num_joints)
+
+    def _sampling_weight(self) -> torch.Tensor:
+        return self.decoder_net[0].weight

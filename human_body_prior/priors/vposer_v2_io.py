@@ -17,9 +17,7 @@ an inert placeholder (never constructed or called) and refuses globals from code
 """
 
 import io
-import math
 import pickle
-import re
 import types
 from collections import OrderedDict
 from pathlib import Path
@@ -27,14 +25,15 @@ from pathlib import Path
 import torch
 
 from human_body_prior.files.stand_in import StandIn, stand_in_class
+from human_body_prior.files.unpickling import as_pickle_module, restricted_unpickler
 from human_body_prior.files.zip_check import check_zip_crcs
+from human_body_prior.priors import snapshots
+from human_body_prior.priors.snapshots import v2_snapshot_name as snapshot_name  # noqa: F401 (public name)
 
 V2_PREFIX = "vp_model."
 IGNORED_PREFIXES = ("bm_train.",)  # body-model buffers of the upstream LightningModule, not weights
 CONFIG_SECTIONS = ("general", "logging", "train_parms", "data_parms", "model_params", "body_model")
 
-_EPOCH_RE = re.compile(r"epoch=(\d+)")
-_VAL_LOSS_RE = re.compile(r"val_loss=([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -188,24 +187,18 @@ class CheckpointPayloadError(pickle.UnpicklingError):
     pass
 
 
+def _stand_in(module: str, name: str):
+    """Lightning's bookkeeping objects become inert _Skipped objects; code modules get None (refused)."""
+    return None if module.split(".")[0] in _CODE_MODULES else stand_in_class(_Skipped, module, name)
+
+
+def _refusal(module: str, name: str, qualname: str) -> CheckpointPayloadError:
+    return CheckpointPayloadError(f"refusing the global {qualname}: a checkpoint holds weights, not code")
+
+
 def _restricted_pickle_module():
-    allowed = _allowed_globals()
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module, name):
-            qualname = f"{module}.{name}"
-            if qualname in allowed:
-                return allowed[qualname]
-            if module.split(".")[0] in _CODE_MODULES:
-                raise CheckpointPayloadError(f"refusing the global {qualname}: a checkpoint holds weights, "
-                                             "not code")
-            return stand_in_class(_Skipped, module, name)
-
-    def load(f, **kwargs):
-        return Unpickler(f, **kwargs).load()
-
-    return types.SimpleNamespace(__name__="human_body_prior_restricted_pickle", Unpickler=Unpickler, load=load,
-                                 UnpicklingError=pickle.UnpicklingError)
+    unpickler = restricted_unpickler(_allowed_globals(), lambda module, name: f"{module}.{name}", _stand_in, _refusal)
+    return as_pickle_module(unpickler, "human_body_prior_restricted_pickle")
 
 
 def read_checkpoint(ckpt_fname, map_location="cpu") -> dict:
@@ -271,39 +264,10 @@ def write_checkpoint(model: torch.nn.Module, ckpt_fname, epoch: int, global_step
     return str(ckpt_fname)
 
 
-def snapshot_name(expr_id: str, epoch: int, val_loss: float) -> str:
-    """Lightning's checkpoint name pattern, as upstream: '<expr_id>_epoch=13_val_loss=0.03.ckpt'."""
-    return f"{expr_id}_epoch={int(epoch):02d}_val_loss={float(val_loss):.2f}.ckpt"
-
-
-# ---------------------------------------------------------------------------------------------- folders
-def _snapshot_key(path: Path):
-    m = _EPOCH_RE.search(path.stem)
-    v = _VAL_LOSS_RE.search(path.stem)
-    val = float(v.group(1)) if v else math.inf
-    return (-int(m.group(1)), val if not math.isnan(val) else math.inf, path.name) if m else None
-
-
 def best_snapshot(expr_dir) -> Path:
-    """snapshots/*.ckpt with the highest epoch= in its name; ties: lower val_loss=, then the name.
-    File times are ignored (copies and unzips reset them)."""
-    expr_dir = Path(expr_dir)
-    snap_dir = expr_dir / "snapshots"
-    if not snap_dir.is_dir():
-        raise FileNotFoundError(f"no snapshots/ folder in the VPoser v2 experiment folder {expr_dir}")
-    ckpts = sorted(p for p in snap_dir.iterdir() if p.suffix == ".ckpt" and p.is_file())
-    named = [(k, p) for p in ckpts if (k := _snapshot_key(p)) is not None]
-    if named:
-        return min(named)[1]
-    if len(ckpts) == 1:
-        return ckpts[0]
-    if not ckpts:
-        pts = sorted(p.name for p in snap_dir.glob("*.pt"))
-        hint = (f"; it holds {pts[:5]}, a VPoser v1 (2019) layout: load it with "
-                "human_body_prior.tools.model_loader.load_vposer") if pts else ""
-        raise FileNotFoundError(f"no checkpoint (*.ckpt) in {snap_dir}{hint}")
-    raise FileNotFoundError(f"cannot tell the best checkpoint in {snap_dir}: none of {[p.name for p in ckpts]} "
-                            "has 'epoch=N' in its name")
+    """snapshots/*.ckpt with the highest epoch= in its name; ties: lower val_loss=, then the name
+    (:func:`human_body_prior.priors.snapshots.best_snapshot`)."""
+    return snapshots.best_snapshot(expr_dir, version=2)
 
 
 def config_file(expr_dir) -> Path:

@@ -10,16 +10,14 @@ atomic; reads never execute code from the files and fail with errors naming the 
     both:      <work_dir>/training_state.pt (model, optimizer, schedule, epoch; for resume True)
 """
 
-import re
 from pathlib import Path
 
 import torch
 
 from human_body_prior.files.atomic_io import torch_save_atomic
+from human_body_prior.priors.snapshots import is_v1_snapshot_name, snapshot_epoch, v2_snapshot_name
 
 TRAINING_STATE = "training_state.pt"
-_V1_SNAPSHOT_RE = re.compile(r"^TR\d+_E(\d+)\.pt$")
-_V2_EPOCH_RE = re.compile(r"epoch=(\d+)")
 _STATE_KEYS = ("model", "optimizer", "epoch", "best_val")
 
 
@@ -46,17 +44,16 @@ class ExperimentCheckpoints:
         from human_body_prior.priors import vposer_v2_io
 
         vposer_v2_io.write_config(v2_config, self.work_dir / f"{self.expr_code}.yaml")
-        name = vposer_v2_io.snapshot_name(self.expr_code, epoch, val_loss)
+        name = v2_snapshot_name(self.expr_code, epoch, val_loss)
         return vposer_v2_io.write_checkpoint(model, self.work_dir / "snapshots" / name, epoch=epoch)
 
     def snapshot_epoch(self, path) -> int:
         """The epoch in a snapshot's name (TRxx_Eyyy.pt or ..._epoch=NN_...ckpt)."""
-        name = Path(path).name
-        m = _V1_SNAPSHOT_RE.match(name) if self.version == 1 else _V2_EPOCH_RE.search(name)
-        if m is None:
+        epoch = snapshot_epoch(Path(path).name, self.version)
+        if epoch is None:
             pattern = "TRxx_Eyyy.pt" if self.version == 1 else "<name>_epoch=NN_val_loss=X.ckpt"
             raise ValueError(f"cannot tell the epoch of the snapshot {path}: expected a name like {pattern}")
-        return int(m.group(1))
+        return epoch
 
     def read_weights(self, path) -> dict:
         """The network state dict of a snapshot of this model version (NaN/inf weights refused)."""
@@ -90,7 +87,7 @@ class ExperimentCheckpoints:
     def is_training_state(self, path) -> bool:
         path = Path(path)
         return path.is_dir() or path.name == TRAINING_STATE or path.suffix not in (".pt", ".ckpt") or \
-            (path.suffix == ".pt" and _V1_SNAPSHOT_RE.match(path.name) is None)
+            (path.suffix == ".pt" and not is_v1_snapshot_name(path.name))
 
     @staticmethod
     def read_training_state(path) -> dict:

@@ -93,8 +93,30 @@ def sample_from_prior(model, decode, num_poses, latentD, seed=None, *, like):
         model.train(was_training)
 
 
-class VPoser(nn.Module):
-    """VPoser v1.
+class LatentPosePrior:
+    """The members of human_body_prior's PosePrior interface (priors/interface.py) that VPoser v1 and v2
+    share: posterior-mean codes, the latent L2 energy of a pose, seeded sampling."""
+
+    def encode_pose(self, pose_body: torch.Tensor) -> torch.Tensor:
+        """(B, J*3) axis-angle -> (B, D) posterior mean."""
+        return self.encode(pose_body.reshape(pose_body.shape[0], -1)).mean
+
+    def energy(self, pose_body: torch.Tensor) -> torch.Tensor:
+        """(B, J*3) -> (B,) |encode_pose(pose)|^2."""
+        z = self.encode_pose(pose_body)
+        return (z * z).sum(-1)
+
+    def sample(self, n: int, seed=None) -> torch.Tensor:
+        """(n, J*3) axis-angle: decode_pose of n codes z ~ N(0, I)."""
+        return sample_from_prior(self, self.decode_pose, n, self.latentD, seed, like=self._sampling_weight())
+
+    def sample_rotations(self, n: int, seed=None) -> torch.Tensor:
+        """(n, J, 3, 3): decode_rotations of the same codes."""
+        return sample_from_prior(self, self.decode_rotations, n, self.latentD, seed, like=self._sampling_weight())
+
+
+class VPoser(nn.Module, LatentPosePrior):
+    """VPoser v1, a :class:`~human_body_prior.priors.PosePrior` (``decode_pose``, ``energy``, ...).
 
     num_neurons: hidden width H (512 in v1). latentD: latent size D (32 in v1).
     data_shape: shape of one input pose, [1, J, 3] axis-angle ([1, 21, 3] in v1).
@@ -195,6 +217,18 @@ class VPoser(nn.Module):
         """
         return sample_from_prior(self, lambda z: self.decode(z, output_type=output_type), num_poses, self.latentD,
                                  seed, like=self.bodyprior_dec_fc1.weight)
+
+    # ------------------------------------------------------------------ the PosePrior interface
+    def decode_rotations(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, D) -> local joint rotations (N, J, 3, 3)."""
+        return self.decode(z, output_type="matrot").reshape(z.shape[0], self.num_joints, 3, 3)
+
+    def decode_pose(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, D) -> axis-angle poses (N, J*3)."""
+        return self.decode(z, output_type="aa").reshape(z.shape[0], 3 * self.num_joints)
+
+    def _sampling_weight(self) -> torch.Tensor:
+        return self.bodyprior_dec_fc1.weight
 
     # ------------------------------------------------------------------ 2019 static helpers
     @staticmethod
