@@ -93,7 +93,7 @@ class _GMMFitter(BodyFitter):
         return self._gmm.energy(pose_var)
 
 
-@pytest.mark.parametrize("space", ["vposer", "l2", "none", "gmm"])
+@pytest.mark.parametrize("space", ["vposer", "l2", "none", "gmm", "gmm_hook"])
 def test_objective_is_data_plus_weighted_prior_at_fixed_variables(setup, space):
     bm, vp = setup
     z, root, trans, pose = _variables(vp, seed=11)
@@ -107,7 +107,7 @@ def test_objective_is_data_plus_weighted_prior_at_fixed_variables(setup, space):
     else:
         init = dict(root_orient=root, trans=trans, pose_body=pose)
         prior_ref = {"l2": (pose.numpy() ** 2).sum(-1), "none": np.zeros(B)}.get(space)
-    if space == "gmm":
+    if space.startswith("gmm"):
         w, mu, cov = _small_gmm()
         prior_ref = _gmm_energy_reference(w, mu, cov, pose).numpy()
     data_ref = ((_joints(bm, root, pose, trans) - targets) ** 2).sum((-1, -2)).numpy()
@@ -116,7 +116,9 @@ def test_objective_is_data_plus_weighted_prior_at_fixed_variables(setup, space):
     seen = []
     for weight, scale in ((0.02, 1.0), (0.5, 3.0)):
         kwargs = dict(prior_weight=weight, optimizer="adam", lr=0.0, stages=[Stage(scale, 1)])
-        if space == "gmm":
+        if space == "gmm":  # a PosePrior without a latent space, through the interface
+            fitter = BodyFitter(bm, pose_prior=GMMPosePrior(w, mu, cov, dtype=torch.float64), **kwargs)
+        elif space == "gmm_hook":
             fitter = _GMMFitter(bm, GMMPosePrior(w, mu, cov, dtype=torch.float64), **kwargs)
         else:
             fitter = BodyFitter(bm, pose_prior=space, vposer=vp if space == "vposer" else None, **kwargs)
@@ -148,3 +150,12 @@ def test_latent_norm_shrinks_as_the_prior_weight_grows(setup):
     assert norms[1e-4] > 0.25 * truth_norm, (norms, truth_norm)
     assert norms[1.0] < 0.01, norms
     assert norms[1e-4] > norms[1e-2] > norms[1.0], norms
+
+
+def test_a_prior_without_a_default_weight_needs_one(setup):
+    bm, _ = setup
+    w, mu, cov = _small_gmm()
+    with pytest.raises(ValueError, match="prior_weight"):
+        BodyFitter(bm, pose_prior=GMMPosePrior(w, mu, cov, dtype=torch.float64))
+    with pytest.raises(ValueError, match="PosePrior"):
+        BodyFitter(bm, pose_prior="gmm")

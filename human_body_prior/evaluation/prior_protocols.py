@@ -294,18 +294,6 @@ def completion(data: BenchData, prior, frames: np.ndarray, parts=tuple(OCCLUSION
 
 
 # ---------------------------------------------------------------------- fitting protocols
-class _EnergyPriorFitter(BodyFitter):
-    """The fitting engine with the axis-angle pose as free variable and a pose prior's energy as the
-    prior term (the engine's 'l2' pose space with prior_term replaced)."""
-
-    def __init__(self, bm, energy, prior_weight, **kwargs):
-        super().__init__(bm, pose_prior="l2", prior_weight=prior_weight, **kwargs)
-        self._energy = energy
-
-    def prior_term(self, pose_var: torch.Tensor) -> torch.Tensor:
-        return self._energy(pose_var)
-
-
 def make_fitter(bm, prior, weight: float, stages=None, **options):
     """A BodyFitter that fits with `prior` at `weight` (units of the data term, m^2 per frame);
     stages: the engine's default (None) or a list of fitting.Stage, the same for every prior; options:
@@ -317,7 +305,7 @@ def make_fitter(bm, prior, weight: float, stages=None, **options):
         return BodyFitter(bm, pose_prior="none", stages=stages, **options)
     if prior.name == "l2":
         return BodyFitter(bm, pose_prior="l2", prior_weight=weight, stages=stages, **options)
-    return _EnergyPriorFitter(bm, prior.energy, weight, stages=stages, **options)
+    return BodyFitter(bm, pose_prior=prior.prior, prior_weight=weight, stages=stages, **options)
 
 
 def fit_joints(data: BenchData, prior, weight: float, targets: np.ndarray, conf: np.ndarray, batch: int = 256,

@@ -33,6 +33,7 @@ from human_body_prior.fitting.pose_space import make_pose_space
 from human_body_prior.fitting.prepared import data_term, prepare_observations
 from human_body_prior.fitting.stages import OPTIMIZERS, Stage, default_stages, run_stage
 from human_body_prior.geometry.rotations import axis_angle_to_matrix
+from human_body_prior.priors import PosePrior
 
 POSE_PRIORS = ("vposer", "l2", "none")
 # Default prior weights, in units of the data term (m^2 per frame). On noisy (20 mm), incomplete real
@@ -94,7 +95,8 @@ class BodyFitter:
     """Fits SMPL-family bodies to observations; see fit() and the module docstring.
 
     bm: BodyModel or BodyModelWithPoser (SMPL, SMPL-H or SMPL-X; any device and dtype).
-    pose_prior: 'vposer' | 'l2' | 'none'. vposer: a 21-joint latent PosePrior, e.g. VPoser v1 or v2 (default: the poser of a
+    pose_prior: 'vposer' | 'l2' | 'none', or a PosePrior object (fitted in its latent space if it has one,
+    else by its energy of pose_body; then prior_weight is required). vposer: a 21-joint latent PosePrior, e.g. VPoser v1 or v2 (default: the poser of a
     BodyModelWithPoser). prior_weight: weight of the pose prior (default DEFAULT_PRIOR_WEIGHT).
     optimizer: 'lbfgs' (per-frame L-BFGS with backtracking), 'lbfgs_strong_wolfe' (torch's L-BFGS with
     strong-Wolfe line search over the whole batch) or 'adam' (see stages.py); lr: Adam's step size.
@@ -107,8 +109,8 @@ class BodyFitter:
     def __init__(self, bm, pose_prior="vposer", vposer=None, prior_weight=None, optimizer="lbfgs", lr=0.03,
                  stages=None, fit_betas=False, shared_betas=True, betas_weight=DEFAULT_BETAS_WEIGHT,
                  smooth_weight=0.0, smooth_iterations=400):
-        if pose_prior not in POSE_PRIORS:
-            raise ValueError(f"pose_prior must be one of {POSE_PRIORS}, got {pose_prior!r}")
+        if not isinstance(pose_prior, PosePrior) and pose_prior not in POSE_PRIORS:
+            raise ValueError(f"pose_prior must be one of {POSE_PRIORS} or a PosePrior, got {pose_prior!r}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         self.bm = bm
@@ -116,9 +118,11 @@ class BodyFitter:
         if pose_prior == "vposer" and vposer is None:
             vposer = getattr(bm, "poser_body_pt", None)
         self.pose_space = make_pose_space(pose_prior, vposer, self.device, self.dtype)
-        self.pose_prior = pose_prior
+        self.pose_prior = self.pose_space.name
         self.vposer = getattr(self.pose_space, "vposer", None)
-        self.prior_weight = DEFAULT_PRIOR_WEIGHT[pose_prior] if prior_weight is None else float(prior_weight)
+        if prior_weight is None and self.pose_prior not in DEFAULT_PRIOR_WEIGHT:
+            raise ValueError(f"a {type(pose_prior).__name__} prior has no default weight; pass prior_weight=...")
+        self.prior_weight = DEFAULT_PRIOR_WEIGHT[self.pose_prior] if prior_weight is None else float(prior_weight)
         if self.prior_weight < 0 or not math.isfinite(self.prior_weight):
             raise ValueError(f"prior_weight must be a finite number >= 0, got {prior_weight}")
         self.optimizer = optimizer

@@ -3,6 +3,7 @@
 - VPoserLatent: the latent code poZ_body (B, latentD) of a latent PosePrior (VPoser v1, v2, ...; 21
   joints), decoded by the prior; the prior term is |poZ_body|^2 per frame (the seed's "L2 norm on poZ_body").
 - AxisAnglePose: pose_body (B, 63) axis-angle itself, with |pose_body|^2 ('l2') or no prior ('none').
+- PriorEnergyPose: pose_body (B, 63) axis-angle, with a PosePrior's energy as the prior (the GMM, ...).
 """
 
 import torch
@@ -92,8 +93,28 @@ class VPoserLatent(PoseSpace):
         return self.vposer.encode_pose(pose_body.reshape(pose_body.shape[0], 3 * NUM_POSE_JOINTS))
 
 
-def make_pose_space(pose_prior: str, vposer, device, dtype) -> PoseSpace:
-    """'vposer' (needs vposer: a latent PosePrior) | 'l2' | 'none' -> the PoseSpace."""
+class PriorEnergyPose(AxisAnglePose):
+    """pose_body itself, with a PosePrior's energy (B,) as the prior term (a prior without a latent space,
+    e.g. the GMM; moved to the fit's device, its own dtype kept)."""
+
+    name = "energy"
+
+    def __init__(self, prior, device):
+        super().__init__(l2=False)
+        self.name = "energy"
+        self.pose_prior = frozen(prior, device=device)
+
+    def prior(self, x):
+        return self.pose_prior.energy(x)
+
+
+def make_pose_space(pose_prior, vposer, device, dtype) -> PoseSpace:
+    """'vposer' (needs vposer: a latent PosePrior) | 'l2' | 'none' | a PosePrior object -> the PoseSpace.
+    A PosePrior with a latent space is fitted in it (VPoserLatent); one without, by its energy on pose_body."""
+    if isinstance(pose_prior, PosePrior):
+        if pose_prior.latentD is not None:
+            return VPoserLatent(pose_prior, device, dtype)
+        return PriorEnergyPose(pose_prior, device)
     if pose_prior == "vposer":
         if vposer is None:
             raise ValueError("pose_prior='vposer' needs a VPoser: pass vposer=... or a BodyModelWithPoser")
