@@ -50,10 +50,10 @@ from human_body_prior.model_types.joints import (
 from human_body_prior.priors.any_vposer import (
     decode_matrot,
     load_any_vposer,
+    model_version,
     sample_matrot,
 )
 from human_body_prior.priors.sampling import kl_to_standard_normal
-from human_body_prior.priors.vposer import VPoser
 
 
 def _rotmats(poses: torch.Tensor) -> torch.Tensor:
@@ -146,7 +146,8 @@ def evaluate(expr_dir, data_dir, splits=("vald", "test"), num_samples=1000, seed
     surface = BodySurface(bm_path, num_vertices=0)
     joint_surface = BodySurface(bm_path, num_vertices=1)  # joints do not depend on the vertices: skip the mesh
     data_dir = Path(data_dir)
-    result = {"model_version": 1 if isinstance(vp, VPoser) else 2, "expr_dir": str(expr_dir), "data_dir": str(data_dir), "bm_path": str(bm_path), "splits": {}}
+    result = {"model_version": model_version(vp), "expr_dir": str(expr_dir), "data_dir": str(data_dir),
+              "bm_path": str(bm_path), "splits": {}}
     for split in splits:
         poses = load_pose_split(data_dir / split)
         step(f"held-out split {split}: encoding and decoding {len(poses)} poses")
