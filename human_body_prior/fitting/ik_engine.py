@@ -48,7 +48,7 @@ _DEFAULT_ITERATIONS = {"lbfgs": 300, "adam": 300}
 _LBFGS_OPTIONS = ("history_size", "lr", "tolerance_grad", "tolerance_change", "max_eval", "line_search_fn")
 
 
-def load_vposer_any(expr_dir=None):
+def _latent_prior(expr_dir=None):
     """A latent PosePrior: one given, or loaded by :func:`human_body_prior.priors.load_prior` from a v1 (2019)
     or v2 (2021) VPoser folder or a shipped prior's name (default: the shipped open v1 prior); frozen, in eval mode."""
     prior = expr_dir if isinstance(expr_dir, PosePrior) else load_prior(expr_dir if expr_dir is not None else "vposer_v1")
@@ -101,7 +101,7 @@ class IK_Engine(nn.Module):
     def __init__(self, vposer_expr_dir=None, data_loss=None, optimizer_args=None, stepwise_weights=None,
                  display_rc=(2, 1), verbosity=1, num_betas=None, logger=None):
         super().__init__()
-        self.vp_model = load_vposer_any(vposer_expr_dir)
+        self.vp_model = _latent_prior(vposer_expr_dir)
         self.data_loss = data_loss if data_loss is not None else nn.SmoothL1Loss(reduction="mean")
         if not callable(self.data_loss):
             raise TypeError(f"data_loss must be callable (a loss module or function), got {type(data_loss).__name__}")
