@@ -13,20 +13,91 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from human_body_prior.body_model.lbs import SparseSkinningWeights, lbs
+from human_body_prior.body_model.lbs import (
+    SparseSkinningWeights,
+    lbs,
+    pose_skeleton,
+    rest_joints_without_mesh,
+    shaped_rest,
+    skin_mesh,
+)
 from human_body_prior.body_model.model_io import load_model_file
 from human_body_prior.geometry.kinematics import KinematicTree
 from human_body_prior.model_types.spec import MODEL_TYPES, SPECS, identify_model_type, model_spec  # noqa: F401 (MODEL_TYPES: re-export)
 
 
 class BodyModelOutput(dict):
-    """Result of BodyModel.forward; a dict whose entries are also attributes (out.v, out.Jtr, ...)."""
+    """Result of BodyModel.forward; a dict whose entries are also attributes (out.v, out.Jtr, ...).
+
+    An entry may be deferred: computed on first use, under the grad mode of the call that made it, then
+    kept. BodyModel defers the mesh ``v``, which costs far more than the joints, so that a caller who reads
+    only ``Jtr`` (an IK source module, a joint loss) never pays for it; iterating, ``dict(out)`` or
+    ``{**out}`` settle every entry first.
+    """
+
+    def defer(self, name: str, compute) -> None:
+        """Make ``out[name]`` the value ``compute()`` returns, computed on first use."""
+        modes = (torch.is_grad_enabled(), torch.is_inference_mode_enabled())
+        self.__dict__.setdefault("_deferred", {})[name] = (compute, modes)
+
+    def __missing__(self, name):
+        compute, (grad, inference) = self.__dict__.get("_deferred", {}).pop(name, (None, (None, None)))
+        if compute is None:
+            raise KeyError(name)
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            value = self[name] = compute()
+        return value
+
+    def _settle(self) -> None:
+        for name in list(self.__dict__.get("_deferred", ())):
+            self[name]
 
     def __getattr__(self, name):
         try:
             return self[name]
         except KeyError:
             raise AttributeError(f"BodyModel output has no {name!r}; it has {sorted(self)}") from None
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name) or name in self.__dict__.get("_deferred", ())
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def __iter__(self):
+        self._settle()
+        return dict.__iter__(self)
+
+    def __len__(self):
+        return dict.__len__(self) + len(self.__dict__.get("_deferred", ()))
+
+    def __eq__(self, other):
+        self._settle()
+        return dict.__eq__(self, other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        self._settle()
+        return dict.__repr__(self)
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+    def keys(self):
+        self._settle()
+        return dict.keys(self)
+
+    def values(self):
+        self._settle()
+        return dict.values(self)
+
+    def items(self):
+        self._settle()
+        return dict.items(self)
+
+    def copy(self):
+        return dict(self)
 
 
 def _parents_from_kintree(kintree, fname) -> list:
@@ -389,13 +460,22 @@ class BodyModel(nn.Module):
             if v_shaped is not None:
                 shape_coeffs = shape_coeffs.new_zeros(batch, 0)
         rest_joints = None if joints is None else self._rest_array("joints", joints, self.J_template, batch)
-        verts, posed_joints = lbs(full_pose, shape_coeffs, template,
-                                  self.shapedirs[..., :0] if v_shaped is not None else self.shapedirs,
-                                  self.posedirs, self.J_regressor, self.weights, self._tree, J_template,
-                                  J_shapedirs, sparse_weights=self._sparse_weights() if self.sparse_skinning else None,
-                                  rest_joints=rest_joints)
+        shapedirs = self.shapedirs[..., :0] if v_shaped is not None else self.shapedirs
+        sparse = self._sparse_weights() if self.sparse_skinning else None
         trans = values["trans"].unsqueeze(1)
-        out = BodyModelOutput(v=verts + trans, f=self.f, Jtr=posed_joints + trans, full_pose=full_pose, **values)
+        out = BodyModelOutput(f=self.f, full_pose=full_pose, **values)
+        rest_joints = rest_joints_without_mesh(shape_coeffs, J_template, J_shapedirs, rest_joints)
+        if rest_joints is None:  # the joints are regressed from the shaped mesh: all at once
+            verts, posed_joints = lbs(full_pose, shape_coeffs, template, shapedirs, self.posedirs, self.J_regressor,
+                                      self.weights, self._tree, sparse_weights=sparse)
+            out.update(v=verts + trans, Jtr=posed_joints + trans)
+        else:  # the joints need no mesh: the mesh is computed when it is first used
+            rot_mats, posed_joints, transforms = pose_skeleton(full_pose, rest_joints, self._tree)
+            out["Jtr"] = posed_joints + trans
+            trans = trans.clone()  # an optimiser may step the stored translation before v is read
+            out.defer("v", lambda: skin_mesh(rot_mats, transforms,
+                                             shaped_rest(shape_coeffs, template, shapedirs, sparse),
+                                             self.posedirs, self.weights, sparse) + trans)
         return dict(out) if return_dict else out
 
     def _rest_array(self, name, value, like, batch):

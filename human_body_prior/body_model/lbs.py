@@ -147,6 +147,51 @@ def shaped_vertices_vertex_major(shape_coeffs: torch.Tensor, v_template: torch.T
     return torch.addmm(base, shapedirs.reshape(3 * V, -1), shape_coeffs.t()).view(V, 3, B)
 
 
+def pose_skeleton(full_pose: torch.Tensor, joints: torch.Tensor, tree: KinematicTree):
+    """Rotations and forward kinematics. full_pose (B, 3 J) axis-angle (rad); joints (J, 3) or (B, J, 3) rest
+    joints -> local rotations (B, J, 3, 3), posed joints (B, J, 3), skinning transforms (B, J, 3, 4)."""
+    B = full_pose.shape[0]
+    rot_mats = axis_angle_to_matrix(full_pose.reshape(B, -1, 3))
+    posed_joints, transforms = forward_kinematics(rot_mats, joints.expand(B, -1, -1), tree)
+    return rot_mats, posed_joints, transforms
+
+
+def rest_joints_without_mesh(shape_coeffs, J_template=None, J_shapedirs=None, rest_joints=None):
+    """The rest joints (J, 3) or (B, J, 3) when they do not need the shaped mesh: the given ones, or the
+    regressor's template joints plus their shape blend shapes; None when they must be regressed."""
+    if rest_joints is not None:
+        return rest_joints
+    if J_template is not None and J_shapedirs is not None:
+        return J_template + blend_shapes(shape_coeffs, J_shapedirs)
+    return None
+
+
+def shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights=None) -> torch.Tensor:
+    """Template plus shape blend shapes: (B, V, 3) for the dense path, vertex-major (V, 3, B) for the sparse one."""
+    if sparse_weights is None:
+        return v_template + blend_shapes(shape_coeffs, shapedirs)
+    return shaped_vertices_vertex_major(shape_coeffs, v_template, shapedirs)
+
+
+def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tensor, posedirs, weights: torch.Tensor,
+              sparse_weights=None) -> torch.Tensor:
+    """The posed mesh (B, V, 3) of a posed skeleton (rot_mats (B, J, 3, 3), transforms (B, J, 3, 4) from
+    :func:`pose_skeleton`) and its shaped rest mesh (:func:`shaped_rest`, consumed): pose correctives, then
+    skinning (arguments as in :func:`lbs`)."""
+    B = rot_mats.shape[0]
+    if sparse_weights is None:
+        v_shaped = rest
+        if posedirs is not None:
+            v_shaped = v_shaped + (pose_features(rot_mats) @ posedirs).reshape(B, -1, 3)
+        return skin_vertices(v_shaped, weights, transforms)
+    V = rest.shape[0]
+    if posedirs is not None:  # in place, sparing a copy of the mesh; posedirs.t() is (3 V, P)
+        rest.view(3 * V, B).addmm_(posedirs.t(), pose_features(rot_mats).t())
+    posed = skin_vertices_sparse(rest, sparse_weights, transforms)
+    # as a 2-D transpose, which torch copies block by block (a 3-D permute copy is far slower)
+    return posed.view(3 * V, B).t().contiguous().view(B, V, 3)
+
+
 def lbs(full_pose: torch.Tensor, shape_coeffs: torch.Tensor, v_template: torch.Tensor,
         shapedirs: torch.Tensor, posedirs, J_regressor: torch.Tensor, weights: torch.Tensor,
         tree: KinematicTree, J_template=None, J_shapedirs=None, sparse_weights=None, rest_joints=None):
@@ -161,28 +206,10 @@ def lbs(full_pose: torch.Tensor, shape_coeffs: torch.Tensor, v_template: torch.T
     (nothing is regressed).
     Returns vertices (B, V, 3) and posed joints (B, J, 3).
     """
-    B = full_pose.shape[0]
-    rot_mats = axis_angle_to_matrix(full_pose.reshape(B, -1, 3))
-    joints = rest_joints
-    if joints is None and J_template is not None and J_shapedirs is not None:
-        joints = J_template + blend_shapes(shape_coeffs, J_shapedirs)
-
-    if sparse_weights is None:
-        v_shaped = v_template + blend_shapes(shape_coeffs, shapedirs)
-        if joints is None:
-            joints = torch.einsum("jv,bvc->bjc", J_regressor, v_shaped)
-        if posedirs is not None:
-            v_shaped = v_shaped + (pose_features(rot_mats) @ posedirs).reshape(B, -1, 3)
-        posed_joints, transforms = forward_kinematics(rot_mats, joints.expand(B, -1, -1), tree)
-        return skin_vertices(v_shaped, weights, transforms), posed_joints
-
-    rest = shaped_vertices_vertex_major(shape_coeffs, v_template, shapedirs)
-    if joints is None:
-        joints = torch.einsum("jv,vcb->bjc", J_regressor, rest)
-    V = rest.shape[0]
-    if posedirs is not None:  # in place, sparing a copy of the mesh; posedirs.t() is (3 V, P)
-        rest.view(3 * V, B).addmm_(posedirs.t(), pose_features(rot_mats).t())
-    posed_joints, transforms = forward_kinematics(rot_mats, joints.expand(B, -1, -1), tree)
-    posed = skin_vertices_sparse(rest, sparse_weights, transforms)
-    # as a 2-D transpose, which torch copies block by block (a 3-D permute copy is far slower)
-    return posed.view(3 * V, B).t().contiguous().view(B, V, 3), posed_joints
+    rest = shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights)
+    joints = rest_joints_without_mesh(shape_coeffs, J_template, J_shapedirs, rest_joints)
+    if joints is None:  # regressed from the shaped mesh (without pose correctives)
+        pattern = "jv,bvc->bjc" if sparse_weights is None else "jv,vcb->bjc"
+        joints = torch.einsum(pattern, J_regressor, rest)
+    rot_mats, posed_joints, transforms = pose_skeleton(full_pose, joints, tree)
+    return skin_mesh(rot_mats, transforms, rest, posedirs, weights, sparse_weights), posed_joints

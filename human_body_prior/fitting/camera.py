@@ -59,6 +59,13 @@ class PinholeCamera:
             t.to(device=device, dtype=dtype) for t in self._tensors())
         return cam
 
+    def select(self, frames: torch.Tensor) -> "PinholeCamera":
+        """The cameras of the frames ``frames`` (n,) long: per-frame parameters indexed, shared ones kept."""
+        cam = PinholeCamera.__new__(PinholeCamera)
+        cam.focal_length, cam.principal_point, cam.rotation, cam.translation = (
+            t[frames] if t.shape[0] > 1 else t for t in self._tensors())
+        return cam
+
     def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
         """points (B, N, 3) world, metres -> (B, N, 3) camera frame."""
         return torch.einsum("bij,bnj->bni", self.rotation.expand(points.shape[0], 3, 3), points) \

@@ -162,10 +162,12 @@ class BodyFitter:
         return self.pose_space.prior(pose_var)
 
     def frame_loss(self, prepared, prior_weight: float, num_joints: int, smooth_weight: float = 0.0):
-        """The objective E_b of the module docstring as a function of (root_orient, trans, pose, betas) -> (B,)."""
-        def loss(root_orient, trans, pose_var, betas):
+        """The objective E_b of the module docstring as a function of (root_orient, trans, pose, betas) -> (B,);
+        with rows=frames (n,) the variables hold those frames only and it returns their (n,) objectives."""
+        def loss(root_orient, trans, pose_var, betas, rows=None):
+            observed = prepared if rows is None else [item.select(rows) for item in prepared]
             joints = self.posed_joints(root_orient, pose_var, trans, betas, num_joints)
-            value = data_term(prepared, joints) + prior_weight * self.prior_term(pose_var)
+            value = data_term(observed, joints) + prior_weight * self.prior_term(pose_var)
             if self.fit_betas:
                 value = value + self.betas_weight * (betas * betas).sum(-1)
             if smooth_weight > 0:
@@ -193,7 +195,7 @@ class BodyFitter:
             loss = self.frame_loss(prepared, self.prior_weight * float(stage.prior_scale), num_needed)
             coupled = self.fit_betas and stage.betas and x.betas.shape[0] != B
             run_stage(self.optimizer, loss, x.as_list(), x.free(stage, self.fit_betas), stage.iterations, self.lr,
-                      coupled)
+                      coupled, rows=True)
             self._record(history, loss, x, stage, verbose)
         if self.smooth_weight > 0 and B > 2:
             stage = Stage(stages[-1].prior_scale, self.smooth_iterations)

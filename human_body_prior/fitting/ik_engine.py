@@ -168,12 +168,12 @@ class IK_Engine(nn.Module):
         def body_params(root_orient, trans, poZ_body, betas):
             return {"root_orient": root_orient, "pose_body": space.decode(poZ_body), "trans": trans, "betas": betas}
 
-        def source(params):
+        def source(params, goal=target):
             out = source_kpts_model(params)
             kpts = out["source_kpts"] if isinstance(out, dict) else out
-            if kpts.shape != target.shape:
+            if kpts.shape != goal.shape:
                 raise ValueError(f"source_kpts_module returned source_kpts of shape {tuple(kpts.shape)}; "
-                                 f"the targets have shape {tuple(target.shape)}")
+                                 f"the targets have shape {tuple(goal.shape)}")
             return kpts
 
         variables = [x[k] for k in FREE_VARIABLES]
@@ -184,16 +184,17 @@ class IK_Engine(nn.Module):
         for i, w in enumerate(self.stepwise_weights):
             w_data, w_z, w_b = (float(w.get(k, 0.0)) for k in WEIGHT_KEYS)
 
-            def frame_loss(root_orient, trans, poZ_body, betas):
-                kpts = source(body_params(root_orient, trans, poZ_body, betas))
+            def frame_loss(root_orient, trans, poZ_body, betas, rows=None):
+                goal = target if rows is None else target[rows]
+                kpts = source(body_params(root_orient, trans, poZ_body, betas), goal)
                 priors = w_z * (poZ_body * poZ_body).sum(-1) + w_b * (betas * betas).sum(-1)
                 if per_frame is not None:
-                    return w_data * per_frame(kpts, target) + priors
-                return (w_data * self.data_loss(kpts, target) + priors.sum()).reshape(1)
+                    return w_data * per_frame(kpts, goal) + priors
+                return (w_data * self.data_loss(kpts, goal) + priors.sum()).reshape(1)
 
             run_stage(optimizer, frame_loss, variables, variables, self.optimizer_args["max_iter"],
                       float(self.optimizer_args.get("lr", 1e-2)), coupled=per_frame is None,
-                      lbfgs_options=lbfgs_options)
+                      lbfgs_options=lbfgs_options, rows=True)
             with torch.no_grad():
                 total = float(frame_loss(*variables).sum())
             self._log(f"IK stage {i + 1}/{len(self.stepwise_weights)} {w}: loss {total:.6g}")

@@ -4,7 +4,7 @@ A fit prepares its observations once (``prepare_observations``); every loss eval
 ``PreparedObservation`` fields instead of re-converting arrays.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
@@ -38,6 +38,12 @@ class PreparedObservation:
     @property
     def is_3d(self) -> bool:
         return self.camera is None
+
+    def select(self, frames: torch.Tensor) -> "PreparedObservation":
+        """The observation of the frames ``frames`` (n,) long only."""
+        return replace(self, targets=self.targets[frames], conf=self.conf[frames],
+                       camera=None if self.camera is None else self.camera.select(frames),
+                       focal=self.focal if self.focal is None or self.focal.shape[0] == 1 else self.focal[frames])
 
     def term(self, joints: torch.Tensor) -> torch.Tensor:
         """Weighted data term per frame (B,) of posed model joints (B, J_model, 3)."""

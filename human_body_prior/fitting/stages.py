@@ -47,21 +47,24 @@ def default_stages(optimizer: str, has_2d_only: bool) -> list:
 
 
 def per_frame_lbfgs(frame_loss, variables: list, free: list, iterations: int, history_size: int = 10,
-                    lr: float = 1.0) -> None:
+                    lr: float = 1.0, rows: bool = False) -> None:
     """L-BFGS per frame over the tensors ``free`` (a subset of ``variables``, each (B, k)); the others
     stay fixed. frame_loss(*variables) -> (B,). lr scales the trial step as in torch.optim.LBFGS.
+    rows=True: frame_loss(*variables, rows=frames) also evaluates a subset of the frames (the variables
+    then hold those frames' rows only), so that a line search steps only the frames still searching.
     Updates the free tensors in place."""
     ids = [i for i, v in enumerate(variables) if any(v is f for f in free)]
     widths = [variables[i].shape[1] for i in ids]
     x0 = torch.cat([variables[i].detach() for i in ids], dim=1)
+    B = x0.shape[0]  # a variable with one row (betas shared by the batch) is not split by frame
 
-    def func(x):
-        values = list(variables)
+    def func(x, frames=None):
+        values = list(variables) if frames is None else [v[frames] if v.shape[0] == B else v for v in variables]
         for i, part in zip(ids, torch.split(x, widths, dim=1)):
             values[i] = part
-        return frame_loss(*values)
+        return frame_loss(*values) if frames is None else frame_loss(*values, rows=frames)
 
-    x, _ = batched_lbfgs(func, x0, max_iter=int(iterations), history_size=int(history_size), lr=float(lr))
+    x, _ = batched_lbfgs(func, x0, max_iter=int(iterations), history_size=int(history_size), lr=float(lr), rows=rows)
     with torch.no_grad():
         for i, part in zip(ids, torch.split(x, widths, dim=1)):
             variables[i].copy_(part)
@@ -96,7 +99,7 @@ def adam(total_loss, free: list, iterations: int, lr: float) -> None:
 
 
 def run_stage(optimizer: str, frame_loss, variables: list, free: list, iterations: int, lr: float,
-              coupled: bool, lbfgs_options=None) -> None:
+              coupled: bool, lbfgs_options=None, rows: bool = False) -> None:
     """Minimise sum(frame_loss(*variables)) over ``free`` with ``optimizer`` (see the module docstring).
     coupled: the frames' problems are not separate (a free variable shared by the frames, e.g. one betas
     row for the batch, or a loss that is not a sum over frames). lbfgs_options: torch.optim.LBFGS's
@@ -104,7 +107,7 @@ def run_stage(optimizer: str, frame_loss, variables: list, free: list, iteration
     line_search_fn apply to the whole-batch L-BFGS only: torch's absolute tolerances, chosen for a
     batch's summed loss, would stop each frame of the per-frame solver far too early (measured in
     docs/FITTING.md). There a frame stops when its line search fails, its loss stalls (relative change
-    1e-12) or after ``iterations``."""
+    1e-12) or after ``iterations``. rows: frame_loss takes ``rows=`` (see per_frame_lbfgs)."""
     options = dict(lbfgs_options or {})
     frame_options = {k: v for k, v in options.items() if k in ("history_size", "lr")}
 
@@ -114,7 +117,7 @@ def run_stage(optimizer: str, frame_loss, variables: list, free: list, iteration
     if optimizer == "adam":
         adam(total_loss, free, iterations, lr)
     elif optimizer == "lbfgs" and not coupled:
-        per_frame_lbfgs(frame_loss, variables, free, iterations, **frame_options)
+        per_frame_lbfgs(frame_loss, variables, free, iterations, rows=rows, **frame_options)
     elif optimizer in ("lbfgs", "lbfgs_strong_wolfe"):
         whole_batch_lbfgs(total_loss, free, iterations, **options)
         shared = [v for v in free if v.shape[0] != variables[0].shape[0]]

@@ -1,0 +1,146 @@
+"""The two paths that make joint fitting fast, checked against the plain computations they replace:
+
+- BodyModel defers the mesh: ``out.v`` is computed on first use, equal bit for bit to lbs() computing
+  everything at once, under the grad mode of the call; ``Jtr`` alone never computes it.
+- batched_lbfgs with rows=True evaluates a trial step for the frames still searching only: per-frame
+  minima of separable problems are those of the whole-batch search (and of the analytic solution),
+  with fewer frame evaluations; a loss that cannot take a subset falls back to the whole batch.
+"""
+
+import pickle
+
+import pytest
+import torch
+
+from human_body_prior.body_model import body_model as body_model_module
+from human_body_prior.body_model.body_model import BodyModel
+from human_body_prior.body_model.lbs import lbs
+from human_body_prior.body_model.synthetic import write_synthetic_model
+from human_body_prior.fitting.batched_lbfgs import batched_lbfgs
+
+
+@pytest.fixture(scope="module")
+def bm(tmp_path_factory):
+    path = write_synthetic_model(tmp_path_factory.mktemp("defer") / "SMPLX_SYN.npz", "smplx", num_verts=300,
+                                 num_shape_columns=20, seed=4)
+    return BodyModel(str(path), dtype=torch.float64)
+
+
+def _inputs(B=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return dict(root_orient=0.3 * torch.randn(B, 3, generator=g, dtype=torch.float64),
+                pose_body=0.3 * torch.randn(B, 63, generator=g, dtype=torch.float64),
+                betas=torch.randn(B, 10, generator=g, dtype=torch.float64),
+                trans=torch.randn(B, 3, generator=g, dtype=torch.float64))
+
+
+def _eager(bm, p):
+    """The mesh and joints as lbs() computes them in one go, from the same inputs."""
+    out = bm(**p, return_dict=True)
+    sparse = bm._sparse_weights() if bm.sparse_skinning else None
+    shape = torch.cat([p["betas"], torch.zeros(len(p["betas"]), bm.shapedirs.shape[-1] - 10, dtype=torch.float64)], 1)
+    v, j = lbs(out["full_pose"], shape, bm.v_template, bm.shapedirs, bm.posedirs, bm.J_regressor, bm.weights,
+               bm._tree, bm.J_template, bm.J_shapedirs, sparse_weights=sparse)
+    return v + p["trans"][:, None], j + p["trans"][:, None]
+
+
+def test_deferred_mesh_equals_computing_everything_at_once(bm):
+    p = _inputs()
+    out = bm(**p)
+    v, j = _eager(bm, p)
+    assert torch.equal(out.Jtr, j) and torch.equal(out.v, v) and torch.equal(out["v"], v)
+    assert out.v is out.v  # computed once
+
+
+def test_reading_only_the_joints_never_computes_the_mesh(bm, monkeypatch):
+    calls = []
+    real = body_model_module.skin_mesh
+    monkeypatch.setattr(body_model_module, "skin_mesh", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = bm(**_inputs())
+    out.Jtr.sum()
+    assert "v" in out and len(out) == len(dict(out)) and calls == [1]  # dict(out) settled it
+    out2 = bm(**_inputs(seed=1))
+    out2.Jtr.sum()
+    assert calls == [1]
+    assert {**out2}.keys() >= {"v", "Jtr", "f", "full_pose"} and calls == [1, 1]
+
+
+def test_deferred_mesh_keeps_the_grad_mode_of_the_call(bm):
+    p = {k: v.clone().requires_grad_(True) for k, v in _inputs().items()}
+    with torch.no_grad():
+        out = bm(**p)
+    assert not out.v.requires_grad
+    out = bm(**p)
+    with torch.no_grad():
+        v = out.v
+    assert v.requires_grad  # recorded as the call was, whenever it is read
+    v.sum().backward()
+    assert p["pose_body"].grad is not None and torch.isfinite(p["pose_body"].grad).all()
+
+
+def test_deferred_mesh_uses_the_translation_of_the_call(bm):
+    """An optimiser stepping the model's stored translation before v is read does not move that v."""
+    bm.trans.data.zero_()
+    out = bm(pose_body=_inputs(B=1)["pose_body"])
+    v_now = _eager(bm, {**_inputs(B=1), "root_orient": bm.root_orient.detach(), "trans": bm.trans.detach().clone(),
+                        "betas": bm.betas.detach()[:, :10]})[0]
+    bm.trans.data.add_(1.0)
+    try:
+        torch.testing.assert_close(out.v, v_now, rtol=0, atol=0)
+    finally:
+        bm.trans.data.zero_()
+
+
+def test_output_pickles_and_compares_as_a_dict(bm):
+    out = bm(**_inputs())
+    back = pickle.loads(pickle.dumps(out))
+    assert set(back) == set(dict(out)) and torch.equal(back["v"], out.v)
+    assert out == dict(out) and out.get("v") is out.v and out.get("nothing", 7) == 7
+    with pytest.raises(AttributeError, match="nothing"):
+        out.nothing
+
+
+# ------------------------------------------------------------------ batched L-BFGS on frame subsets
+def _quadratics(B=16, D=5, seed=0):
+    """B independent convex quadratics 0.5 (x - c)^T A (x - c) + 0.1 |x|^4-ish terms, of different
+    conditioning, so that frames converge after different numbers of steps."""
+    g = torch.Generator().manual_seed(seed)
+    M = torch.randn(B, D, D, generator=g, dtype=torch.float64)
+    A = M @ M.transpose(1, 2) + torch.diag_embed(torch.logspace(-1, 1, D, dtype=torch.float64)).expand(B, D, D)
+    c = torch.randn(B, D, generator=g, dtype=torch.float64)
+    return A, c
+
+
+def test_subset_line_search_finds_the_same_minima_with_fewer_evaluations():
+    A, c = _quadratics()
+    counts = {}
+
+    def make(name):
+        counts[name] = 0
+
+        def func(x, rows=None):
+            Ar, cr = (A, c) if rows is None else (A[rows], c[rows])
+            counts[name] += len(x)
+            r = (x - cr).unsqueeze(-1)
+            return 0.5 * (r.transpose(1, 2) @ Ar @ r).reshape(-1)
+        return func
+
+    x0 = torch.zeros_like(c)
+    x_all, f_all = batched_lbfgs(make("all"), x0, max_iter=60)
+    x_sub, f_sub = batched_lbfgs(make("sub"), x0, max_iter=60, rows=True)
+    torch.testing.assert_close(x_sub, c, rtol=0, atol=1e-6)  # the analytic minimum
+    torch.testing.assert_close(x_sub, x_all, rtol=0, atol=1e-8)
+    assert counts["sub"] < counts["all"]
+
+
+def test_a_loss_that_cannot_take_a_subset_falls_back_to_the_whole_batch():
+    A, c = _quadratics(B=6)
+
+    def func(x, rows=None):
+        if len(x) != len(c):
+            raise RuntimeError("this module keeps state of the whole batch")
+        r = (x - c).unsqueeze(-1)
+        return 0.5 * (r.transpose(1, 2) @ A @ r).reshape(-1)
+
+    x, _ = batched_lbfgs(func, torch.zeros_like(c), max_iter=60, rows=True)
+    torch.testing.assert_close(x, c, rtol=0, atol=1e-6)
