@@ -144,3 +144,17 @@ def test_a_loss_that_cannot_take_a_subset_falls_back_to_the_whole_batch():
 
     x, _ = batched_lbfgs(func, torch.zeros_like(c), max_iter=60, rows=True)
     torch.testing.assert_close(x, c, rtol=0, atol=1e-6)
+
+
+def test_a_loss_without_a_rows_argument_runs_on_the_whole_batch():
+    A, c = _quadratics(B=6, seed=1)
+    sizes = []
+
+    def func(x):  # the older one-argument form
+        sizes.append(len(x))
+        r = (x - c).unsqueeze(-1)
+        return 0.5 * (r.transpose(1, 2) @ A @ r).reshape(-1)
+
+    x, _ = batched_lbfgs(func, torch.zeros_like(c), max_iter=60, rows=True)
+    torch.testing.assert_close(x, c, rtol=0, atol=1e-6)
+    assert set(sizes) == {len(c)}

@@ -29,42 +29,48 @@ def _two_loop(g, S, Y, rho):
     return -q
 
 
+class _Evaluations:
+    """Losses and gradients of func (see :func:`batched_lbfgs`), of the whole batch or of some frames."""
+
+    def __init__(self, func, rows: bool):
+        self.func, self.rows = func, rows  # rows: cleared when func fails on a subset of the frames
+
+    def __call__(self, x, frames=None):
+        """Losses (n,) and gradients (n, D) at x (n, D) of the frames ``frames`` (None: the whole batch)."""
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = self.func(x) if frames is None else self.func(x, frames)
+            g, = torch.autograd.grad(f.sum(), x)
+        return f.detach(), g.detach()
+
+    def pending(self, xt, f, g, pending):
+        """Losses and gradients at xt (B, D) for the pending frames; the others keep f and g (never read)."""
+        if not self.rows or bool(pending.all()):
+            return self(xt)
+        frames = pending.nonzero().squeeze(1)
+        try:
+            f_sub, g_sub = self(xt[frames], frames)
+        except (RuntimeError, ValueError, IndexError, TypeError):
+            # e.g. a caller's module that keeps batch-sized state, or a loss that takes no rows=
+            self.rows = False
+            return self(xt)  # a real error raises here again
+        return f.index_copy(0, frames, f_sub), g.index_copy(0, frames, g_sub)
+
+
 def batched_lbfgs(func, x0: torch.Tensor, max_iter: int = 50, history_size: int = 10, c1: float = 1e-4,
                   max_backtracks: int = 12, tolerance_change: float = 1e-12, lr: float = 1.0, rows: bool = False):
     """Minimise B independent functions.
 
     func(x) -> per-frame losses (B,) for x (B, D); it must be differentiable and frame b's loss may
-    depend on x[b] only. rows=True: func(x, rows) -> (n,) for the frames ``rows`` (n,) long and their
-    x (n, D) only; then a trial step is evaluated for the frames still searching, not the whole batch
-    (if func fails on a subset, on the whole batch from then on). Returns (x (B, D), final losses (B,)). Each iteration: per-frame two-loop
-    direction (steepest descent when it is not a descent direction), trial step lr (first iteration:
-    lr / |g|_1 capped at lr, as torch.optim.LBFGS) halved per frame until the Armijo condition holds.
-    A frame stops when its step no longer changes its loss by more than tolerance_change (relative).
+    depend on x[b] only. rows=True: func(x, frames) -> (n,) also gives the losses of the frames ``frames``
+    (n,) long from their x (n, D) alone; then a trial step is evaluated for the frames still searching,
+    not the whole batch (if func fails on a subset, the whole batch is evaluated from then on).
+    Returns (x (B, D), final losses (B,)). Each iteration: per-frame two-loop direction (steepest
+    descent when it is not a descent direction), trial step lr (first iteration: lr / |g|_1 capped at
+    lr, as torch.optim.LBFGS) halved per frame until the Armijo condition holds. A frame stops when its
+    step no longer changes its loss by more than tolerance_change (relative).
     """
-
-    def evaluate(x, frames=None):
-        """Losses (n,) and gradients (n, D) of the frames ``frames`` (all when None) at their x (n, D)."""
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            f = func(x) if not rows else func(x, frames if frames is not None else torch.arange(len(x), device=x.device))
-            g, = torch.autograd.grad(f.sum(), x)
-        return f.detach(), g.detach()
-
-    subsets = [rows]  # cleared when func fails on a subset: then every evaluation is of the whole batch
-
-    def evaluate_pending(xt, f, g, pending):
-        """Losses and gradients at xt (B, D) for the pending frames; the others keep f and g (never read)."""
-        if not subsets[0] or bool(pending.all()):
-            return evaluate(xt)
-        frames = pending.nonzero().squeeze(1)
-        try:
-            f_sub, g_sub = evaluate(xt[frames], frames)
-        except (RuntimeError, ValueError, IndexError, TypeError):
-            # e.g. a caller's module that keeps batch-sized state, or a loss that takes no rows=
-            subsets[0] = False
-            return evaluate(xt)  # a real error raises here again
-        return f.index_copy(0, frames, f_sub), g.index_copy(0, frames, g_sub)
-
+    evaluate = _Evaluations(func, rows)
     x = x0.detach().clone()
     f, g = evaluate(x)
     B = x.shape[0]
@@ -85,7 +91,7 @@ def batched_lbfgs(func, x0: torch.Tensor, max_iter: int = 50, history_size: int 
         x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
         for _ in range(max_backtracks):
             xt = x + t.unsqueeze(-1) * d
-            ft, gt = evaluate_pending(xt, f, g, pending)
+            ft, gt = evaluate.pending(xt, f, g, pending)
             ok = pending & torch.isfinite(ft) & (ft <= f + c1 * t * gd)
             x_new = torch.where(ok.unsqueeze(-1), xt, x_new)
             f_new = torch.where(ok, ft, f_new)

@@ -51,7 +51,8 @@ def per_frame_lbfgs(frame_loss, variables: list, free: list, iterations: int, hi
     """L-BFGS per frame over the tensors ``free`` (a subset of ``variables``, each (B, k)); the others
     stay fixed. frame_loss(*variables) -> (B,). lr scales the trial step as in torch.optim.LBFGS.
     rows=True: frame_loss(*variables, rows=frames) also evaluates a subset of the frames (the variables
-    then hold those frames' rows only), so that a line search steps only the frames still searching.
+    then hold those frames' rows only), so that a line search steps only the frames still searching; a
+    frame_loss without ``rows`` falls back to whole-batch evaluations.
     Updates the free tensors in place."""
     ids = [i for i, v in enumerate(variables) if any(v is f for f in free)]
     widths = [variables[i].shape[1] for i in ids]
