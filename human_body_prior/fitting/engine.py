@@ -97,7 +97,8 @@ class BodyFitter:
     bm: BodyModel or BodyModelWithPoser (SMPL, SMPL-H or SMPL-X; any device and dtype).
     pose_prior: 'vposer' | 'l2' | 'none', or a PosePrior object (fitted in its latent space if it has one,
     else by its energy of pose_body; then prior_weight is required). vposer: a 21-joint latent PosePrior,
-    e.g. VPoser v1 or v2 (default: the poser of a BodyModelWithPoser). prior_weight: weight of the pose prior (default DEFAULT_PRIOR_WEIGHT).
+    e.g. VPoser v1 or v2 (default: the poser of a BodyModelWithPoser). prior_weight: weight of the pose
+    prior (default DEFAULT_PRIOR_WEIGHT).
     optimizer: 'lbfgs' (per-frame L-BFGS with backtracking), 'lbfgs_strong_wolfe' (torch's L-BFGS with
     strong-Wolfe line search over the whole batch) or 'adam' (see stages.py); lr: Adam's step size.
     stages: list of Stage (default: default_stages()). fit_betas: also fit betas, shared by the whole
