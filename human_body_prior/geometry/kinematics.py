@@ -84,15 +84,15 @@ def global_transforms(local_rot: torch.Tensor, local_trans: torch.Tensor, tree: 
     parents' (from the previous level) times its local 4x4 ones, one gather and one product per level.
     """
     B, J = local_rot.shape[:2]
-    rot = local_rot[:, tree.order]
-    rel = local_trans[:, tree.order]
+    order = tree.order.to(local_rot.device)
     bottom = local_rot.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(B, J, 1, 4)
-    local = torch.cat([torch.cat([rot, rel.unsqueeze(-1)], dim=-1), bottom], dim=-2)  # (B, J, 4, 4)
-    start, end = tree.level_slices[0]
-    chain = [local[:, start:end, :3]]
-    for (start, end), parent in zip(tree.level_slices[1:], tree.level_parents):
-        chain.append(chain[-1][:, parent] @ local[:, start:end])
-    return torch.cat(chain, dim=1)[:, tree.inverse_order]  # (B, J, 3, 4) in joint order
+    local = torch.cat([torch.cat([local_rot, local_trans.unsqueeze(-1)], dim=-1), bottom], dim=-2)
+    # depth-sorted, one piece per level (one split: its backward is one concatenation)
+    levels = local.index_select(1, order).split([end - start for start, end in tree.level_slices], dim=1)
+    chain = [levels[0][:, :, :3]]
+    for level, parent in zip(levels[1:], tree.level_parents):
+        chain.append(chain[-1].index_select(1, parent.to(level.device)) @ level)
+    return torch.cat(chain, dim=1).index_select(1, tree.inverse_order.to(local.device))  # (B, J, 3, 4) in joint order
 
 
 def forward_kinematics(rot_mats: torch.Tensor, joints: torch.Tensor, tree: KinematicTree):
@@ -102,7 +102,8 @@ def forward_kinematics(rot_mats: torch.Tensor, joints: torch.Tensor, tree: Kinem
     Returns posed joints (B, J, 3) and skinning transforms (B, J, 3, 4) that map rest-pose points
     to posed points for each joint (rotation, translation).
     """
-    rel = torch.cat([joints[:, :1], joints[:, 1:] - joints[:, tree.parent_index[1:]]], dim=1)
+    rel = joints - joints.index_select(1, tree.parent_index.to(joints.device))
+    rel = torch.cat([joints[:, :1], rel[:, 1:]], dim=1)
     glob = global_transforms(rot_mats, rel, tree)
     glob_R, glob_t = glob[..., :3], glob[..., 3]
     offset = glob_t - (glob_R @ joints.unsqueeze(-1)).squeeze(-1)
