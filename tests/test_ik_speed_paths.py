@@ -158,3 +158,20 @@ def test_a_loss_without_a_rows_argument_runs_on_the_whole_batch():
     x, _ = batched_lbfgs(func, torch.zeros_like(c), max_iter=60, rows=True)
     torch.testing.assert_close(x, c, rtol=0, atol=1e-6)
     assert set(sizes) == {len(c)}
+
+
+# ------------------------------------------------------------------ skinning without autograd, in chunks
+def test_skinning_in_chunks_equals_the_autograd_path_bit_for_bit(bm, monkeypatch):
+    """Without autograd the sparse skinning runs a few vertices at a time (here 7 per chunk, so that
+    chunk edges fall inside vertices' weight lists); the result is the autograd path's exactly."""
+    from human_body_prior.body_model import lbs as lbs_module
+
+    p = _inputs(B=4, seed=3)
+    with torch.no_grad():
+        chunked = bm(**p).v
+    monkeypatch.setattr(lbs_module, "_CHUNK_BYTES", 7 * 12 * 4 * 8)
+    with torch.no_grad():
+        small_chunks = bm(**p).v
+    grad_inputs = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+    with_grad = bm(**grad_inputs).v
+    assert torch.equal(chunked, with_grad.detach()) and torch.equal(small_chunks, with_grad.detach())
