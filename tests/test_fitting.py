@@ -21,7 +21,7 @@ from human_body_prior.cli import run as run_cli
 from human_body_prior.fitting.joints_model import PosedJoints
 from human_body_prior.fitting.losses import confidence_weighted_error, geman_mcclure
 from human_body_prior.fitting.rigid import kabsch
-from human_body_prior.priors.vposer import VPoser
+from fitting_fixtures import tame_vposer
 from human_body_prior.tools.model_loader import write_vposer_experiment
 
 LATENT = 8
@@ -35,13 +35,7 @@ def assets(tmp_path_factory):
     (random weights scaled, output bias at the identity rotation): mean joint angle ~0.2 rad, up to ~1.8."""
     d = tmp_path_factory.mktemp("fitting")
     bm_path = write_synthetic_model(d / "SMPLX_SYN.npz", "smplx", num_verts=300, num_shape_columns=20, seed=3)
-    gen = torch.Generator().manual_seed(0)
-    vp = VPoser(num_neurons=64, latentD=LATENT, data_shape=[1, 21, 3])
-    with torch.no_grad():
-        for p in vp.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / max(1, p.shape[-1]) ** 0.5))
-        vp.bodyprior_dec_out.weight.mul_(0.25)
-        vp.bodyprior_dec_out.bias.copy_(torch.tensor([1.0, 0, 0, 1, 0, 0]).repeat(21))
+    vp = tame_vposer(LATENT)
     expr_dir = d / "vposer_tame"
     write_vposer_experiment(expr_dir, vp)
     return str(bm_path), str(expr_dir)

@@ -16,7 +16,7 @@ from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.body_model.synthetic import write_synthetic_model
 from human_body_prior.fitting import BodyFitter, JointTargets3D, Stage, fit_body
 from human_body_prior.priors.gmm import GMMPosePrior
-from human_body_prior.priors.vposer import VPoser
+from fitting_fixtures import tame_vposer
 
 LATENT = 8
 B = 3
@@ -24,18 +24,11 @@ B = 3
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A small synthetic SMPL-X body (float64) and a VPoser whose decoder gives moderate poses, built as
-    tests/test_fitting.py's fixture is."""
+    """A small synthetic SMPL-X body (float64) and a VPoser whose decoder gives moderate poses
+    (fitting_fixtures.tame_vposer, as in tests/test_fitting.py)."""
     d = tmp_path_factory.mktemp("prior_weight")
     bm_path = write_synthetic_model(d / "SMPLX_SYN.npz", "smplx", num_verts=300, num_shape_columns=20, seed=3)
-    gen = torch.Generator().manual_seed(0)
-    vp = VPoser(num_neurons=64, latentD=LATENT, data_shape=[1, 21, 3])
-    with torch.no_grad():
-        for p in vp.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / max(1, p.shape[-1]) ** 0.5))
-        vp.bodyprior_dec_out.weight.mul_(0.25)
-        vp.bodyprior_dec_out.bias.copy_(torch.tensor([1.0, 0, 0, 1, 0, 0]).repeat(21))
-    vp = vp.double().eval()
+    vp = tame_vposer(LATENT).double().eval()
     bm = BodyModel(bm_fname=str(bm_path), dtype=torch.float64)
     return bm, vp
 

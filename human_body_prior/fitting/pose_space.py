@@ -97,11 +97,9 @@ class PriorEnergyPose(AxisAnglePose):
     """pose_body itself, with a PosePrior's energy (B,) as the prior term (a prior without a latent space,
     e.g. the GMM; moved to the fit's device, its own dtype kept)."""
 
-    name = "energy"
-
     def __init__(self, prior, device):
         super().__init__(l2=False)
-        self.name = "energy"
+        self.name = "energy"  # the default weight table has none: a weight must be given
         self.pose_prior = frozen(prior, device=device)
 
     def prior(self, x):
