@@ -110,7 +110,7 @@ def test_identical_sequences_compare_to_zero(joints_model):
     poses = _random_poses(20, seed=0)
     p = rf.pose_sequence(joints_model, poses[:, :3], poses[:, 3:])
     res = rf.compare_posed(p, p)
-    for key in ("mean_joint_mm", "mean_angle_deg", "mean_bone_deg", "pelvis_deg"):
+    for key in ("mean_joint_mm", "mean_angle_deg", "mean_bone_deg", "pelvis_deg", "world_joint_mm", "aligned_joint_mm"):
         assert res[key] == pytest.approx(0.0, abs=1e-4), key
     assert all(abs(v["bias_deg"]) < 1e-4 for v in res["flexion"].values())
     assert all(abs(v["bias_deg"]) < 1e-4 for v in res["collar"].values())
@@ -173,6 +173,29 @@ def test_pelvis_difference_ignores_heading_and_sees_tilt(joints_model):
                               rf.pose_sequence(joints_model, ref[:, :3], ref[:, 3:]))
     assert tilted["pelvis_deg"] == pytest.approx(8.0, abs=0.2)
     assert tilted["mean_joint_mm"] == pytest.approx(0.0, abs=1e-6)  # root-relative joints ignore the root
+
+
+def test_a_turned_pelvis_frame_shows_in_the_root_relative_error_only(joints_model):
+    """One world body described in a pelvis frame tilted 10 deg (joints in the pelvis frame turned back by
+    the tilt): the root-relative error is that turn's displacement (closed form), the world-frame and
+    best-turn errors are 0 and the pelvis differs by 10 deg."""
+    T = 12
+    ref = _random_poses(T, seed=8)
+    upright = Rotation.from_rotvec(np.linspace(0, 2, T)[:, None] * [0, 0, 1]) * Rotation.from_rotvec([np.pi / 2, 0, 0])
+    ref[:, :3] = upright.as_rotvec()
+    p_ref = rf.pose_sequence(joints_model, ref[:, :3], ref[:, 3:])
+    Q = torch.from_numpy(Rotation.from_rotvec([np.radians(10.0), 0, 0]).as_matrix())  # about the model's left axis
+    ours = rf.Posed(p_ref.root @ Q, p_ref.body, p_ref.joints @ Q)  # rows: x -> Q^T x
+    res = rf.compare_posed(ours, p_ref)
+    x = p_ref.joints[:, 1:].numpy()
+    turned = Rotation.from_rotvec([np.radians(-10.0), 0, 0]).apply(x.reshape(-1, 3)).reshape(x.shape)
+    expect = np.linalg.norm(turned - x, axis=-1).mean() * 1000
+    assert expect > 20.0
+    assert res["mean_joint_mm"] == pytest.approx(expect, rel=1e-6)
+    assert res["world_joint_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert res["aligned_joint_mm"] == pytest.approx(0.0, abs=1e-4)
+    assert res["pelvis_deg"] == pytest.approx(10.0, abs=1e-4)
+    assert res["mean_angle_deg"] == pytest.approx(0.0, abs=1e-6)
 
 
 # ------------------------------------------------------------------------------------ files

@@ -18,7 +18,9 @@ Method, per take:
    the flexion of knees and elbows (the angle between the bone directions upper -> joint and
    joint -> lower; bias = ours - fit, deg); the collar elevation (collar -> shoulder above the body's
    horizontal plane, deg). With the root kept: the pelvis orientation difference after one constant
-   heading turn about the world up axis.
+   heading turn about the world up axis, and the joint error in that world frame (``world_joint_mm``).
+   To tell the pelvis's share from the limbs': ``aligned_joint_mm``, the joint error after the best
+   rotation about the pelvis per frame (what no choice of root orientation can remove).
 
 Shapes: T frames; joints (T, 22, 3) metres; rotations (T, 21, 3, 3) local, (T, 3, 3) root.
 Only summary numbers leave this module (never the fit's arrays).
@@ -200,10 +202,14 @@ def compare_posed(ours: Posed, ref: Posed) -> dict:
     co, cr = collar_elevation_deg(jo), collar_elevation_deg(jr)
     H = heading_alignment(ours.root, ref.root)
     pelvis = torch.rad2deg(geodesic_angle(H @ ours.root, ref.root))
+    world_mm = ((H @ ours.root) @ jo[:, 1:].transpose(1, 2) - ref.root @ jr[:, 1:].transpose(1, 2)).norm(dim=1)
+    R_best, _ = rigid_registration(jo[:, 1:], jr[:, 1:], translation=False)
+    aligned_mm = (jo[:, 1:] @ R_best.transpose(1, 2) - jr[:, 1:]).norm(dim=-1)
     return {
         "joint_mm": joint_mm.tolist(), "angle_deg": angle.tolist(), "bone_deg": bone.tolist(),
         "mean_joint_mm": float(joint_mm.mean()), "mean_angle_deg": float(angle.mean()),
         "mean_bone_deg": float(bone.mean()),
+        "world_joint_mm": float(world_mm.mean() * M_TO_MM), "aligned_joint_mm": float(aligned_mm.mean() * M_TO_MM),
         "flexion": {h.name: {"ours_deg": float(fo[:, k].mean()), "ref_deg": float(fr[:, k].mean()),
                              "bias_deg": float((fo[:, k] - fr[:, k]).mean())} for k, h in enumerate(HINGES)},
         "collar": {side: {"ours_deg": float(co[:, k].mean()), "ref_deg": float(cr[:, k].mean()),
@@ -225,7 +231,8 @@ def summary_row(res: dict) -> dict:
     row.update({"joint_mm": res["mean_joint_mm"], "angle_deg": res["mean_angle_deg"], "bone_deg": res["mean_bone_deg"],
                 "knee_bias_deg": _hinge_mean(res, "knee"), "elbow_bias_deg": _hinge_mean(res, "elbow"),
                 "collar_bias_deg": float(np.mean([v["bias_deg"] for v in res["collar"].values()])),
-                "pelvis_deg": res["pelvis_deg"]})
+                "pelvis_deg": res["pelvis_deg"], "world_joint_mm": res["world_joint_mm"],
+                "aligned_joint_mm": res["aligned_joint_mm"]})
     return row
 
 
@@ -318,7 +325,8 @@ def measure_take(pair: PairedTake, retargeter, joints_model, eval_fps: float = 3
 
 def aggregate(rows: list[dict]) -> dict:
     """Mean of each summary_row number over the given takes, per source and over all: {group: {...}}."""
-    keys = ("joint_mm", "angle_deg", "bone_deg", "knee_bias_deg", "elbow_bias_deg", "collar_bias_deg", "pelvis_deg")
+    keys = ("joint_mm", "angle_deg", "bone_deg", "knee_bias_deg", "elbow_bias_deg", "collar_bias_deg", "pelvis_deg",
+            "world_joint_mm", "aligned_joint_mm")
     groups = {"all": rows}
     for r in rows:
         groups.setdefault(r["source"], []).append(r)
@@ -355,15 +363,18 @@ def run_fidelity(fit_dir, raw_dir, body_model=None, skeleton="auto", bvh_fps=Non
 def format_tables(res: dict) -> str:
     """Markdown: one row per take, the means per BVH set and over all, and the bone directions per take."""
     out = ["| take | BVH set (skeleton) | frames | lag (ms) | joint (mm) | angle (deg) | bone dir (deg) | "
-           "knee bias (deg) | elbow bias (deg) | collar bias (deg) | pelvis (deg) |", "|---" * 11 + "|"]
+           "knee bias (deg) | elbow bias (deg) | collar bias (deg) | pelvis (deg) | joint, world (mm) | "
+           "joint, best turn (mm) |", "|---" * 13 + "|"]
     for r in res["rows"]:
         out.append(f"| {r['take']} | {r['source']} ({r['skeleton']}) | {r['frames']} | {r['lag_ms']:+.0f} | "
                    f"{r['joint_mm']:.1f} | {r['angle_deg']:.1f} | {r['bone_deg']:.1f} | {r['knee_bias_deg']:+.1f} | "
-                   f"{r['elbow_bias_deg']:+.1f} | {r['collar_bias_deg']:+.1f} | {r['pelvis_deg']:.1f} |")
+                   f"{r['elbow_bias_deg']:+.1f} | {r['collar_bias_deg']:+.1f} | {r['pelvis_deg']:.1f} | "
+                   f"{r['world_joint_mm']:.1f} | {r['aligned_joint_mm']:.1f} |")
     for g, s in res["summary"].items():
         out.append(f"| **mean {g}** | {s['takes']} takes | | | {s['joint_mm']:.1f} | {s['angle_deg']:.1f} | "
                    f"{s['bone_deg']:.1f} | {s['knee_bias_deg']:+.1f} | {s['elbow_bias_deg']:+.1f} | "
-                   f"{s['collar_bias_deg']:+.1f} | {s['pelvis_deg']:.1f} |")
+                   f"{s['collar_bias_deg']:+.1f} | {s['pelvis_deg']:.1f} | {s['world_joint_mm']:.1f} | "
+                   f"{s['aligned_joint_mm']:.1f} |")
     takes = res["takes"]
     out += ["", "| bone (deg apart, body frame) | " + " | ".join(t["take"] for t in takes) + " | mean |",
             "|---" * (len(takes) + 2) + "|"]

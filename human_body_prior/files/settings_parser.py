@@ -24,14 +24,14 @@ SETTING_TYPES = {
     "early_stop_patience": "int", "resume": "resume", "train_frame_step": "int", "try_num": "int",
     "device": "str", "dtype": "str", "num_threads": "int",
     "kl_coef": "float", "keep_extra_loss_terms_until_epoch": "int", "pose_loss_weight": "float",
-    "num_loss_vertices": "int", "vertex_subset": "str", "vertex_subset_seed": "int",
+    "pose_jitter_deg": "float", "num_loss_vertices": "int", "vertex_subset": "str", "vertex_subset_seed": "int",
     "loss_kl_wt": "float", "loss_rec_wt": "float", "loss_matrot_wt": "float", "loss_jtr_wt": "float",
     "model_version": "int", "num_neurons": "int", "latentD": "int", "data_shape": "int_list", "use_cont_repr": "bool",
 }
 _CHOICES = {"lr_schedule": ("plateau", "step", "none"), "dtype": ("float32", "float64"),
             "vertex_subset": ("random", "fps"), "model_version": (1, 2)}
 _POSITIVE = ("num_epochs", "batch_size", "num_neurons", "latentD", "train_frame_step", "base_lr")
-_NONNEGATIVE = ("min_lr", "reg_coef", "kl_coef", "pose_loss_weight")
+_NONNEGATIVE = ("min_lr", "reg_coef", "kl_coef", "pose_loss_weight", "pose_jitter_deg")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _INT_RE = re.compile(r"^[+-]?\d+$")

@@ -38,6 +38,7 @@ from human_body_prior.priors.vposer import VPoser
 from human_body_prior.support_paths import model_file_gender
 from human_body_prior.train import distributed
 from human_body_prior.train.checkpoints import TRAINING_STATE, ExperimentCheckpoints
+from human_body_prior.train.augmentation import jitter_poses
 from human_body_prior.train.losses import (
     V2_LOSS_WEIGHTS,
     BodySurface,
@@ -278,6 +279,7 @@ class VPoserTrainer:
             gen = torch.Generator(device=self.device).manual_seed(seed)
             eps = torch.randn(pose_aa.shape[0], self.vposer.latentD, generator=gen, device=self.device,
                               dtype=self.dtype)
+            pose_aa = jitter_poses(pose_aa, self.ps.pose_jitter_deg, gen)  # drawn after eps: 0 changes nothing
             with _LocalRandom(seed, self.device, self.vposer):  # dropout masks
                 mean, std, rec = self.step_module(pose_aa, eps)
             out = self._loss(pose_aa, rec, mean, std, use_pose_term)
