@@ -44,7 +44,8 @@ def test_ini_integers_are_parsed_strictly(tmp_path, key, text):
 
 
 @pytest.mark.parametrize("key,text,expected", [("base_lr", "fast", "a number"), ("data_shape", "[1, 21]x", "a list"),
-                                               ("lr_schedule", "cosine", "one of"), ("dtype", "float16", "one of")])
+                                               ("lr_schedule", "cosine", "one of"), ("dtype", "float16", "one of"),
+                                               ("pose_jitter_deg", "-5", "a number >= 0")])
 def test_ini_type_errors_name_the_key(tmp_path, key, text, expected):
     f = _ini(tmp_path, f"{key} : {text}")
     with pytest.raises(ValueError, match=rf"'{key}' in {f}: expected {expected}"):

@@ -109,6 +109,24 @@ def test_deterministic_resume_and_global_rng_untouched(tiny, tmp_path):
     assert not _same(_weights(tmp_path / "other_seed"), _weights(split))
 
 
+def test_pose_jitter_setting_reaches_every_training_batch(tiny, tmp_path, monkeypatch):
+    """pose_jitter_deg is applied to each training batch (not to validation) and changes the weights;
+    at 0 the batches pass through unchanged."""
+    from human_body_prior.train import trainer as trainer_module
+
+    seen = []
+    real = trainer_module.jitter_poses
+    monkeypatch.setattr(trainer_module, "jitter_poses",
+                        lambda pose, sigma, gen: seen.append((tuple(pose.shape), sigma)) or real(pose, sigma, gen))
+    run_vposer_trainer(_settings(tiny, tmp_path / "plain"))
+    plain_calls, seen[:] = list(seen), []
+    run_vposer_trainer(_settings(tiny, tmp_path / "jitter", pose_jitter_deg=5.0))
+    assert plain_calls and all(sigma == 0 for _, sigma in plain_calls)
+    assert len(seen) == len(plain_calls) and all(sigma == 5.0 for _, sigma in seen)
+    assert all(shape[1:] == (21, 3) for shape, _ in seen)
+    assert not _same(_weights(tmp_path / "plain"), _weights(tmp_path / "jitter"))
+
+
 def test_dropout_does_not_reseed_torchs_default_generator(tiny, tmp_path, monkeypatch):
     """Dropout masks come from a private generator: inside the training forward torch's default
     generator still has the seed it had outside (seeding it, even temporarily, would change that)."""
