@@ -1,4 +1,4 @@
-"""Training-time pose jitter (train/augmentation.py): each joint turned by exp([e]), e ~ N(0, sigma^2 I),
+"""Training-time pose jitter (priors/augmentation.py): each joint turned by exp([e]), e ~ N(0, sigma^2 I),
 checked against scipy's rotation composition and the size of the turns; off at 0; no global RNG use."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from human_body_prior.train.augmentation import jitter_poses
+from human_body_prior.priors.augmentation import jitter_poses
 
 
 def _poses(n=64, seed=0):

@@ -38,7 +38,7 @@ from human_body_prior.priors.vposer import VPoser
 from human_body_prior.support_paths import model_file_gender
 from human_body_prior.train import distributed
 from human_body_prior.train.checkpoints import TRAINING_STATE, ExperimentCheckpoints
-from human_body_prior.train.augmentation import jitter_poses
+from human_body_prior.priors.augmentation import jitter_poses
 from human_body_prior.train.losses import (
     V2_LOSS_WEIGHTS,
     BodySurface,

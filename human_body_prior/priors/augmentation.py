@@ -1,4 +1,5 @@
-"""Pose jitter: a training-time augmentation that turns every joint of a training pose by a small random rotation.
+"""Pose jitter: a training-time augmentation (VPoser trainer, GMM fit) that turns every joint of a training pose
+by a small random rotation.
 
 A BVH skeleton fixes degrees of freedom its markers do not measure (a wrist without hand markers, a
 knee kept a pure hinge, an elbow without twist), so a prior trained on the imports alone learns those
