@@ -160,6 +160,40 @@ def test_a_loss_without_a_rows_argument_runs_on_the_whole_batch():
     assert set(sizes) == {len(c)}
 
 
+@pytest.mark.parametrize("rows", [False, True])
+def test_a_trial_step_outside_the_domain_steps_back_instead_of_raising(rows):
+    """A loss that raises ValueError beyond |x - c| > 1.5 (as a VPoser decoder output that names no rotation
+    does after a long latent step), started where L-BFGS's first full steps overshoot (step scale 8):
+    every frame still reaches the analytic minimum c, and the subset path stays on."""
+    A, c = _quadratics(B=8, seed=2)
+    x0 = c + 1.0
+    calls, refused = [], []
+
+    def func(x, frames=None):
+        Ar, cr = (A, c) if frames is None else (A[frames], c[frames])
+        calls.append(len(x))
+        if bool(((x - cr).abs() > 1.5).any()):
+            refused.append(len(x))
+            raise ValueError("6-D input names no rotation")
+        r = (x - cr).unsqueeze(-1)
+        return 0.5 * (r.transpose(1, 2) @ Ar @ r).reshape(-1)
+
+    x, _ = batched_lbfgs(func if rows else (lambda x: func(x)), x0, max_iter=80, lr=8.0, rows=rows)
+    torch.testing.assert_close(x, c, rtol=0, atol=1e-6)
+    assert refused, "no trial step left the domain: the test does not test the step back"
+    assert not rows or min(calls) < len(c)
+
+
+def test_a_loss_that_fails_at_the_start_still_raises():
+    A, c = _quadratics(B=3)
+
+    def func(x, frames=None):
+        raise ValueError("names no rotation")
+
+    with pytest.raises(ValueError, match="names no rotation"):
+        batched_lbfgs(func, torch.zeros_like(c), max_iter=5, rows=True)
+
+
 # ------------------------------------------------------------------ skinning without autograd, in chunks
 def test_skinning_in_chunks_equals_the_autograd_path_bit_for_bit(bm, monkeypatch):
     """Without autograd the sparse skinning runs a few vertices at a time (here 7 per chunk, so that

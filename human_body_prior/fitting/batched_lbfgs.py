@@ -51,10 +51,21 @@ class _Evaluations:
         try:
             f_sub, g_sub = self(xt[frames], frames)
         except (RuntimeError, ValueError, IndexError, TypeError):
-            # e.g. a caller's module that keeps batch-sized state, or a loss that takes no rows=
+            # e.g. a caller's module that keeps batch-sized state, or a loss that takes no rows=; when the
+            # whole batch fails too, the error is the trial point's (it raises from here), not the subset's
+            out = self(xt)
             self.rows = False
-            return self(xt)  # a real error raises here again
+            return out
         return f.index_copy(0, frames, f_sub), g.index_copy(0, frames, g_sub)
+
+    def trial(self, xt, f, g, pending):
+        """:meth:`pending`, except that a trial point outside func's domain (func raises ValueError there,
+        e.g. a VPoser decoder output that names no rotation after a long step) counts as an infinite loss
+        for every pending frame, so that their line searches step back."""
+        try:
+            return self.pending(xt, f, g, pending)
+        except ValueError:
+            return torch.where(pending, torch.full_like(f, float("inf")), f), g
 
 
 def batched_lbfgs(func, x0: torch.Tensor, max_iter: int = 50, history_size: int = 10, c1: float = 1e-4,
@@ -67,7 +78,8 @@ def batched_lbfgs(func, x0: torch.Tensor, max_iter: int = 50, history_size: int 
     not the whole batch (if func fails on a subset, the whole batch is evaluated from then on).
     Returns (x (B, D), final losses (B,)). Each iteration: per-frame two-loop direction (steepest
     descent when it is not a descent direction), trial step lr (first iteration: lr / |g|_1 capped at
-    lr, as torch.optim.LBFGS) halved per frame until the Armijo condition holds. A frame stops when its
+    lr, as torch.optim.LBFGS) halved per frame until the Armijo condition holds (a trial point where func
+    raises ValueError fails for every frame being searched: they step back). A frame stops when its
     step no longer changes its loss by more than tolerance_change (relative).
     """
     evaluate = _Evaluations(func, rows)
@@ -91,7 +103,7 @@ def batched_lbfgs(func, x0: torch.Tensor, max_iter: int = 50, history_size: int 
         x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
         for _ in range(max_backtracks):
             xt = x + t.unsqueeze(-1) * d
-            ft, gt = evaluate.pending(xt, f, g, pending)
+            ft, gt = evaluate.trial(xt, f, g, pending)
             ok = pending & torch.isfinite(ft) & (ft <= f + c1 * t * gd)
             x_new = torch.where(ok.unsqueeze(-1), xt, x_new)
             f_new = torch.where(ok, ft, f_new)
