@@ -153,6 +153,14 @@ def positive_float(text) -> float:
     return value
 
 
+def nonnegative_float(text) -> float:
+    """A finite number >= 0."""
+    value = _number(text, float, "a number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def positive_int(text) -> int:
     """An integer >= 1."""
     value = _number(text, int, "a positive integer")

@@ -60,6 +60,7 @@ CASES = [
     ("evaluation.prior_benchmark", ["--write-subset", "{tmp}/s"], 1, ["--write-subset needs --data"]),
     ("priors.gmm", ["--train", "{tmp}/notrain", "--out", "{tmp}/g.npz"], 1, ["notrain"]),
     ("priors.gmm", ["--train", "{tmp}", "--out", "{tmp}/g.npz", "--components", "0"], 2, ["--components"]),
+    ("priors.gmm", ["--train", "{tmp}", "--out", "{tmp}/g.npz", "--jitter-deg", "-1"], 2, ["--jitter-deg"]),
     # issue 24
     ("train.vposer_smpl", ["--device", "cuda"], 2, ["'device'", "CUDA is not available"]),
     ("tutorials.sample_body_pose", ["--seed", str(2 ** 70)], 2, ["--seed", "2**63 - 1"]),

@@ -193,3 +193,24 @@ def test_prior_users_go_through_the_interface(rel):
                                        "human_body_prior.priors.any_vposer"), f"{rel}:{node.lineno}"
         if isinstance(node, ast.Import):
             assert all(a.name != "inspect" for a in node.names), f"{rel}:{node.lineno}"
+
+
+def test_gmm_command_fits_a_jittered_copy_of_the_poses(tmp_path):
+    """--jitter-deg: the mixture is fitted to one seeded jittered copy (priors/augmentation.py), so a
+    one-component fit's covariance is the jittered poses' own (numpy), wider than the plain fit's."""
+    from human_body_prior.priors import gmm as gmm_module
+    from human_body_prior.priors.augmentation import jitter_poses
+
+    rng = np.random.default_rng(3)
+    poses = 0.3 * rng.standard_normal((400, 63))
+    (tmp_path / "train").mkdir()
+    torch.save(torch.as_tensor(poses, dtype=torch.float32), tmp_path / "train" / "pose.pt")
+    for name, extra in (("plain", []), ("jitter", ["--jitter-deg", "10"])):
+        gmm_module.main(["--train", str(tmp_path / "train"), "--out", str(tmp_path / f"{name}.npz"),
+                         "--components", "1", "--seed", "4"] + extra)
+    stored = torch.load(tmp_path / "train" / "pose.pt").double()
+    jittered = jitter_poses(stored.reshape(400, 21, 3), 10.0, torch.Generator().manual_seed(4)).reshape(400, 63).numpy()
+    with np.load(tmp_path / "jitter.npz") as f, np.load(tmp_path / "plain.npz") as g:
+        np.testing.assert_allclose(f["means"][0], jittered.mean(0), atol=1e-9)
+        np.testing.assert_allclose(f["covariances"][0], np.cov(jittered.T, bias=True) + 1e-4 * np.eye(63), atol=1e-9)
+        assert np.trace(f["covariances"][0]) > np.trace(g["covariances"][0])

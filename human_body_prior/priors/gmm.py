@@ -11,7 +11,7 @@ component, which is cheap and has simple gradients::
 The shipped mixture (``support_data/gmm_prior/gmm_08.npz``, K = 8 as in SMPLify) was fitted by
 :func:`fit_gmm` on the training poses of the shipped data split; the command that made it::
 
-    python -m human_body_prior.priors.gmm --train DATA/train \
+    python -m human_body_prior.priors.gmm --train DATA/train --jitter-deg 5 \
         --out support_data/gmm_prior/gmm_08.npz
 
 (DATA: the ``--out-dir`` of ``python -m human_body_prior.data.prepare_open_mocap``.)
@@ -30,6 +30,7 @@ import torch
 from human_body_prior import cli
 from human_body_prior.files.atomic_io import save_npz_atomic
 from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
+from human_body_prior.priors.augmentation import jitter_poses
 from human_body_prior.priors.interface import no_latent
 
 POSE_DIM = 3 * NUM_POSE_BODY_JOINTS  # pose_body values
@@ -223,8 +224,15 @@ def main(argv=None):
     ap.add_argument("--components", type=cli.positive_int, default=8)
     ap.add_argument("--iterations", type=cli.positive_int, default=100)
     ap.add_argument("--seed", type=cli.seed, default=0)
+    ap.add_argument("--jitter-deg", type=cli.nonnegative_float, default=0.0,
+                    help="fit on one copy of the poses with every joint turned by N(0, sigma^2 I) rotation "
+                         "vectors, sigma in degrees (priors/augmentation.py, seeded by --seed; default 0: off)")
     args = ap.parse_args(argv)
     poses = _training_poses(args.train)
+    if args.jitter_deg > 0:
+        gen = torch.Generator().manual_seed(args.seed)
+        poses = jitter_poses(torch.from_numpy(poses).reshape(len(poses), -1, 3), args.jitter_deg, gen)
+        poses = poses.reshape(len(poses), -1).numpy()
     try:
         gmm = fit_gmm(poses, args.components, args.iterations, args.seed, verbose=True)
     except np.linalg.LinAlgError as exc:  # a degenerate fit of these poses: a data problem, not a bug
