@@ -71,11 +71,12 @@ from human_body_prior.model_types.joints import NUM_POSE_BODY_JOINTS
 PRIOR_NAMES = ("none", "l2", "gmm", "vposer_v1", "vposer_v2")
 # Prior weights (units of the data term, m^2 per frame) of the fitting protocols when not tuned
 # (--quick): the full run's choices on the vald split (docs/PRIORS.md).
+# The priors shipped 2026-12-07 (trained with pose jitter) were tuned again on the same vald frames.
 DEFAULT_WEIGHTS = {
-    "denoise_40": {"l2": 1e-3, "gmm": 1e-3, "vposer_v1": 1e-2, "vposer_v2": 1e-3},
-    "denoise_100": {"l2": 1e-2, "gmm": 1e-2, "vposer_v1": 1e-1, "vposer_v2": 1e-2},
-    "partial": {"l2": 1e-5, "gmm": 1e-3, "vposer_v1": 1e-3, "vposer_v2": 1e-3},
-    "completion": {"vposer_v1": 1e-1, "vposer_v2": 1e-3},  # latent priors' |z|^2 weight
+    "denoise_40": {"l2": 1e-3, "gmm": 1e-3, "vposer_v1": 1e-3, "vposer_v2": 1e-2},
+    "denoise_100": {"l2": 1e-2, "gmm": 1e-2, "vposer_v1": 1e-1, "vposer_v2": 1e-1},
+    "partial": {"l2": 1e-5, "gmm": 1e-3, "vposer_v1": 1e-5, "vposer_v2": 1e-3},
+    "completion": {"vposer_v1": 1e-1, "vposer_v2": 1e-1},  # latent priors' |z|^2 weight
 }
 WEIGHT_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # latent priors' completion: weight of |z|^2 against the rotation misfit of the observed joints
