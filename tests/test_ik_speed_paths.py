@@ -133,6 +133,43 @@ def test_subset_line_search_finds_the_same_minima_with_fewer_evaluations():
     assert counts["sub"] < counts["all"]
 
 
+@pytest.mark.parametrize("rows", [False, True])
+def test_each_frame_runs_as_if_alone_and_calls_follow_the_slowest_frame(rows):
+    """Frames are not kept in step: a batch gives every frame exactly the result of solving it alone
+    (a non-convex loss), and takes as many calls as the frame that needs the most evaluations alone (not
+    the sum over iterations of each iteration's longest line search)."""
+    g = torch.Generator().manual_seed(0)
+    B, D = 12, 4
+    M = torch.randn(B, D, D, generator=g, dtype=torch.float64)
+    A = M @ M.transpose(1, 2) + 0.1 * torch.eye(D, dtype=torch.float64)
+    c = torch.randn(B, D, generator=g, dtype=torch.float64)
+    x0 = 2 * torch.randn(B, D, generator=g, dtype=torch.float64)
+
+    def loss(Ar, cr, x):
+        r = x - cr
+        return 0.5 * (r.unsqueeze(1) @ Ar @ r.unsqueeze(-1)).reshape(-1) + (r ** 4).sum(-1) + torch.cos(3 * x).sum(-1)
+
+    alone, evaluations = [], []
+    for b in range(B):
+        n = [0]
+
+        def one(x, frames=None, b=b, n=n):
+            n[0] += 1
+            return loss(A[b:b + 1], c[b:b + 1], x)
+        alone.append(batched_lbfgs(one, x0[b:b + 1], max_iter=40)[0])
+        evaluations.append(n[0])
+    calls = [0]
+
+    def batch(x, frames=None):
+        calls[0] += 1
+        Ar, cr = (A, c) if frames is None else (A[frames], c[frames])
+        return loss(Ar, cr, x)
+
+    x, _ = batched_lbfgs(batch if rows else (lambda x: batch(x)), x0, max_iter=40, rows=rows)
+    assert torch.equal(x, torch.cat(alone))
+    assert calls[0] == max(evaluations) and min(evaluations) < max(evaluations)
+
+
 def test_a_loss_that_cannot_take_a_subset_falls_back_to_the_whole_batch():
     A, c = _quadratics(B=6)
 
