@@ -236,7 +236,8 @@ def test_params_return_dict_and_r(small_smplx):
     out = bm(return_dict=True)
     assert type(out) is dict and {"v", "f", "Jtr", "full_pose", "betas", "pose_body"} <= set(out)
     assert out["full_pose"].shape == (2, 165)
-    np.testing.assert_allclose(bm.r(), out["v"].detach().numpy())
+    # r() runs without gradients, so the unposed hands and face hang from their anchors (float32 rounding)
+    np.testing.assert_allclose(bm.r(), out["v"].detach().numpy(), rtol=0, atol=1e-6)
     assert np.allclose(bm.r()[..., 1] - BodyModel(small_smplx, params={"betas": betas}).r()[..., 1], 1.0)
     with pytest.raises(ValueError, match="unknown entries in params"):
         BodyModel(small_smplx, params={"pose_bodyy": torch.zeros(1, 63)})

@@ -64,6 +64,36 @@ def test_recovers_joints_batched(bm, targets):
     np.testing.assert_allclose(single["trans"].numpy(), res["trans"][2:3].numpy(), atol=2e-3)
 
 
+def test_the_callers_parameters_are_constants_of_the_fit_only(bm, targets):
+    """During the fit the source module's own parameters (the BodyModel's stored poses) are constants, so
+    the body model chains only the body joints; afterwards, and after an error, they are as they were."""
+    before = {n: p.requires_grad for n, p in bm.named_parameters()}
+    seen = []
+
+    class Watching(SourceJoints):
+        def forward(self, body_parms):
+            seen.append(any(p.requires_grad for p in self.bm.parameters()))
+            return super().forward(body_parms)
+
+    _engine(optimizer_args={"type": "LBFGS", "max_iter": 5})(Watching(bm), targets)
+    assert {n: p.requires_grad for n, p in bm.named_parameters()} == before and any(before.values())
+    # the rigid initialisation before the fit and the final data term after it see them as they were
+    fit = "".join("T" if x else "F" for x in seen).strip("T")
+    assert fit and set(fit) == {"F"}
+
+    class Failing(SourceJoints):
+        def forward(self, body_parms):
+            if len(seen) > 3:
+                raise RuntimeError("the caller's module failed")
+            seen.append(True)
+            return super().forward(body_parms)
+
+    seen.clear()
+    with pytest.raises(RuntimeError, match="module failed"):
+        _engine(optimizer_args={"type": "LBFGS", "max_iter": 5})(Failing(bm), targets)
+    assert {n: p.requires_grad for n, p in bm.named_parameters()} == before
+
+
 def test_adam_and_a_plain_function_loss(bm, targets):
     start = (targets - targets.mean(1, keepdim=True)).norm(dim=-1).mean()
     ik = _engine(optimizer_args={"type": "Adam", "max_iter": 60, "lr": 0.05})

@@ -2,6 +2,9 @@
 
 - BodyModel defers the mesh: ``out.v`` is computed on first use, equal bit for bit to lbs() computing
   everything at once, under the grad mode of the call; ``Jtr`` alone never computes it.
+- BodyModel chains only the joints that can move when the other pose parts are known to be at rest (not
+  given, stored at zero, not optimised): the others follow their nearest moving ancestor rigidly, which
+  equals chaining them to float rounding, values and gradients.
 - batched_lbfgs with rows=True evaluates a trial step for the frames still searching only: per-frame
   minima of separable problems are those of the whole-batch search (and of the analytic solution),
   with fewer frame evaluations; a loss that cannot take a subset falls back to the whole batch.
@@ -98,6 +101,44 @@ def test_output_pickles_and_compares_as_a_dict(bm):
     assert out == dict(out) and out.get("v") is out.v and out.get("nothing", 7) == 7
     with pytest.raises(AttributeError, match="nothing"):
         out.nothing
+
+
+# ------------------------------------------------------------------ joints at rest hang from their anchors
+def test_parts_at_rest_hang_rigidly_from_the_moving_joints(tmp_path):
+    path = write_synthetic_model(tmp_path / "SMPLX_SYN.npz", "smplx", num_verts=300, num_shape_columns=20, seed=5)
+    frozen = BodyModel(str(path), dtype=torch.float64).requires_grad_(False)
+    p = {k: v.requires_grad_(True) for k, v in _inputs(B=4, seed=3).items()}
+    out = frozen(**p)
+    assert frozen._moving and all(m is not None and len(m.index) == 22 for m in frozen._moving.values())
+    v_ref, j_ref = _eager(frozen, p)  # every joint chained
+    torch.testing.assert_close(out.Jtr, j_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.v, v_ref, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad((out.Jtr ** 2).sum() + (out.v ** 2).sum(), list(p.values()))
+    grads_ref = torch.autograd.grad((j_ref ** 2).sum() + (v_ref ** 2).sum(), list(p.values()))
+    for g, r in zip(grads, grads_ref):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    # a finger joint keeps its rest offset to the wrist, turned by the wrist's world rotation
+    rest = frozen.J_template + torch.einsum("jck,bk->bjc", frozen.J_shapedirs[..., :10], p["betas"])
+    wrist, finger = 20, 25  # left wrist; the first left-hand joint hangs from it
+    turned = (out.Jtr[:, finger] - out.Jtr[:, wrist]).norm(dim=-1)
+    torch.testing.assert_close(turned, (rest[:, finger] - rest[:, wrist]).norm(dim=-1), rtol=0, atol=1e-12)
+
+
+def test_parts_that_may_move_are_chained(tmp_path):
+    path = write_synthetic_model(tmp_path / "SMPLX_SYN.npz", "smplx", num_verts=300, num_shape_columns=20, seed=5)
+    p = _inputs(B=2, seed=4)
+    live = BodyModel(str(path), dtype=torch.float64)  # stored parameters are optimisable: all chained
+    live(**p)
+    assert not live._moving
+    with torch.no_grad():  # unless no gradient is taken
+        live(**p)
+    assert list(live._moving) == [frozenset({"pose_eye", "pose_jaw", "pose_hand"})]
+    frozen = BodyModel(str(path), dtype=torch.float64).requires_grad_(False)
+    frozen(**p, pose_hand=torch.zeros(2, 90, dtype=torch.float64))  # given: may move
+    frozen.pose_jaw.data[:] = 0.2  # stored but not zero
+    frozen(**p)
+    assert set(frozen._moving) == {frozenset({"pose_eye", "pose_jaw"}), frozenset({"pose_eye", "pose_hand"})}
+    assert all(len(m.index) == n for m, n in zip(frozen._moving.values(), (52, 23)))
 
 
 # ------------------------------------------------------------------ batched L-BFGS on frame subsets
@@ -237,7 +278,9 @@ def test_skinning_in_chunks_equals_the_autograd_path_bit_for_bit(bm, monkeypatch
     chunk edges fall inside vertices' weight lists); the result is the autograd path's exactly."""
     from human_body_prior.body_model import lbs as lbs_module
 
-    p = _inputs(B=4, seed=3)
+    p = _inputs(B=4, seed=3)  # every pose part given, so that both calls chain every joint
+    p.update(pose_hand=torch.zeros(4, 90, dtype=torch.float64), pose_jaw=torch.zeros(4, 3, dtype=torch.float64),
+             pose_eye=torch.zeros(4, 6, dtype=torch.float64))
     with torch.no_grad():
         chunked = bm(**p).v
     monkeypatch.setattr(lbs_module, "_CHUNK_BYTES", 7 * 12 * 4 * 8)

@@ -22,7 +22,7 @@ from human_body_prior.body_model.lbs import (
     skin_mesh,
 )
 from human_body_prior.body_model.model_io import load_model_file
-from human_body_prior.geometry.kinematics import KinematicTree
+from human_body_prior.geometry.kinematics import KinematicTree, MovingJoints
 from human_body_prior.model_types.spec import MODEL_TYPES, SPECS, identify_model_type, model_spec  # noqa: F401 (MODEL_TYPES: re-export)
 
 
@@ -238,6 +238,7 @@ class BodyModel(nn.Module):
         self.batch_size = _count("batch_size", a["batch_size"], 1)
         self.parents = _parents_from_kintree(data["kintree_table"], self.bm_path)
         self._tree = KinematicTree(self.parents)
+        self._moving = {}  # frozenset of pose parts known to be zero -> MovingJoints (pose_skeleton)
         v_template = self._template(data, a["v_template"], a["dtype"])
         shapedirs = self._shape_directions(data, a, v_template.shape[0])
         self._register_arrays(data, v_template, shapedirs, a["dtype"], bool(a["persistant_buffer"]),
@@ -470,13 +471,36 @@ class BodyModel(nn.Module):
                                       self.weights, self._tree, sparse_weights=sparse)
             out.update(v=verts + trans, Jtr=posed_joints + trans)
         else:  # the joints need no mesh: the mesh is computed when it is first used
-            rot_mats, posed_joints, transforms = pose_skeleton(full_pose, rest_joints, self._tree)
+            moving = self._moving_joints(given, values)
+            rot_mats, posed_joints, transforms = pose_skeleton(full_pose, rest_joints, self._tree, moving)
             out["Jtr"] = posed_joints + trans
             trans = trans.clone()  # an optimiser may step the stored translation before v is read
             out.defer("v", lambda: skin_mesh(rot_mats, transforms,
                                              shaped_rest(shape_coeffs, template, shapedirs, sparse),
                                              self.posedirs, self.weights, sparse) + trans)
         return dict(out) if return_dict else out
+
+    def _moving_joints(self, given: dict, values: dict):
+        """The MovingJoints of this call when some pose parts are known to be zero, else None: parts not
+        given, whose stored parameter is zero and takes no gradient in this call (on the CPU, where checking the
+        stored values costs nothing; on a GPU it would wait for the device). E.g. the hands and face
+        of an SMPL-X model that a body-only caller never poses."""
+        if self.v_template.device.type != "cpu":
+            return None
+        grad = torch.is_grad_enabled()
+        zero = frozenset(name for name, _ in self.spec.pose_parts if given.get(name) is None
+                         and not (grad and values[name].requires_grad) and not bool(values[name].any()))
+        if not zero:
+            return None
+        if zero not in self._moving:
+            joints, start = [], 0
+            for name, width in self.spec.pose_parts:
+                if name not in zero:
+                    joints += range(start // 3, (start + width) // 3)
+                start += width
+            moving = MovingJoints.with_ancestors(self._tree, joints)
+            self._moving[zero] = None if len(moving.index) == len(self._tree) else moving
+        return self._moving[zero]
 
     def _rest_array(self, name, value, like, batch):
         """A per-call rest array (rows, 3) or (B, rows, 3) shaped like ``like`` (rows, 3), as a tensor."""

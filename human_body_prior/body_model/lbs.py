@@ -172,12 +172,27 @@ def shaped_vertices_vertex_major(shape_coeffs: torch.Tensor, v_template: torch.T
     return torch.addmm(base, shapedirs.reshape(3 * V, -1), shape_coeffs.t()).view(V, 3, B)
 
 
-def pose_skeleton(full_pose: torch.Tensor, joints: torch.Tensor, tree: KinematicTree):
+def pose_skeleton(full_pose: torch.Tensor, joints: torch.Tensor, tree: KinematicTree, moving=None):
     """Rotations and forward kinematics. full_pose (B, 3 J) axis-angle (rad); joints (J, 3) or (B, J, 3) rest
-    joints -> local rotations (B, J, 3, 3), posed joints (B, J, 3), skinning transforms (B, J, 3, 4)."""
+    joints -> local rotations (B, J, 3, 3), posed joints (B, J, 3), skinning transforms (B, J, 3, 4).
+
+    moving: None, or a :class:`MovingJoints` of ``tree`` when the other joints' rotations are known to be
+    zero (e.g. hands and face a body-only caller never poses): only the moving joints are chained, and
+    each other joint takes its anchor's skinning transform (the same rigid motion)."""
     B = full_pose.shape[0]
-    rot_mats = axis_angle_to_matrix(full_pose.reshape(B, -1, 3))
-    posed_joints, transforms = forward_kinematics(rot_mats, joints.expand(B, -1, -1), tree)
+    joints = joints.expand(B, -1, -1)
+    if moving is None:
+        rot_mats = axis_angle_to_matrix(full_pose.reshape(B, -1, 3))
+        posed_joints, transforms = forward_kinematics(rot_mats, joints, tree)
+        return rot_mats, posed_joints, transforms
+    index = moving.index.to(full_pose.device)
+    moving_rot = axis_angle_to_matrix(full_pose.reshape(B, -1, 3).index_select(1, index))
+    moving_posed, moving_transforms = forward_kinematics(moving_rot, joints.index_select(1, index), moving.tree)
+    transforms = moving_transforms.index_select(1, moving.anchor.to(full_pose.device))
+    posed_joints = (transforms[..., :3] @ joints.unsqueeze(-1)).squeeze(-1) + transforms[..., 3]
+    posed_joints = posed_joints.index_copy(1, index, moving_posed)
+    eye = torch.eye(3, dtype=moving_rot.dtype, device=moving_rot.device)
+    rot_mats = eye.expand(B, len(tree), 3, 3).index_copy(1, index, moving_rot)
     return rot_mats, posed_joints, transforms
 
 

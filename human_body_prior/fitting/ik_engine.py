@@ -24,6 +24,7 @@ starts at the origin, facing +z); Adam runs ``max_iter`` steps per stage (upstre
 ``step(closure)`` made one).
 """
 
+import contextlib
 import copy
 import math
 
@@ -80,6 +81,22 @@ def _find_body_model(module):
     from human_body_prior.body_model.body_model import BodyModel
 
     return next((m for m in module.modules() if isinstance(m, BodyModel)), None) if isinstance(module, nn.Module) else None
+
+
+@contextlib.contextmanager
+def _constant_parameters(module):
+    """The parameters of the caller's module (e.g. a BodyModel's stored hand and face poses) are constants
+    of the fit: gradients are taken with respect to the fit's own variables only, so nothing is lost by
+    turning theirs off for its duration, and a BodyModel then knows that its unposed parts stay at rest
+    (it chains only the joints that move)."""
+    params = [p for p in module.parameters() if p.requires_grad] if isinstance(module, nn.Module) else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class IK_Engine(nn.Module):
@@ -181,23 +198,24 @@ class IK_Engine(nn.Module):
         optimizer = "adam" if kind == "adam" else "lbfgs" if per_frame is not None else "lbfgs_strong_wolfe"
         lbfgs_options = {k: self.optimizer_args[k] for k in _LBFGS_OPTIONS if k in self.optimizer_args}
         lbfgs_options.setdefault("history_size", 10)
-        for i, w in enumerate(self.stepwise_weights):
-            w_data, w_z, w_b = (float(w.get(k, 0.0)) for k in WEIGHT_KEYS)
+        with _constant_parameters(source_kpts_model):
+            for i, w in enumerate(self.stepwise_weights):
+                w_data, w_z, w_b = (float(w.get(k, 0.0)) for k in WEIGHT_KEYS)
 
-            def frame_loss(root_orient, trans, poZ_body, betas, rows=None):
-                goal = target if rows is None else target[rows]
-                kpts = source(body_params(root_orient, trans, poZ_body, betas), goal)
-                priors = w_z * (poZ_body * poZ_body).sum(-1) + w_b * (betas * betas).sum(-1)
-                if per_frame is not None:
-                    return w_data * per_frame(kpts, goal) + priors
-                return (w_data * self.data_loss(kpts, goal) + priors.sum()).reshape(1)
+                def frame_loss(root_orient, trans, poZ_body, betas, rows=None):
+                    goal = target if rows is None else target[rows]
+                    kpts = source(body_params(root_orient, trans, poZ_body, betas), goal)
+                    priors = w_z * (poZ_body * poZ_body).sum(-1) + w_b * (betas * betas).sum(-1)
+                    if per_frame is not None:
+                        return w_data * per_frame(kpts, goal) + priors
+                    return (w_data * self.data_loss(kpts, goal) + priors.sum()).reshape(1)
 
-            run_stage(optimizer, frame_loss, variables, variables, self.optimizer_args["max_iter"],
-                      float(self.optimizer_args.get("lr", 1e-2)), coupled=per_frame is None,
-                      lbfgs_options=lbfgs_options, rows=True)
-            with torch.no_grad():
-                total = float(frame_loss(*variables).sum())
-            self._log(f"IK stage {i + 1}/{len(self.stepwise_weights)} {w}: loss {total:.6g}")
+                run_stage(optimizer, frame_loss, variables, variables, self.optimizer_args["max_iter"],
+                          float(self.optimizer_args.get("lr", 1e-2)), coupled=per_frame is None,
+                          lbfgs_options=lbfgs_options, rows=True)
+                with torch.no_grad():
+                    total = float(frame_loss(*variables).sum())
+                self._log(f"IK stage {i + 1}/{len(self.stepwise_weights)} {w}: loss {total:.6g}")
 
         with torch.no_grad():
             result = body_params(*variables)

@@ -73,6 +73,39 @@ class KinematicTree:
         return KinematicTree([-1] + [index[self.parents[j]] for j in joints[1:]])
 
 
+class MovingJoints:
+    """The joints of a tree whose local rotations may differ from the identity, and what the others hang from.
+
+    moving: increasing joint indices, closed under parents (with the root). A joint that is not moving
+    keeps its rest offset to its nearest moving ancestor, its *anchor*: it turns and moves rigidly with
+    it. index (M,) the moving joints; tree the KinematicTree of them alone (``KinematicTree.select``);
+    anchor (J,) for every joint the position, among the moving joints, of itself or its anchor.
+    """
+
+    __slots__ = ("index", "tree", "anchor")
+
+    def __init__(self, tree: KinematicTree, moving):
+        moving = sorted(int(j) for j in moving)
+        position = {j: i for i, j in enumerate(moving)}
+        anchor = []
+        for j in range(len(tree)):
+            a = j
+            while a not in position:
+                a = tree.parents[a]
+            anchor.append(position[a])
+        self.index, self.tree, self.anchor = torch.tensor(moving), tree.select(moving), torch.tensor(anchor)
+
+    @classmethod
+    def with_ancestors(cls, tree: KinematicTree, joints) -> "MovingJoints":
+        """The given joints, the root and every ancestor of them."""
+        keep = {0}
+        for j in joints:
+            while j > 0 and j not in keep:
+                keep.add(j)
+                j = tree.parents[j]
+        return cls(tree, keep)
+
+
 def global_transforms(local_rot: torch.Tensor, local_trans: torch.Tensor, tree: KinematicTree) -> torch.Tensor:
     """Chain local transforms down the tree.
 

@@ -206,8 +206,9 @@ def cont6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     """
     if x.shape[-1:] != (6,):
         raise ValueError(f"cont6d_to_matrix: expected (..., 6), got shape {tuple(x.shape)}")
-    a = x.reshape(x.shape[:-1] + (3, 2))
-    a1, a2 = a[..., 0], a[..., 1]
+    # the columns as contiguous rows: a norm over a stride-2 last axis is about 15 times slower on the CPU
+    a = x.reshape(x.shape[:-1] + (3, 2)).transpose(-1, -2).contiguous()
+    a1, a2 = a[..., 0, :], a[..., 1, :]
     # F.normalize's arithmetic (x / max(|x|, 1e-12)), with the norms kept for the check below
     n1 = a1.norm(dim=-1, keepdim=True)
     b1 = a1 / n1.clamp_min(1e-12)
