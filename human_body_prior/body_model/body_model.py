@@ -492,15 +492,16 @@ class BodyModel(nn.Module):
                          and not (grad and values[name].requires_grad) and not bool(values[name].any()))
         if not zero:
             return None
-        if zero not in self._moving:
+        cache = self.__dict__.setdefault("_moving", {})  # absent from a module pickled by an older version
+        if zero not in cache:
             joints, start = [], 0
             for name, width in self.spec.pose_parts:
                 if name not in zero:
                     joints += range(start // 3, (start + width) // 3)
                 start += width
             moving = MovingJoints.with_ancestors(self._tree, joints)
-            self._moving[zero] = None if len(moving.index) == len(self._tree) else moving
-        return self._moving[zero]
+            cache[zero] = None if len(moving.index) == len(self._tree) else moving
+        return cache[zero]
 
     def _rest_array(self, name, value, like, batch):
         """A per-call rest array (rows, 3) or (B, rows, 3) shaped like ``like`` (rows, 3), as a tensor."""
