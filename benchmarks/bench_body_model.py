@@ -16,6 +16,14 @@ which other processes on a shared machine disturb far less than wall time; and w
 (default 2) as wall time, which is what a user sees on a quiet machine. On CUDA the wall time runs
 between torch.cuda.synchronize calls.
 
+Bounds: each call is also set against the shortest time this machine could do it in, measured in the
+same run with the same threads and clock: its FLOPs (the products of shape and pose correctives, the
+skinning blend and apply; 2 FLOPs per multiply-add; forward + backward counts each product twice) at the
+rate of a float32 (31425 x 486) x (486 x 256) matmul, or the bytes it must move (blend shapes and
+correctives read once per pass, the mesh written once) at the rate of streaming a (31425 x 486) matrix
+through a matrix-vector product repeated back to back (as fast as the caches allow), whichever takes longer. *ours / bound* is the time over that bound;
+1 would be a call that does nothing but its arithmetic (large batches) or its reading (batch 1).
+
 Peak memory at batch 1024: on the CPU, each contender runs once in a fresh subprocess; the number
 is the peak resident set size during the call (VmHWM, reset through /proc/self/clear_refs just
 before it) minus the resident size before it. tracemalloc does not see torch's allocations. On CUDA
@@ -42,7 +50,7 @@ if str(REPO) not in sys.path:
 
 from human_body_prior.body_model.body_model import BodyModel  # noqa: E402
 from human_body_prior.body_model.synthetic import write_synthetic_model  # noqa: E402
-from human_body_prior.files.atomic_io import atomic_write
+from human_body_prior.files.atomic_io import atomic_write  # noqa: E402
 
 BATCHES = (1, 64, 256, 1024)
 CONTENDERS = ("ours", "plain", "smplx")
@@ -148,6 +156,7 @@ def spread(ts):
 
 def bench_body_model(path, device, batches, quick, clock=time.perf_counter, compile_model=False):
     bm, calls, note = load_contenders(path, device, compile_model)
+    rates = host_rates(device, clock)
     rows = []
     for batch in batches:
         x = random_inputs(batch, device, seed=batch)
@@ -170,16 +179,58 @@ def bench_body_model(path, device, batches, quick, clock=time.perf_counter, comp
                    forward={n: statistics.median(t) for n, t in fwd.items()},
                    forward_spread={n: spread(t) for n, t in fwd.items()},
                    forward_backward={n: statistics.median(t) for n, t in fb.items()},
-                   forward_backward_spread={n: spread(t) for n, t in fb.items()})
+                   forward_backward_spread={n: spread(t) for n, t in fb.items()},
+                   bound={"forward": bound_seconds(call_cost(bm, batch, False), rates),
+                          "forward_backward": bound_seconds(call_cost(bm, batch, True), rates)})
         if device.type == "cuda":
             row["bandwidth"] = forward_bandwidth(bm, calls["ours"], x, row["forward"]["ours"])
         rows.append(row)
         print(f"  {device.type} batch {batch}: " + ", ".join(
             f"{n} {row['forward'][n] * 1e3:.2f}/{row['forward_backward'][n] * 1e3:.2f} ms" for n in calls),
             flush=True)
-    return dict(rows=rows, note=note, vertices=int(bm.v_template.shape[0]),
+    return dict(rows=rows, note=note, rates=rates, vertices=int(bm.v_template.shape[0]),
                 posedirs=bm.posedirs is not None, nonzero_weights=bm.num_skinning_weights,
                 max_weights_per_vertex=int((bm.weights != 0).sum(1).max()))
+
+
+# ----------------------------------------------------------------------------------------- bounds
+RATE_SHAPE = (31425, 486, 256)  # rows x inner x columns: the official SMPL-X correctives at batch 256
+
+
+def host_rates(device, clock, reps=7):
+    """This machine's float32 rates with the run's threads and clock: dense products (FLOP/s, a
+    RATE_SHAPE matmul) and streaming a matrix of the correctives' size (bytes/s, the same matrix times
+    one column, repeated with nothing in between, so as fast as this machine's caches allow)."""
+    rows, inner, cols = RATE_SHAPE
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(rows, inner, generator=g).to(device)
+    b = torch.randn(inner, cols, generator=g).to(device)
+    out = torch.empty(rows, cols, device=device)
+    t = time_alternating({"mm": lambda: torch.mm(a, b, out=out)}, device, reps, clock=clock)
+    column = b[:, 0].contiguous()
+    t.update(time_alternating({"mv": lambda: torch.mv(a, column)}, device, 3 * reps, clock=clock))  # alone: hot
+    return dict(flops=2 * rows * inner * cols / statistics.median(t["mm"]),
+                bytes=a.numel() * a.element_size() / statistics.median(t["mv"]))
+
+
+def call_cost(bm, batch, backward: bool):
+    """The least work of a forward (or forward + backward) at `batch`: FLOPs of its dense products
+    (shape and pose correctives, the skinning blend and apply; forward kinematics is negligible) and
+    the bytes it must move (read the blend shapes and correctives, write the mesh), in float32. The
+    backward repeats each product once (the input gradients) and reads the same arrays again."""
+    V = bm.v_template.shape[0]
+    K = bm.shapedirs.shape[-1]
+    P = 0 if bm.posedirs is None else bm.posedirs.shape[0]
+    flops = 2 * batch * 3 * V * (K + P) + 2 * 12 * batch * (bm.num_skinning_weights + V)
+    read = 4 * 3 * V * (K + P)
+    moved = read + 4 * 3 * V * batch
+    return dict(flops=flops * (2 if backward else 1), bytes=moved + (read + 4 * 3 * V * batch if backward else 0))
+
+
+def bound_seconds(cost, rates):
+    """The shortest time this machine could do a call in: its FLOPs at the matmul rate or its bytes at
+    the streaming rate, whichever takes longer."""
+    return max(cost["flops"] / rates["flops"], cost["bytes"] / rates["bytes"])
 
 
 # ----------------------------------------------------------------------------------------- CUDA bandwidth
@@ -357,6 +408,7 @@ def body_model_table(res):
         head += [f"{part} {LABELS[c]} ms" for c in have]
         if "smplx" in have:
             head += [f"{part} ours / smplx"]
+        head += [f"{part} bound ms", f"{part} ours / bound"]
     head += ["max abs diff vs " + LABELS[c] for c in have if c != "ours"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -365,6 +417,7 @@ def body_model_table(res):
             cells += [f"{_ms(r[key][c])} ±{r[key + '_spread'][c]:.0f}%" for c in have]
             if "smplx" in have:
                 cells.append(f"**{r[key]['ours'] / r[key]['smplx']:.2f}**")
+            cells += [_ms(r["bound"][key]), f"**{r[key]['ours'] / r['bound'][key]:.2f}**"]
         cells += [f"{r['max_abs_diff'][c]:.1e}" for c in have if c != "ours"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -452,7 +505,10 @@ def main(argv=None):
                 text = [f"### {name}, {where}, float32",
                         f"{res['vertices']} vertices, pose correctives {'on' if res['posedirs'] else 'off (all zero)'}, "
                         f"{res['nonzero_weights']} non-zero skinning weights (at most "
-                        f"{res['max_weights_per_vertex']} per vertex).", "", body_model_table(res)]
+                        f"{res['max_weights_per_vertex']} per vertex). This machine in this run: "
+                        f"{res['rates']['flops'] / 1e9:.0f} GFLOP/s in a matmul, {res['rates']['bytes'] / 1e9:.1f} GB/s "
+                        "streaming a matrix the size of the correctives (the bound's rates; see Method).", "",
+                        body_model_table(res)]
                 if res["note"]:
                     text += ["", res["note"]]
                 if device.type == "cuda":

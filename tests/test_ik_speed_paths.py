@@ -57,8 +57,8 @@ def test_deferred_mesh_equals_computing_everything_at_once(bm):
 
 def test_reading_only_the_joints_never_computes_the_mesh(bm, monkeypatch):
     calls = []
-    real = body_model_module.skin_mesh
-    monkeypatch.setattr(body_model_module, "skin_mesh", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = body_model_module.posed_mesh
+    monkeypatch.setattr(body_model_module, "posed_mesh", lambda *a, **k: calls.append(1) or real(*a, **k))
     out = bm(**_inputs())
     out.Jtr.sum()
     assert "v" in out and len(out) == len(dict(out)) and calls == [1]  # dict(out) settled it

@@ -172,6 +172,43 @@ def test_fast_lbs_per_batch_template_and_gradients(dtype):
         assert (a - b).abs().max() < TOL[dtype] * scale
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("posedirs", [True, False])
+@pytest.mark.parametrize("template", ["file", "per_batch", "shaped"])
+def test_posed_mesh_in_chunks_equals_plain_path(dtype, posedirs, template, monkeypatch):
+    """posed_mesh without autograd shapes, corrects, skins and moves a few vertices at a time (here 7,
+    so that chunk edges cut weight lists); against the plain dense path computed step by step."""
+    from human_body_prior.body_model import lbs as lbs_module
+
+    m, g = _small_model(dtype, posedirs=posedirs, seed=5)
+    B, J, V = 3, len(m["tree"]), m["v_template"].shape[0]
+    pose = (torch.randn(B, 3 * J, generator=g, dtype=torch.float64) * 0.7).to(dtype)
+    coeffs = torch.randn(B, 6, generator=g, dtype=torch.float64).to(dtype)
+    trans = torch.randn(B, 3, generator=g, dtype=torch.float64).to(dtype)
+    vt = m["v_template"]
+    if template == "per_batch":
+        vt = vt + 0.01 * torch.randn(B, V, 3, generator=g, dtype=torch.float64).to(dtype)
+    if template == "shaped":  # v_shaped: no shape coefficients at all
+        coeffs = coeffs[:, :0]
+    dirs = m["shapedirs"][..., :coeffs.shape[1]]
+    rot, _, transforms = lbs_module.pose_skeleton(pose, m["J_template"], m["tree"])
+    sw = SparseSkinningWeights.from_dense(m["weights"]).tensors()
+    monkeypatch.setattr(lbs_module, "_CHUNK_BYTES", 7 * 12 * B * torch.finfo(dtype).bits // 8)
+    fast = lbs_module.posed_mesh(rot, transforms, coeffs, vt, dirs, m["posedirs"], m["weights"], sw, trans)
+    rest = vt + torch.einsum("bk,vck->bvc", coeffs, dirs)
+    if posedirs:
+        rest = rest + (lbs_module.pose_features(rot) @ m["posedirs"]).reshape(B, V, 3)
+    plain = skin_vertices(rest, m["weights"], transforms) + trans[:, None]
+    assert fast.shape == (B, V, 3) and fast.is_contiguous()
+    assert (fast - plain).abs().max() < TOL[dtype]
+    # the autograd path gives the same, and without trans the mesh is where it was
+    with_grad = lbs_module.posed_mesh(rot, transforms, coeffs.clone().requires_grad_(), vt, dirs, m["posedirs"],
+                                      m["weights"], sw, trans)
+    assert with_grad.requires_grad and (with_grad.detach() - fast).abs().max() < TOL[dtype]
+    unmoved = lbs_module.posed_mesh(rot, transforms, coeffs, vt, dirs, m["posedirs"], m["weights"], sw)
+    assert (unmoved + trans[:, None] - fast).abs().max() < TOL[dtype]
+
+
 def test_fast_path_gradcheck_float64():
     m, g = _small_model(torch.float64, model_type="mano")
     B, J = 2, len(m["tree"])

@@ -17,9 +17,8 @@ from human_body_prior.body_model.lbs import (
     SparseSkinningWeights,
     lbs,
     pose_skeleton,
+    posed_mesh,
     rest_joints_without_mesh,
-    shaped_rest,
-    skin_mesh,
 )
 from human_body_prior.body_model.model_io import load_model_file
 from human_body_prior.geometry.kinematics import KinematicTree, MovingJoints
@@ -474,10 +473,9 @@ class BodyModel(nn.Module):
             moving = self._moving_joints(given, values)
             rot_mats, posed_joints, transforms = pose_skeleton(full_pose, rest_joints, self._tree, moving)
             out["Jtr"] = posed_joints + trans
-            trans = trans.clone()  # an optimiser may step the stored translation before v is read
-            out.defer("v", lambda: skin_mesh(rot_mats, transforms,
-                                             shaped_rest(shape_coeffs, template, shapedirs, sparse),
-                                             self.posedirs, self.weights, sparse) + trans)
+            moved = values["trans"].clone()  # an optimiser may step the stored translation before v is read
+            out.defer("v", lambda: posed_mesh(rot_mats, transforms, shape_coeffs, template, shapedirs,
+                                              self.posedirs, self.weights, sparse, moved))
         return dict(out) if return_dict else out
 
     def _moving_joints(self, given: dict, values: dict):

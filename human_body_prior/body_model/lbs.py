@@ -9,7 +9,9 @@ Two equivalent paths compute the posed mesh:
   kept vertex-major, (V, 3, B), so that shape and pose correctives are one matrix product each with
   the file's own (3 V, K) and (3 V, P) layouts, and each vertex blends only the joints it has non-zero
   weights for (every non-zero weight is kept, however small, so the result is exact).
-Both pose the joints with the one forward kinematics of ``kinematics.py``.
+Without autograd, the fast path runs a few hundred vertices at a time (`posed_mesh`, `_posed_in_chunks`):
+each chunk is shaped, pose-corrected, skinned and written into the batch-major result while it is in
+cache. Both pose the joints with the one forward kinematics of ``kinematics.py``.
 tests/test_lbs_fast_paths.py checks that both paths agree. Both support derivatives of any order: the
 fast path's blend (`_SparseBlend`) is an embedding_bag whose backward is the embedding_bag of the
 transposed weights (torch's own embedding_bag has no second derivative).
@@ -86,35 +88,56 @@ def skin_vertices_sparse(rest_vm: torch.Tensor, sparse_weights: tuple, transform
     """
     B, J = transforms.shape[:2]
     V = rest_vm.shape[0]
-    # One table row per joint holding its B transforms as (column d, row c, batch b); a weighted bag
-    # of rows per vertex is that vertex's blended transform, already in the layout of rest_vm.
-    table = transforms.permute(1, 3, 2, 0).reshape(J, 12 * B)
-    if not (torch.is_grad_enabled() and (table.requires_grad or rest_vm.requires_grad)):
-        return _skin_in_chunks(rest_vm, sparse_weights, table)
-    blended = _SparseBlend.apply(table, tuple(sparse_weights[:3]), tuple(sparse_weights[3:])).view(V, 4, 3, B)
+    blended = _SparseBlend.apply(_transform_table(transforms), tuple(sparse_weights[:3]),
+                                 tuple(sparse_weights[3:])).view(V, 4, 3, B)
     return _ApplyBlended.apply(blended, rest_vm)
+
+
+def _transform_table(transforms: torch.Tensor) -> torch.Tensor:
+    """(B, J, 3, 4) -> (J, 12 B): one row per joint holding its B transforms as (column d, row c, batch b),
+    so that a weighted bag of rows per vertex is that vertex's blended transform, laid out like a
+    vertex-major (3, B) point."""
+    B, J = transforms.shape[:2]
+    return transforms.permute(1, 3, 2, 0).reshape(J, 12 * B)
 
 
 _CHUNK_BYTES = 1 << 21  # blended transforms per chunk: small enough to stay in cache until applied
 
 
-def _skin_in_chunks(rest_vm: torch.Tensor, sparse_weights: tuple, table: torch.Tensor) -> torch.Tensor:
-    """skin_vertices_sparse without autograd, a few hundred vertices at a time, so that each chunk's
-    blended transforms (n, 4, 3, B) are applied while still in cache instead of a (V, 12 B) array going
-    through memory twice. The same sums in the same order: bit for bit the result of the plain path."""
+def _posed_in_chunks(rest_rows, pose_feats, posedirs, sparse_weights: tuple, transforms: torch.Tensor,
+                     trans=None) -> torch.Tensor:
+    """The posed mesh (B, V, 3) without autograd, a few hundred vertices at a time (on the CPU): each chunk
+    is pose-corrected, skinned and written into the batch-major result while in cache, so that no
+    (3 V, B) array goes through memory between the steps.
+
+    rest_rows(start, stop) -> (3 (stop - start), B): the shaped rest rows of those vertices, vertex-major,
+    which this function may change in place. pose_feats (B, P) and posedirs (P, 3 V), or None without
+    correctives; sparse_weights as in :func:`skin_vertices_sparse`; transforms (B, J, 3, 4); trans (B, 3)
+    or None. The sums and their order are those of the autograd path, so the result is the same."""
     joints, values, offsets = sparse_weights[:3]
-    V, B = rest_vm.shape[0], rest_vm.shape[2]
+    B, V = transforms.shape[0], offsets.numel()
+    table = _transform_table(transforms)
     ends = torch.cat([offsets[1:], offsets.new_tensor([joints.numel()])])
-    step = max(1, _CHUNK_BYTES // (table.shape[1] * table.element_size()))
-    posed = torch.empty_like(rest_vm)
+    step = max(1, _CHUNK_BYTES // (table.shape[1] * table.element_size())) if table.device.type == "cpu" else V
+    correctives = None if posedirs is None else (posedirs.t(), pose_feats.t())  # (3 V, P), (P, B)
+    trans_t = None if trans is None else trans.reshape(B, 3).t()  # (3, B)
+    posed = transforms.new_empty(B, V, 3)
+    flat = posed.view(B, 3 * V)
     for start in range(0, V, step):
         stop = min(V, start + step)
+        rest = rest_rows(start, stop)
+        if correctives is not None:
+            rest.addmm_(correctives[0][3 * start:3 * stop], correctives[1])
+        rest = rest.view(stop - start, 3, B)
         first, last = int(offsets[start]), int(ends[stop - 1])
         blended = F.embedding_bag(joints[first:last], table, offsets[start:stop] - first, mode="sum",
                                   per_sample_weights=values[first:last]).view(stop - start, 4, 3, B)
-        rest = rest_vm[start:stop]
-        out = torch.addcmul(blended[:, 3], blended[:, 0], rest[:, 0:1], out=posed[start:stop])
+        out = torch.addcmul(blended[:, 3], blended[:, 0], rest[:, 0:1])
         out.addcmul_(blended[:, 1], rest[:, 1:2]).addcmul_(blended[:, 2], rest[:, 2:3])
+        if trans_t is not None:
+            out.add_(trans_t)
+        # as a 2-D transpose into the result's columns, which torch copies block by block
+        flat[:, 3 * start:3 * stop].copy_(out.view(-1, B).t())
     return posed
 
 
@@ -163,13 +186,20 @@ def shaped_vertices_vertex_major(shape_coeffs: torch.Tensor, v_template: torch.T
 
     shape_coeffs (B, K); v_template (V, 3) or (B, V, 3); shapedirs (V, 3, K) -> (V, 3, B).
     """
-    B = shape_coeffs.shape[0]
     V = shapedirs.shape[0]
+    return _shaped_rows(shape_coeffs, v_template, shapedirs)(0, V).view(V, 3, shape_coeffs.shape[0])
+
+
+def _shaped_rows(shape_coeffs, v_template, shapedirs):
+    """rows(start, stop) -> (3 (stop - start), B): the vertex-major shaped rest of those vertices, a new
+    tensor (arguments as in :func:`shaped_vertices_vertex_major`)."""
+    B, V = shape_coeffs.shape[0], shapedirs.shape[0]
     if v_template.dim() == 2:
         base = v_template.reshape(3 * V, 1)
     else:
         base = v_template.expand(B, V, 3).reshape(B, 3 * V).t()
-    return torch.addmm(base, shapedirs.reshape(3 * V, -1), shape_coeffs.t()).view(V, 3, B)
+    dirs, coeffs = shapedirs.reshape(3 * V, -1), shape_coeffs.t()
+    return lambda start, stop: torch.addmm(base[3 * start:3 * stop], dirs[3 * start:3 * stop], coeffs)
 
 
 def pose_skeleton(full_pose: torch.Tensor, joints: torch.Tensor, tree: KinematicTree, moving=None):
@@ -225,11 +255,35 @@ def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tens
             v_shaped = v_shaped + (pose_features(rot_mats) @ posedirs).reshape(B, -1, 3)
         return skin_vertices(v_shaped, weights, transforms)
     V = rest.shape[0]
+    rest_vm = rest.view(3 * V, B)
+    if not _needs_grad(rot_mats, transforms, rest, posedirs):
+        return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], pose_features(rot_mats),
+                                posedirs, sparse_weights, transforms)
     if posedirs is not None:  # in place, sparing a copy of the mesh; posedirs.t() is (3 V, P)
-        rest.view(3 * V, B).addmm_(posedirs.t(), pose_features(rot_mats).t())
+        rest_vm.addmm_(posedirs.t(), pose_features(rot_mats).t())
     posed = skin_vertices_sparse(rest, sparse_weights, transforms)
     # as a 2-D transpose, which torch copies block by block (a 3-D permute copy is far slower)
     return posed.view(3 * V, B).t().contiguous().view(B, V, 3)
+
+
+def posed_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, shape_coeffs: torch.Tensor,
+               v_template: torch.Tensor, shapedirs: torch.Tensor, posedirs, weights: torch.Tensor,
+               sparse_weights=None, trans=None) -> torch.Tensor:
+    """The posed mesh (B, V, 3) of a posed skeleton (as in :func:`skin_mesh`), shaped from shape_coeffs,
+    v_template and shapedirs (as in :func:`shaped_rest`) and moved by trans (B, 3) (None: not moved).
+    Without autograd on the sparse path, each few hundred vertices are shaped, pose-corrected and skinned
+    while in cache (:func:`_posed_in_chunks`); the result is that of skin_mesh(shaped_rest(...)) + trans."""
+    if sparse_weights is not None and not _needs_grad(rot_mats, transforms, shape_coeffs, v_template, shapedirs,
+                                                     posedirs, trans):
+        return _posed_in_chunks(_shaped_rows(shape_coeffs, v_template, shapedirs), pose_features(rot_mats),
+                                posedirs, sparse_weights, transforms, trans)
+    v = skin_mesh(rot_mats, transforms, shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights), posedirs,
+                  weights, sparse_weights)
+    return v if trans is None else v + trans.unsqueeze(1)
+
+
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def lbs(full_pose: torch.Tensor, shape_coeffs: torch.Tensor, v_template: torch.Tensor,
