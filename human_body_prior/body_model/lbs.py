@@ -9,12 +9,14 @@ Two equivalent paths compute the posed mesh:
   kept vertex-major, (V, 3, B), so that shape and pose correctives are one matrix product each with
   the file's own (3 V, K) and (3 V, P) layouts, and each vertex blends only the joints it has non-zero
   weights for (every non-zero weight is kept, however small, so the result is exact).
-Without autograd, the fast path runs a few hundred vertices at a time (`posed_mesh`, `_posed_in_chunks`):
-each chunk is shaped, pose-corrected, skinned and written into the batch-major result while it is in
-cache. Both pose the joints with the one forward kinematics of ``kinematics.py``.
-tests/test_lbs_fast_paths.py checks that both paths agree. Both support derivatives of any order: the
-fast path's blend (`_SparseBlend`) is an embedding_bag whose backward is the embedding_bag of the
-transposed weights (torch's own embedding_bag has no second derivative).
+The fast path runs a few hundred vertices at a time on the CPU (`posed_mesh`, `_posed_in_chunks`,
+`_SkinInChunks`): each chunk is skinned (and, without autograd, also shaped and pose-corrected) and
+written into the batch-major result while it is in cache; its first derivatives are taken chunk by
+chunk too. Both paths pose the joints with the one forward kinematics of ``kinematics.py``.
+tests/test_lbs_fast_paths.py checks that both paths agree. Both support derivatives of any order: past
+the first, the fast path's derivatives are composed of differentiable operations, among them the blend
+`_SparseBlend`, an embedding_bag whose backward is the embedding_bag of the transposed weights (torch's
+own embedding_bag has no second derivative).
 """
 
 import torch
@@ -84,13 +86,9 @@ def skin_vertices_sparse(rest_vm: torch.Tensor, sparse_weights: tuple, transform
     """Skin vertex-major rest points with each vertex's non-zero weights only.
 
     rest_vm (V, 3, B); sparse_weights, the six tensors of SparseSkinningWeights.tensors();
-    transforms (B, J, 3, 4) -> posed points (V, 3, B).
+    transforms (B, J, 3, 4) -> posed points (V, 3, B) (a view of a batch-major array).
     """
-    B, J = transforms.shape[:2]
-    V = rest_vm.shape[0]
-    blended = _SparseBlend.apply(_transform_table(transforms), tuple(sparse_weights[:3]),
-                                 tuple(sparse_weights[3:])).view(V, 4, 3, B)
-    return _ApplyBlended.apply(blended, rest_vm)
+    return _SkinInChunks.apply(_transform_table(transforms), rest_vm, None, tuple(sparse_weights)).permute(1, 2, 0)
 
 
 def _transform_table(transforms: torch.Tensor) -> torch.Tensor:
@@ -104,7 +102,27 @@ def _transform_table(transforms: torch.Tensor) -> torch.Tensor:
 _CHUNK_BYTES = 1 << 21  # blended transforms per chunk: small enough to stay in cache until applied
 
 
-def _posed_in_chunks(rest_rows, pose_feats, posedirs, sparse_weights: tuple, transforms: torch.Tensor,
+def _chunks(sparse_weights: tuple, table: torch.Tensor):
+    """(start, stop, first, last) of successive vertex chunks and the CSR entries they own: a few hundred
+    vertices each on the CPU, so that a chunk's blended transforms (n, 12 B) stay in cache; one chunk
+    elsewhere (a GPU gains nothing from it and pays per kernel launch)."""
+    joints, offsets = sparse_weights[0], sparse_weights[2]
+    V = offsets.numel()
+    ends = torch.cat([offsets[1:], offsets.new_tensor([joints.numel()])])
+    step = max(1, _CHUNK_BYTES // (table.shape[1] * table.element_size())) if table.device.type == "cpu" else V
+    for start in range(0, V, step):
+        stop = min(V, start + step)
+        yield start, stop, int(offsets[start]), int(ends[stop - 1])
+
+
+def _blend(sparse_weights: tuple, table: torch.Tensor, start, stop, first, last) -> torch.Tensor:
+    """The blended transforms (n, 4, 3, B) of vertices start..stop (CSR entries first..last)."""
+    joints, values, offsets = sparse_weights[:3]
+    return F.embedding_bag(joints[first:last], table, offsets[start:stop] - first, mode="sum",
+                           per_sample_weights=values[first:last]).view(stop - start, 4, 3, -1)
+
+
+def _posed_in_chunks(rest_rows, pose_feats, posedirs, sparse_weights: tuple, table: torch.Tensor,
                      trans=None) -> torch.Tensor:
     """The posed mesh (B, V, 3) without autograd, a few hundred vertices at a time (on the CPU): each chunk
     is pose-corrected, skinned and written into the batch-major result while in cache, so that no
@@ -112,26 +130,20 @@ def _posed_in_chunks(rest_rows, pose_feats, posedirs, sparse_weights: tuple, tra
 
     rest_rows(start, stop) -> (3 (stop - start), B): the shaped rest rows of those vertices, vertex-major,
     which this function may change in place. pose_feats (B, P) and posedirs (P, 3 V), or None without
-    correctives; sparse_weights as in :func:`skin_vertices_sparse`; transforms (B, J, 3, 4); trans (B, 3)
-    or None. The sums and their order are those of the autograd path, so the result is the same."""
-    joints, values, offsets = sparse_weights[:3]
-    B, V = transforms.shape[0], offsets.numel()
-    table = _transform_table(transforms)
-    ends = torch.cat([offsets[1:], offsets.new_tensor([joints.numel()])])
-    step = max(1, _CHUNK_BYTES // (table.shape[1] * table.element_size())) if table.device.type == "cpu" else V
+    correctives; sparse_weights as in :func:`skin_vertices_sparse`; table (J, 12 B) from
+    :func:`_transform_table`; trans (B, 3) or None. The sums and their order are those of the autograd
+    path, so the result is the same."""
+    B, V = table.shape[1] // 12, sparse_weights[2].numel()
     correctives = None if posedirs is None else (posedirs.t(), pose_feats.t())  # (3 V, P), (P, B)
     trans_t = None if trans is None else trans.reshape(B, 3).t()  # (3, B)
-    posed = transforms.new_empty(B, V, 3)
+    posed = table.new_empty(B, V, 3)
     flat = posed.view(B, 3 * V)
-    for start in range(0, V, step):
-        stop = min(V, start + step)
+    for start, stop, first, last in _chunks(sparse_weights, table):
         rest = rest_rows(start, stop)
         if correctives is not None:
             rest.addmm_(correctives[0][3 * start:3 * stop], correctives[1])
         rest = rest.view(stop - start, 3, B)
-        first, last = int(offsets[start]), int(ends[stop - 1])
-        blended = F.embedding_bag(joints[first:last], table, offsets[start:stop] - first, mode="sum",
-                                  per_sample_weights=values[first:last]).view(stop - start, 4, 3, B)
+        blended = _blend(sparse_weights, table, start, stop, first, last)
         out = torch.addcmul(blended[:, 3], blended[:, 0], rest[:, 0:1])
         out.addcmul_(blended[:, 1], rest[:, 1:2]).addcmul_(blended[:, 2], rest[:, 2:3])
         if trans_t is not None:
@@ -139,6 +151,74 @@ def _posed_in_chunks(rest_rows, pose_feats, posedirs, sparse_weights: tuple, tra
         # as a 2-D transpose into the result's columns, which torch copies block by block
         flat[:, 3 * start:3 * stop].copy_(out.view(-1, B).t())
     return posed
+
+
+class _SkinInChunks(torch.autograd.Function):
+    """Sparse skinning into a batch-major mesh: table (J, 12 B) of :func:`_transform_table`, rest (V, 3, B)
+    vertex-major, trans (B, 3) or None -> posed (B, V, 3). The forward and first derivatives run a few
+    hundred vertices at a time, recomputing each chunk's blended transforms instead of storing a
+    (V, 12 B) array; higher derivatives (create_graph) go through the composite differentiable path."""
+
+    @staticmethod
+    def forward(ctx, table, rest, trans, sparse_weights):
+        ctx.save_for_backward(table, rest, trans)
+        ctx.sparse_weights = sparse_weights
+        V, B = rest.shape[0], rest.shape[2]
+        rest_vm = rest.reshape(3 * V, B)
+        return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], None, None, sparse_weights,
+                                table, trans)
+
+    @staticmethod
+    def backward(ctx, grad):
+        table, rest, trans = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: derivatives of the derivatives
+            return (*_skin_grads_composite(grad, table, rest, trans, ctx.sparse_weights), None)
+        sw = ctx.sparse_weights
+        J, V, B = table.shape[0], rest.shape[0], rest.shape[2]
+        need_table, need_rest, need_trans = ctx.needs_input_grad[:3]
+        grad_table = torch.zeros_like(table) if need_table else None
+        grad_rest = torch.empty_like(rest) if need_rest else None
+        grad_trans = grad.new_zeros(3, B) if need_trans else None
+        flat = grad.reshape(B, 3 * V)
+        for start, stop, first, last in _chunks(sw, table):
+            g = flat[:, 3 * start:3 * stop].t().contiguous().view(stop - start, 3, B)
+            if need_trans:
+                grad_trans += g.sum(0)
+            if need_rest:
+                blended = _blend(sw, table, start, stop, first, last)
+                torch.sum(blended[:, :3] * g.unsqueeze(1), 2, out=grad_rest[start:stop])
+            if need_table:
+                r = rest[start:stop]
+                per_vertex = torch.stack([g * r[:, 0:1], g * r[:, 1:2], g * r[:, 2:3], g], 1)
+                vertices, values, joint_offsets = _chunk_by_joint(sw, start, stop, first, last, J)
+                grad_table += F.embedding_bag(vertices, per_vertex.view(stop - start, -1), joint_offsets,
+                                              mode="sum", per_sample_weights=values)
+        return grad_table, grad_rest, None if grad_trans is None else grad_trans.t(), None
+
+
+def _chunk_by_joint(sparse_weights: tuple, start, stop, first, last, num_joints):
+    """The CSR entries first..last of vertices start..stop, joint by joint: local vertex indices (N,),
+    values (N,) and where each of the num_joints joints starts (J,)."""
+    joints, values, offsets = sparse_weights[:3]
+    if start == 0 and stop == offsets.numel():  # the whole mesh: the transpose SparseSkinningWeights keeps
+        return sparse_weights[3:]
+    ends = torch.cat([offsets[start + 1:stop], offsets.new_tensor([last])])
+    local = torch.repeat_interleave(torch.arange(stop - start, device=joints.device), ends - offsets[start:stop])
+    order = torch.argsort(joints[first:last], stable=True)
+    per_joint = torch.bincount(joints[first:last], minlength=num_joints)
+    return local[order], values[first:last][order], torch.cumsum(per_joint, 0) - per_joint
+
+
+def _skin_grads_composite(grad, table, rest, trans, sparse_weights):
+    """The derivatives of _SkinInChunks for (table, rest, trans) from differentiable operations, so that
+    they can be differentiated again. grad (B, V, 3)."""
+    V, B = rest.shape[0], rest.shape[2]
+    g = grad.permute(1, 2, 0)  # (V, 3, B)
+    blended = _SparseBlend.apply(table, tuple(sparse_weights[:3]), tuple(sparse_weights[3:])).view(V, 4, 3, B)
+    grad_rest = (blended[:, :3] * g.unsqueeze(1)).sum(2)
+    per_vertex = torch.stack([g * rest[:, 0:1], g * rest[:, 1:2], g * rest[:, 2:3], g], 1).reshape(V, -1)
+    grad_table = _SparseBlend.apply(per_vertex, tuple(sparse_weights[3:]), tuple(sparse_weights[:3]))
+    return grad_table, grad_rest, None if trans is None else grad.sum(1)
 
 
 class _SparseBlend(torch.autograd.Function):
@@ -155,29 +235,6 @@ class _SparseBlend(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return _SparseBlend.apply(grad.contiguous(), ctx.csr_t, ctx.csr), None, None
-
-
-class _ApplyBlended(torch.autograd.Function):
-    """posed = blended[:, 3] + sum_d blended[:, d] * rest[:, d]: blended (V, 4, 3, B) per-vertex transforms
-    stored by column, rest (V, 3, B) -> (V, 3, B). Written out because autograd's own backward of the
-    three fused multiply-adds makes several extra passes over (V, 3, B) arrays."""
-
-    @staticmethod
-    def forward(ctx, blended, rest):
-        ctx.save_for_backward(blended, rest)
-        posed = torch.addcmul(blended[:, 3], blended[:, 0], rest[:, 0:1])
-        posed.addcmul_(blended[:, 1], rest[:, 1:2])
-        return posed.addcmul_(blended[:, 2], rest[:, 2:3])
-
-    @staticmethod
-    def backward(ctx, grad):
-        blended, rest = ctx.saved_tensors
-        grad_blended = grad_rest = None
-        if ctx.needs_input_grad[0]:
-            grad_blended = torch.stack([grad * rest[:, 0:1], grad * rest[:, 1:2], grad * rest[:, 2:3], grad], 1)
-        if ctx.needs_input_grad[1]:
-            grad_rest = (blended[:, :3] * grad.unsqueeze(1)).sum(2)
-        return grad_blended, grad_rest
 
 
 def shaped_vertices_vertex_major(shape_coeffs: torch.Tensor, v_template: torch.Tensor,
@@ -244,26 +301,26 @@ def shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights=None) -> tor
 
 
 def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tensor, posedirs, weights: torch.Tensor,
-              sparse_weights=None) -> torch.Tensor:
+              sparse_weights=None, trans=None) -> torch.Tensor:
     """The posed mesh (B, V, 3) of a posed skeleton (rot_mats (B, J, 3, 3), transforms (B, J, 3, 4) from
     :func:`pose_skeleton`) and its shaped rest mesh (:func:`shaped_rest`, consumed): pose correctives, then
-    skinning (arguments as in :func:`lbs`)."""
+    skinning (arguments as in :func:`lbs`), then trans (B, 3) added if given."""
     B = rot_mats.shape[0]
     if sparse_weights is None:
         v_shaped = rest
         if posedirs is not None:
             v_shaped = v_shaped + (pose_features(rot_mats) @ posedirs).reshape(B, -1, 3)
-        return skin_vertices(v_shaped, weights, transforms)
+        v = skin_vertices(v_shaped, weights, transforms)
+        return v if trans is None else v + trans.unsqueeze(1)
     V = rest.shape[0]
     rest_vm = rest.view(3 * V, B)
-    if not _needs_grad(rot_mats, transforms, rest, posedirs):
+    table = _transform_table(transforms)
+    if not _needs_grad(rot_mats, transforms, rest, posedirs, trans):
         return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], pose_features(rot_mats),
-                                posedirs, sparse_weights, transforms)
-    if posedirs is not None:  # in place, sparing a copy of the mesh; posedirs.t() is (3 V, P)
-        rest_vm.addmm_(posedirs.t(), pose_features(rot_mats).t())
-    posed = skin_vertices_sparse(rest, sparse_weights, transforms)
-    # as a 2-D transpose, which torch copies block by block (a 3-D permute copy is far slower)
-    return posed.view(3 * V, B).t().contiguous().view(B, V, 3)
+                                posedirs, sparse_weights, table, trans)
+    if posedirs is not None:  # posedirs.t() is (3 V, P); not in place, which autograd would pay for in copies
+        rest = torch.addmm(rest_vm, posedirs.t(), pose_features(rot_mats).t()).view(V, 3, B)
+    return _SkinInChunks.apply(table, rest, trans, tuple(sparse_weights))
 
 
 def posed_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, shape_coeffs: torch.Tensor,
@@ -272,14 +329,13 @@ def posed_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, shape_coeffs: t
     """The posed mesh (B, V, 3) of a posed skeleton (as in :func:`skin_mesh`), shaped from shape_coeffs,
     v_template and shapedirs (as in :func:`shaped_rest`) and moved by trans (B, 3) (None: not moved).
     Without autograd on the sparse path, each few hundred vertices are shaped, pose-corrected and skinned
-    while in cache (:func:`_posed_in_chunks`); the result is that of skin_mesh(shaped_rest(...)) + trans."""
+    while in cache (:func:`_posed_in_chunks`); the result is that of skin_mesh(shaped_rest(...), trans=trans)."""
     if sparse_weights is not None and not _needs_grad(rot_mats, transforms, shape_coeffs, v_template, shapedirs,
                                                      posedirs, trans):
         return _posed_in_chunks(_shaped_rows(shape_coeffs, v_template, shapedirs), pose_features(rot_mats),
-                                posedirs, sparse_weights, transforms, trans)
-    v = skin_mesh(rot_mats, transforms, shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights), posedirs,
-                  weights, sparse_weights)
-    return v if trans is None else v + trans.unsqueeze(1)
+                                posedirs, sparse_weights, _transform_table(transforms), trans)
+    return skin_mesh(rot_mats, transforms, shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights),
+                     posedirs, weights, sparse_weights, trans)
 
 
 def _needs_grad(*tensors) -> bool:
