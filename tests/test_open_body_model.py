@@ -368,6 +368,54 @@ def test_regressor_tracks_shape(files):
         assert j[names["left_shoulder"], 0] < j[names["left_elbow"], 0] < j[names["left_wrist"], 0]
 
 
+def test_landmark_on_a_shared_edge_takes_one_face_whatever_the_rounding():
+    """A point on the edge two front triangles share (the face's midline on a mirrored mesh) lands on
+    the same face, with the same barycentrics, wherever float rounding puts the edge (+-1e-12 m), and
+    never on the triangle behind them."""
+    from human_body_prior.open_model.landmarks import _cast
+
+    verts = np.array([[0.0, -0.01, 0.02], [0.0, 0.01, 0.02], [-0.01, 0.0, 0.01], [0.01, 0.0, 0.015],
+                      [-0.02, -0.02, -0.05], [0.02, -0.02, -0.05], [0.0, 0.02, -0.05]])
+    faces = np.array([[4, 5, 6], [0, 1, 3], [0, 2, 1]])  # behind, then the two front ones
+    chosen = []
+    for dx in (-1e-12, -1e-17, 0.0, 1e-17, 1e-12):
+        idx, bary = _cast(np.zeros((1, 2)), verts + [dx, 0.0, 0.0], faces)
+        assert bary.min() >= 0.0 and np.isclose(bary.sum(), 1.0)
+        chosen.append((int(idx[0]), bary[0]))
+    assert {i for i, _ in chosen} == {1}
+    for _, b in chosen:
+        np.testing.assert_allclose(b, chosen[0][1], atol=1e-9)
+
+
+@pytest.mark.parametrize("gender", GENDERS)
+def test_shipped_face_landmarks_do_not_depend_on_rounding(gender, files):
+    """The static landmarks and the frontal (yaw 0) jaw contour cast on the shipped rest mesh are the
+    shipped ones, and stay on the same faces when the vertices move by 1e-10 m (float64 rounding
+    between CPUs is about 1e-11 m). Nine static landmarks and the chin lie on the mirrored mesh's
+    midline, on an edge two faces share."""
+    from human_body_prior.open_model.landmarks import YAWS_DEG, _contour_at_yaw, _face_frame, _static_landmarks
+
+    d = files[("smplx", gender)]
+    v, f = d["v_template"], d["f"].astype(np.int64)
+    front = int(np.flatnonzero(YAWS_DEG == 0.0)[0])
+
+    def cast(verts):
+        local, head, unit = _face_frame(verts, f, d["J_regressor"] @ verts)
+        return _static_landmarks(local, f, head, unit), _contour_at_yaw(local, f, head, unit, 0.0)
+
+    (idx, bary), (cidx, cbary) = cast(v)
+    assert idx.tolist() == d["lmk_faces_idx"].tolist()
+    np.testing.assert_allclose(bary, d["lmk_bary_coords"], atol=1e-9)
+    assert cidx.tolist() == d["dynamic_lmk_faces_idx"][front].tolist()
+    np.testing.assert_allclose(cbary, d["dynamic_lmk_bary_coords"][front], atol=1e-9)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        (idx2, bary2), (cidx2, cbary2) = cast(v + 1e-10 * rng.standard_normal(v.shape))
+        assert idx2.tolist() == idx.tolist() and cidx2.tolist() == cidx.tolist()
+        np.testing.assert_allclose(bary2, bary, atol=1e-6)
+        np.testing.assert_allclose(cbary2, cbary, atol=1e-6)
+
+
 def _same_model(rebuilt: Path, shipped: Path, atol: float = 1e-9) -> list:
     """Keys of two model files (.npz or .pkl, read by the project's loader) whose values differ: integers,
     text and shapes exactly, floating point beyond atol (float64 rounding differs between CPUs)."""

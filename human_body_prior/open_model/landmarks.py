@@ -40,18 +40,27 @@ def _contour_layout() -> np.ndarray:
     return np.stack([1.9 * np.cos(theta), -0.3 + 3.1 * np.sin(theta)], axis=1)
 
 
+# A point this close (metres, in the XY projection) to a triangle's edge counts as on the triangle, and
+# hits this close in depth to the front-most one are the same surface point. Both sit far above float64
+# rounding (about 1e-17 m here; 1e-11 m between CPUs) and far below any real gap on the face (micrometres
+# and up), so rounding cannot change which triangles a point hits.
+EDGE_TOL_M = 1e-8
+DEPTH_TOL_M = 1e-8
+
+
 def _cast(points_xy: np.ndarray, verts: np.ndarray, faces: np.ndarray, shrink: bool = False):
     """Front-most triangle under each (x, y) point, looking along -Z, and its barycentrics.
 
+    points_xy (P, 2) and verts (V, 3) in metres, faces (F, 3) vertex indices. Returns the face
+    indices (P,) into ``faces`` and the barycentrics (P, 3), each row non-negative and summing to 1.
     With ``shrink``, a point beyond the silhouette is pulled toward the face centre until
     it lands on the mesh."""
     tri = verts[faces]  # (F, 3, 3)
-    a, b, c = tri[:, 0, :2], tri[:, 1, :2], tri[:, 2, :2]
     idx_out, bary_out = [], []
     for p in points_xy:
         found = None
         for _ in range(60 if shrink else 1):
-            found = _cast_one(p, a, b, c, tri)
+            found = _cast_one(p, tri)
             if found is not None:
                 break
             p = p * np.array([0.97, 1.0])
@@ -62,44 +71,85 @@ def _cast(points_xy: np.ndarray, verts: np.ndarray, faces: np.ndarray, shrink: b
     return np.asarray(idx_out, dtype=np.int64), np.asarray(bary_out)
 
 
-def _cast_one(p, a, b, c, tri):
-    """(face, barycentrics) of the front-most triangle containing point p in XY, or None."""
-    v0, v1, v2 = b - a, c - a, p - a
-    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+def _edge_distances(p: np.ndarray, tri_xy: np.ndarray):
+    """Barycentrics (F, 3) of point p (2,) in each projected triangle tri_xy (F, 3, 2), metres,
+    the signed distances (F, 3) in metres from p to each triangle's edges (column k: the edge
+    opposite corner k; positive inside, whatever the winding), and a mask (F,) of the triangles
+    that are not degenerate in the projection (their barycentrics and distances are 0 there)."""
+    # edge k runs between the two corners other than k
+    start = tri_xy[:, [1, 2, 0]]
+    edge = tri_xy[:, [2, 0, 1]] - start  # (F, 3, 2)
+    rel = p - start
+    cross = edge[..., 0] * rel[..., 1] - edge[..., 1] * rel[..., 0]  # (F, 3), twice the sub-areas
+    den = cross.sum(1)  # twice the signed area of the triangle
     ok = np.abs(den) > 1e-14
-    den = np.where(ok, den, 1.0)
-    l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-    l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-    l0 = 1 - l1 - l2
-    hit = ok & (l0 >= 0) & (l1 >= 0) & (l2 >= 0)
+    safe = np.where(ok, den, 1.0)[:, None]
+    bary = np.where(ok[:, None], cross / safe, 0.0)
+    length = np.linalg.norm(edge, axis=2)
+    dist = np.where(ok[:, None], cross * np.sign(safe) / np.where(length > 0, length, 1.0), 0.0)
+    return bary, dist, ok
+
+
+def _cast_one(p: np.ndarray, tri: np.ndarray):
+    """(face, barycentrics (3,)) of the front-most triangle of tri (F, 3, 3), metres, containing
+    point p (2,) in XY, or None.
+
+    A point on a shared edge or vertex (within ``EDGE_TOL_M``) is in every triangle around it,
+    and those triangles reach it at the same depth (within ``DEPTH_TOL_M``); of them the one
+    with the lowest index is taken, so the choice does not depend on float rounding. The
+    barycentrics are clipped to be non-negative and renormalised."""
+    bary, dist, ok = _edge_distances(p, tri[:, :, :2])
+    hit = ok & (dist.min(1) >= -EDGE_TOL_M)
     if not hit.any():
         return None
-    z = l0 * tri[:, 0, 2] + l1 * tri[:, 1, 2] + l2 * tri[:, 2, 2]
-    f = int(np.argmax(np.where(hit, z, -np.inf)))
-    return f, [l0[f], l1[f], l2[f]]
+    z = np.einsum("fk,fk->f", bary, tri[:, :, 2])
+    front = np.where(hit, z, -np.inf)
+    f = int(np.flatnonzero(front >= front.max() - DEPTH_TOL_M)[0])
+    b = np.clip(bary[f], 0.0, None)
+    return f, (b / b.sum()).tolist()
+
+
+YAWS_DEG = np.linspace(-39.0, 39.0, 79)  # (79,) the dynamic contour's head turns, degrees about +Y
+
+
+def _face_frame(verts: np.ndarray, faces: np.ndarray, joints: np.ndarray):
+    """The rest-pose mesh in the face frame: vertices (V, 3) in metres relative to the point
+    between the eye joints, the indices (H,) into ``faces`` of the head's faces (all corners above
+    the neck joint), and the layout unit in metres (half the eye distance)."""
+    eye_l, eye_r = joints[_IDX["left_eye_smplhf"]], joints[_IDX["right_eye_smplhf"]]
+    local = verts - 0.5 * (eye_l + eye_r)
+    head = np.flatnonzero(verts[faces][:, :, 1].min(1) > joints[_IDX["neck"]][1])
+    return local, head, 0.5 * float(np.linalg.norm(eye_l - eye_r))
+
+
+def _static_landmarks(local: np.ndarray, faces: np.ndarray, head: np.ndarray, unit: float):
+    """lmk_faces_idx (51,) into ``faces`` and lmk_bary_coords (51, 3) from the face frame
+    (``_face_frame``'s vertices (V, 3) in metres, head face indices (H,) and unit in metres)."""
+    idx, bary = _cast(_static_layout() * unit, local, faces[head])
+    return head[idx], bary
+
+
+def _contour_at_yaw(local: np.ndarray, faces: np.ndarray, head: np.ndarray, unit: float,
+                    yaw_deg: float):
+    """Face indices (17,) into ``faces`` and barycentrics (17, 3) of the jaw contour seen with
+    the head turned by ``yaw_deg`` degrees about +Y (face frame as in ``_static_landmarks``)."""
+    yaw = np.deg2rad(yaw_deg)
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    idx, bary = _cast(_contour_layout() * unit, local @ rot.T, faces[head], shrink=True)
+    return head[idx], bary
 
 
 def face_landmarks(verts: np.ndarray, faces: np.ndarray, joints: np.ndarray):
     """lmk_faces_idx (51,), lmk_bary_coords (51, 3), dynamic_lmk_faces_idx (79, 17),
-    dynamic_lmk_bary_coords (79, 17, 3) on the rest-pose mesh (verts (V, 3), faces (F, 3))."""
-    eye_l, eye_r = joints[_IDX["left_eye_smplhf"]], joints[_IDX["right_eye_smplhf"]]
-    origin = 0.5 * (eye_l + eye_r)
-    unit = 0.5 * np.linalg.norm(eye_l - eye_r)
-    neck_y = joints[_IDX["neck"]][1]
-    head_faces = faces[verts[faces][:, :, 1].min(1) > neck_y]
-    local = verts - origin
-    to_xy = lambda layout: layout * unit
-    lmk_idx, lmk_bary = _cast(to_xy(_static_layout()), local, head_faces)
-    dyn_idx, dyn_bary = [], []
-    for yaw in np.deg2rad(np.linspace(-39.0, 39.0, 79)):
-        c, s = np.cos(yaw), np.sin(yaw)
-        rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-        i, b = _cast(to_xy(_contour_layout()), local @ rot.T, head_faces, shrink=True)
-        dyn_idx.append(i)
-        dyn_bary.append(b)
-    face_index = {tuple(f): k for k, f in enumerate(map(tuple, faces))}
-    remap = lambda idx: np.asarray([face_index[tuple(head_faces[i])] for i in idx.ravel()]).reshape(idx.shape)
-    return remap(lmk_idx), lmk_bary, remap(np.stack(dyn_idx)), np.stack(dyn_bary)
+    dynamic_lmk_bary_coords (79, 17, 3) on the rest-pose mesh (verts (V, 3) in metres, faces
+    (F, 3), joints (55, 3) in metres in SMPL-X order); face indices are into ``faces``."""
+    local, head, unit = _face_frame(verts, faces, joints)
+    lmk_idx, lmk_bary = _static_landmarks(local, faces, head, unit)
+    contours = [_contour_at_yaw(local, faces, head, unit, yaw) for yaw in YAWS_DEG]
+    dyn_idx = np.stack([i for i, _ in contours])
+    dyn_bary = np.stack([b for _, b in contours])
+    return lmk_idx, lmk_bary, dyn_idx, dyn_bary
 
 
 KEYPOINT_NAMES = ["nose", "reye", "leye", "rear", "lear", "rthumb", "rindex", "rmiddle", "rring",
