@@ -108,8 +108,11 @@ def _chunks(sparse_weights: tuple, table: torch.Tensor):
     elsewhere (a GPU gains nothing from it and pays per kernel launch)."""
     joints, offsets = sparse_weights[0], sparse_weights[2]
     V = offsets.numel()
-    ends = torch.cat([offsets[1:], offsets.new_tensor([joints.numel()])])
     step = max(1, _CHUNK_BYTES // (table.shape[1] * table.element_size())) if table.device.type == "cpu" else V
+    if step >= V:  # known without reading the offsets (on a GPU, reading them would wait for it)
+        yield 0, V, 0, joints.numel()
+        return
+    ends = torch.cat([offsets[1:], offsets.new_tensor([joints.numel()])])
     for start in range(0, V, step):
         stop = min(V, start + step)
         yield start, stop, int(offsets[start]), int(ends[stop - 1])
