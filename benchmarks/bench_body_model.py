@@ -458,6 +458,7 @@ def main(argv=None):
                     help="model file(s) to measure; default: the synthetic SMPL-X and the shipped open one")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--no-cuda", action="store_true")
+    ap.add_argument("--no-cpu", action="store_true", help="CUDA rows only (a lent GPU machine's short check)")
     ap.add_argument("--clock", choices=("both", "thread", "wall"), default="both",
                     help="CPU timings: 'wall' time with --threads threads; 'thread', the CPU time of the calling "
                          "thread with 1 thread, which other processes on a shared machine disturb far less; "
@@ -486,10 +487,12 @@ def main(argv=None):
             shipped = Path(default_body_model_path("smplx", "neutral"))
             if shipped.exists():
                 models.append(str(shipped))
-        cpu_clocks = ["thread", "wall"] if args.clock == "both" else [args.clock]
+        cpu_clocks = [] if args.no_cpu else ["thread", "wall"] if args.clock == "both" else [args.clock]
         runs = [(torch.device("cpu"), 1 if clock == "thread" else args.threads, clock) for clock in cpu_clocks]
         if torch.cuda.is_available() and not args.no_cuda:
             runs.append((torch.device("cuda"), args.threads, "wall"))
+        if not runs:
+            ap.error("nothing to measure: --no-cpu, and no CUDA device (or --no-cuda)")
         sections = []
         for path in models:
             name = "synthetic official-layout SMPL-X" if Path(path).parent == Path(tmp) else Path(path).name
@@ -520,7 +523,7 @@ def main(argv=None):
                     text += ["", f"Peak extra memory at batch {big}:", "", memory_table(mem)]
                 sections.append("\n".join(text))
         vposer = {}
-        for device, threads, clock in ([] if args.skip_vposer else [runs[0]] + [r for r in runs if r[0].type == "cuda"]):
+        for device, threads, clock in ([] if args.skip_vposer else list(dict.fromkeys([runs[0]] + [r for r in runs if r[0].type == "cuda"]))):
             torch.set_num_threads(threads)
             label = (f"cpu, {threads} thread{'s' if threads > 1 else ''}, "
                      f"{'thread CPU time' if clock == 'thread' else 'wall time'}" if device.type == "cpu" else "cuda")
@@ -542,8 +545,10 @@ def main(argv=None):
         "Times are medians in milliseconds; *ours / smplx* below 1 means BodyModel is faster. "
         "*plain dense path* is lbs.py's reference path (the skinning before the fast path: a (3, 4) transform "
         "blended from all joints for every vertex; it shares the level-wise forward kinematics). The fast path keeps the mesh vertex-major "
-        "(V, 3, B), applies shape and pose correctives as one matrix product each, and skins each vertex "
-        "with only its non-zero weights (every one, so outputs are unchanged; tests/test_lbs_fast_paths.py). "
+        "(V, 3, B), applies shape and pose correctives as matrix products, skins each vertex "
+        "with only its non-zero weights (every one, so outputs are unchanged; tests/test_lbs_fast_paths.py), "
+        "and goes a few hundred vertices at a time, so that each chunk is corrected, skinned and written "
+        "out (and, backward, differentiated) while in cache. "
         "Forward + backward is `v.sum().backward()` with gradients for all pose, shape and translation inputs.",
         "", "\n\n".join(sections), "",
         "## VPoser v1 (512 hidden, 32 latent, 21 joints)", "",

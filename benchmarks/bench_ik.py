@@ -9,7 +9,8 @@ and history 200; --settings readme: the README example's max_iter 50) with the s
 batch 256, and frames per second at batch 256 and at batch 1 (--timing-frames frames one by one).
 
     python benchmarks/bench_ik.py --test DIR [--frames 1000] [--batch 256] [--timing-frames 20]
-        [--source joints|mesh] [--expr-dir D] [--settings tutorial|readme] [--threads N] [--out docs/ik_benchmark.json]
+        [--source joints|mesh] [--expr-dir D] [--settings tutorial|readme] [--threads N] [--device cpu|cuda]
+        [--out docs/ik_benchmark.json]
 """
 
 import argparse
@@ -23,6 +24,7 @@ import torch.nn as nn
 from _provenance import command_line, portable_path
 
 import human_body_prior as hbp
+from human_body_prior import cli
 from human_body_prior.body_model.body_model import BodyModel
 from human_body_prior.files.atomic_io import atomic_write_bytes
 from human_body_prior.fitting.heldout import load_poses, pick_frames
@@ -73,6 +75,8 @@ def fit(ik, source, targets, batch):
         res = ik(source, targets[s:s + batch])
         with torch.no_grad():
             out.append(source({k: res[k] for k in ("root_orient", "pose_body", "trans", "betas")})["source_kpts"])
+    if targets.is_cuda:
+        torch.cuda.synchronize(targets.device)
     return torch.cat(out), time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -89,18 +93,21 @@ def main(argv=None):
     ap.add_argument("--settings", choices=sorted(OPTIMIZER_ARGS), default="tutorial",
                     help="optimizer settings: the upstream tutorial's (default) or the README example's")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", type=cli.device, default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    bm = BodyModel(bm_fname=hbp.default_body_model_path("smplx", "neutral"), num_betas=10)
+    device = torch.device(args.device)
+    bm = BodyModel(bm_fname=hbp.default_body_model_path("smplx", "neutral"), num_betas=10).to(device)
     source = SourceJoints(bm) if args.source == "joints" else SourceKeyPoints(bm)
     poses = load_poses(args.test)
     idx = pick_frames(len(poses["pose_body"]), args.frames, args.seed)
     with torch.no_grad():  # targets: BodyModel's own joints (the mesh path), whichever source is fitted
-        targets = bm(root_orient=torch.as_tensor(poses["root_orient"][idx], dtype=torch.float32),
-                     pose_body=torch.as_tensor(poses["pose_body"][idx], dtype=torch.float32)).Jtr[:, :NUM_BODY_JOINTS]
+        targets = bm(root_orient=torch.as_tensor(poses["root_orient"][idx], dtype=torch.float32, device=device),
+                     pose_body=torch.as_tensor(poses["pose_body"][idx], dtype=torch.float32, device=device)
+                     ).Jtr[:, :NUM_BODY_JOINTS]
     optimizer_args = OPTIMIZER_ARGS[args.settings]
     ik = IK_Engine(args.expr_dir, data_loss=nn.MSELoss(reduction="sum"), optimizer_args=optimizer_args,
                    stepwise_weights=STEPWISE_WEIGHTS, verbosity=0)
@@ -120,6 +127,7 @@ def main(argv=None):
            "stepwise_weights": STEPWISE_WEIGHTS, "optimizer_args": optimizer_args,
            "expr_dir": portable_path(args.expr_dir or hbp.default_vposer_dir()), "test": portable_path(args.test),
            "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
            "torch": torch.__version__, "command": command_line()}
     text = json.dumps(res, indent=1)
     print(text)

@@ -288,6 +288,16 @@ def test_cuda_matches_cpu(model_files):
     out = gpu(**{k: v.cuda() for k, v in x.items()})
     assert out.v.device.type == "cuda"
     np.testing.assert_allclose(out.v.cpu().detach().numpy(), cpu(**x).v.detach().numpy(), atol=1e-10)
+    with torch.no_grad():  # the path without autograd, and gradients of every input
+        np.testing.assert_allclose(gpu(**{k: v.cuda() for k, v in x.items()}).v.cpu().numpy(),
+                                   cpu(**x).v.numpy(), atol=1e-10)
+    up = torch.randn(8, cpu.v_template.shape[0], 3, dtype=torch.float64)
+    grads = []
+    for model, dev in ((cpu, "cpu"), (gpu, "cuda")):
+        xs = {k: v.to(dev).requires_grad_(True) for k, v in x.items()}
+        grads.append(torch.autograd.grad((model(**xs).v * up.to(dev)).sum(), list(xs.values())))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(b.cpu().numpy(), a.numpy(), atol=1e-9)
 
 
 def test_bad_files(tmp_path, small_smplx):
