@@ -21,8 +21,9 @@ same run with the same threads and clock: its FLOPs (the products of shape and p
 skinning blend and apply; 2 FLOPs per multiply-add; forward + backward counts each product twice) at the
 rate of a float32 (31425 x 486) x (486 x 256) matmul, or the bytes it must move (blend shapes and
 correctives read once per pass, the mesh written once) at the rate of streaming a (31425 x 486) matrix
-through a matrix-vector product repeated back to back (as fast as the caches allow), whichever takes longer. *ours / bound* is the time over that bound;
-1 would be a call that does nothing but its arithmetic (large batches) or its reading (batch 1).
+through a matrix-vector product repeated back to back (as fast as the caches allow), whichever takes
+longer. *ours / bound* is the time over that bound; 1 would be a call that does nothing but its
+arithmetic (large batches) or its reading (batch 1).
 
 Peak memory at batch 1024: on the CPU, each contender runs once in a fresh subprocess; the number
 is the peak resident set size during the call (VmHWM, reset through /proc/self/clear_refs just
