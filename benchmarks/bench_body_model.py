@@ -1,15 +1,16 @@
-"""Speed of BodyModel against smplx 0.1.28, and of VPoser; writes docs/PERFORMANCE.md.
+"""Speed of BodyModel against smplx and body-models, and of VPoser; writes docs/PERFORMANCE.md.
 
     PYTHONPATH=. python benchmarks/bench_body_model.py [--out docs/PERFORMANCE.md] [--threads 2]
 
 For each model file (an official-layout synthetic SMPL-X: 10475 vertices, dense pose correctives,
 400 shape columns, written to a temporary folder; and the shipped open SMPL-X when it exists):
 forward and forward + backward at batch 1, 64, 256, 1024, float32, on the CPU and, when there is one,
-on CUDA. Three contenders run alternately in one process, so that load from other processes hits
+on CUDA. Four contenders run alternately in one process, so that load from other processes hits
 them alike: BodyModel (fast path), BodyModel's plain dense path (the implementation before the fast
-path, kept in lbs.py as the reference) and smplx (use_pca=False, flat_hand_mean=True; it also
-computes 51 face landmarks and extra joints, which is part of its forward). Each number is the
-median of several timed repetitions after warm-up. smplx is imported here only, never by the package.
+path, kept in lbs.py as the reference), smplx (use_pca=False, flat_hand_mean=True; it also
+computes 51 face landmarks and extra joints, which is part of its forward) and body-models
+(SMPLX.forward_vertices, flat_hand_mean=True, its torch backend). Each number is the median of several
+timed repetitions after warm-up. smplx and body-models are imported here only, never by the package.
 
 CPU timings are taken twice: with one thread, as the CPU time of the calling thread (time.thread_time),
 which other processes on a shared machine disturb far less than wall time; and with --threads threads
@@ -54,9 +55,21 @@ from human_body_prior.body_model.synthetic import write_synthetic_model  # noqa:
 from human_body_prior.files.atomic_io import atomic_write  # noqa: E402
 
 BATCHES = (1, 64, 256, 1024)
-CONTENDERS = ("ours", "plain", "smplx")
-LABELS = {"ours": "BodyModel", "plain": "plain dense path", "smplx": "smplx 0.1.28",
-          "compiled": "torch.compile(BodyModel)"}
+CONTENDERS = ("ours", "plain", "smplx", "body_models")
+PEERS = ("smplx", "body_models")  # the other libraries, each with an "ours / peer" column
+
+
+def _version(dist):
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return "not installed"
+
+
+LABELS = {"ours": "BodyModel", "plain": "plain dense path", "smplx": f"smplx {_version('smplx')}",
+          "body_models": f"body-models {_version('body-models')}", "compiled": "torch.compile(BodyModel)"}
 NUM_BETAS, NUM_EXPRESSIONS = 10, 10
 
 
@@ -82,15 +95,21 @@ def load_contenders(path, device, compile_model=False):
     if compile_model:
         compiled = torch.compile(BodyModel(path, num_betas=NUM_BETAS, num_expressions=NUM_EXPRESSIONS).to(device))
         calls["compiled"] = lambda x: compiled(**x).v
-    note = ""
+    notes = []
     try:
         import smplx
         ref = smplx.SMPLX(str(path), ext="npz", num_betas=NUM_BETAS, num_expression_coeffs=NUM_EXPRESSIONS,
                           use_pca=False, flat_hand_mean=True, use_face_contour=False).to(device)
         calls["smplx"] = lambda x: smplx_forward(ref, x)
     except Exception as exc:  # the comparison is optional; the table says why it is missing
-        note = f"smplx could not load this file ({type(exc).__name__}: {exc})"
-    return bm, calls, note
+        notes.append(f"smplx could not load this file ({type(exc).__name__}: {exc})")
+    try:
+        from body_models.smplx.torch import SMPLX as PeerSMPLX
+        peer = PeerSMPLX(model_path=str(path), flat_hand_mean=True).to(device)
+        calls["body_models"] = lambda x: body_models_forward(peer, x)
+    except Exception as exc:
+        notes.append(f"body-models could not load this file ({type(exc).__name__}: {exc})")
+    return bm, calls, "; ".join(notes)
 
 
 def plain_dense_forward(bm, x):
@@ -108,6 +127,14 @@ def smplx_forward(ref, x):
                right_hand_pose=hand[:, 45:], jaw_pose=x["pose_jaw"], leye_pose=x["pose_eye"][:, :3],
                reye_pose=x["pose_eye"][:, 3:], betas=x["betas"], expression=x["expression"],
                transl=x["trans"]).vertices
+
+
+def body_models_forward(peer, x):
+    B = x["pose_body"].shape[0]
+    head = torch.cat([x["pose_jaw"], x["pose_eye"]], 1).view(B, 3, 3)
+    return peer.forward_vertices(x["pose_body"].view(B, 21, 3), head, x["pose_hand"].view(B, 30, 3),
+                                 pelvis_rotation=x["root_orient"], shape=x["betas"], expression=x["expression"],
+                                 global_translation=x["trans"])
 
 
 def forward_only(call, x):
@@ -383,13 +410,9 @@ def machine_description(threads):
     lines = [f"- CPU: {cpu}; torch.set_num_threads({threads})",
              f"- Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
              f"{platform.system()} {platform.release()}"]
-    try:
-        from importlib.metadata import version
-
-        import smplx  # noqa: F401
-        lines.append(f"- smplx {version('smplx')}")
-    except Exception:
-        lines.append("- smplx not installed: no comparison")
+    for dist in ("smplx", "body-models"):
+        found = _version(dist)
+        lines.append(f"- {dist} {found}" if found != "not installed" else f"- {dist} not installed: no comparison")
     if torch.cuda.is_available():
         lines.append(f"- GPU: {torch.cuda.get_device_name(0)}")
     else:
@@ -402,26 +425,27 @@ def _ms(s):
 
 
 def body_model_table(res):
+    """Two tables, forward and forward + backward: times, ratios to each peer and to the bound; the
+    forward table also gives the largest difference from each contender's vertices."""
     rows = res["rows"]
     have = [c for c in (*CONTENDERS, "compiled") if c in rows[0]["forward"]]
-    head = ["batch"]
-    for part in ("forward", "fwd+bwd"):
-        head += [f"{part} {LABELS[c]} ms" for c in have]
-        if "smplx" in have:
-            head += [f"{part} ours / smplx"]
-        head += [f"{part} bound ms", f"{part} ours / bound"]
-    head += ["max abs diff vs " + LABELS[c] for c in have if c != "ours"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [str(r["batch"])]
-        for key in ("forward", "forward_backward"):
-            cells += [f"{_ms(r[key][c])} ±{r[key + '_spread'][c]:.0f}%" for c in have]
-            if "smplx" in have:
-                cells.append(f"**{r[key]['ours'] / r[key]['smplx']:.2f}**")
+    peers = [c for c in PEERS if c in have]
+    tables = []
+    for key, part in (("forward", "forward"), ("forward_backward", "forward + backward")):
+        head = ["batch"] + [f"{LABELS[c]} ms" for c in have] + [f"ours / {LABELS[c].split()[0]}" for c in peers]
+        head += ["bound ms", "ours / bound"]
+        if key == "forward":
+            head += ["max abs diff vs " + LABELS[c] for c in have if c != "ours"]
+        lines = [f"{part}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            cells = [str(r["batch"])] + [f"{_ms(r[key][c])} ±{r[key + '_spread'][c]:.0f}%" for c in have]
+            cells += [f"**{r[key]['ours'] / r[key][c]:.2f}**" for c in peers]
             cells += [_ms(r["bound"][key]), f"**{r[key]['ours'] / r['bound'][key]:.2f}**"]
-        cells += [f"{r['max_abs_diff'][c]:.1e}" for c in have if c != "ours"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            if key == "forward":
+                cells += [f"{r['max_abs_diff'][c]:.1e}" for c in have if c != "ours"]
+            lines.append("| " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 def bandwidth_table(res):
@@ -436,7 +460,7 @@ def bandwidth_table(res):
 
 
 def memory_table(mem):
-    lines = ["| | " + " | ".join(LABELS[c] for c in CONTENDERS) + " |", "|---|---|---|---|"]
+    lines = ["| | " + " | ".join(LABELS[c] for c in CONTENDERS) + " |", "|" + "---|" * (len(CONTENDERS) + 1)]
     for mode in ("forward", "forward_backward"):
         cells = []
         for c in CONTENDERS:
@@ -543,7 +567,7 @@ def main(argv=None):
         f"{os.cpu_count()} CPUs: the contenders alternate so that load from other processes hits them alike; "
         "±x% is half the interquartile range of the repetitions relative to the median", "",
         "## BodyModel", "",
-        "Times are medians in milliseconds; *ours / smplx* below 1 means BodyModel is faster. "
+        "Times are medians in milliseconds; *ours / smplx* and *ours / body-models* below 1 mean BodyModel is faster. "
         "*plain dense path* is lbs.py's reference path (the skinning before the fast path: a (3, 4) transform "
         "blended from all joints for every vertex; it shares the level-wise forward kinematics). The fast path keeps the mesh vertex-major "
         "(V, 3, B), applies shape and pose correctives as matrix products, skins each vertex "

@@ -307,19 +307,19 @@ def test_bad_files(tmp_path, small_smplx):
     odd.write_text("v 0 0 0\n")
     with pytest.raises(ValueError, match=r"model.obj.*unknown body model file extension"):
         BodyModel(odd)
-    data = dict(np.load(small_smplx))
+    data = dict(np.load(small_smplx, allow_pickle=True))  # trusted: written by the fixture
     del data["J_regressor"]
     missing = tmp_path / "no_regressor.npz"
     np.savez(missing, **data)
     with pytest.raises(ValueError, match=r"no_regressor.npz.*'J_regressor'"):
         BodyModel(missing)
-    data = dict(np.load(small_smplx))
+    data = dict(np.load(small_smplx, allow_pickle=True))  # trusted: written by the fixture
     data["kintree_table"] = data["kintree_table"][:, :30]
     odd_tree = tmp_path / "odd_tree.npz"
     np.savez(odd_tree, **data)
     with pytest.raises(ValueError, match="odd_tree.npz.*30 joints"):
         BodyModel(odd_tree)
-    data = dict(np.load(small_smplx))
+    data = dict(np.load(small_smplx, allow_pickle=True))  # trusted: written by the fixture
     data["weights"] = data["weights"][:-1]
     short = tmp_path / "short_weights.npz"
     np.savez(short, **data)
@@ -328,7 +328,7 @@ def test_bad_files(tmp_path, small_smplx):
 
 
 def test_files_without_posedirs_load(tmp_path, small_smplx):
-    data = dict(np.load(small_smplx))
+    data = dict(np.load(small_smplx, allow_pickle=True))  # trusted: written by the fixture
     with_pd = BodyModel(small_smplx, dtype=torch.float64)
     del data["posedirs"]
     path = tmp_path / "no_posedirs.npz"

@@ -157,13 +157,14 @@ def test_model_pkl_payload_refused(payload_case, tmp_path, module, name, protoco
 
 
 def _npz_with_object_member(src, dst, member, raw_pickle):
-    """A copy of the .npz `src` plus an object-array member whose pickle is `raw_pickle` (as np.save
-    writes an object array: a .npy header, then the pickle)."""
+    """A copy of the .npz `src` with the object-array member `member` (replaced if there) whose pickle is
+    `raw_pickle` (as np.save writes an object array: a .npy header, then the pickle)."""
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": ()})
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for info in zin.infolist():
-            zout.writestr(info, zin.read(info))
+            if info.filename != member + ".npy":
+                zout.writestr(info, zin.read(info))
         zout.writestr(member + ".npy", header.getvalue() + raw_pickle)
 
 

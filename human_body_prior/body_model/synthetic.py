@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from human_body_prior.files.atomic_io import atomic_write_bytes, save_npz_atomic
-from human_body_prior.model_types.joints import PARENTS
+from human_body_prior.model_types.joints import PARENTS, official_name_table
 from human_body_prior.model_types.spec import SPECS
 
 OFFICIAL_NUM_VERTS = {name: spec.num_vertices for name, spec in SPECS.items()}
@@ -68,6 +68,8 @@ def synthetic_model_arrays(model_type: str, num_verts=None, num_shape_columns=No
             arrays[f"hands_components{side}"] = np.linalg.qr(rng.normal(size=(45, 45)))[0]
             arrays[f"hands_mean{side}"] = rng.normal(scale=0.1, size=45)
     if model_type == "smplx":
+        arrays["joint2num"] = official_name_table("smplx")
+        arrays["part2num"] = official_name_table("smplx")
         arrays["lmk_faces_idx"] = rng.integers(0, len(faces), size=51).astype(np.int64)
         arrays["lmk_bary_coords"] = rng.dirichlet(np.ones(3), size=51)
         arrays["dynamic_lmk_faces_idx"] = rng.integers(0, len(faces), size=(79, 17)).astype(np.int64)

@@ -1,12 +1,14 @@
 """The joint tables of the SMPL family as lists and dicts by model type (derived from the ModelSpecs of
-:mod:`human_body_prior.model_types.spec`), the layout of the pose vector, the knee/elbow hinges and the
-left/right mirror permutation.
+:mod:`human_body_prior.model_types.spec`), the layout of the pose vector, the knee/elbow hinges, the
+left/right mirror permutation and the joint names as the official files spell them (``joint2num``).
 
 SMPL, SMPL-H and SMPL-X share their first 22 joints (the body: pelvis, then the 21 joints of
 ``pose_body``), so body indices below hold for all three.
 """
 
 from typing import NamedTuple
+
+import numpy as np
 
 from human_body_prior.model_types.spec import NUM_POSE_BODY_JOINTS, SPECS, model_spec
 from human_body_prior.model_types.spec import BODY_JOINT_NAMES as _BODY_NAMES
@@ -82,3 +84,26 @@ def mirror_permutation(names) -> list:
         else:
             out.append(index[n])
     return out
+
+
+def official_joint_names(model_type: str) -> list[str]:
+    """Joint names in the style of the official files' ``joint2num`` (``Pelvis``, ``L_Hip``, ``Jaw``,
+    ``L_Eye``, ``L_Index1``, ...), in joint order."""
+    names = {"smplx": SMPLX_JOINT_NAMES, "smplh": SMPLH_JOINT_NAMES, "smpl": SMPL_JOINT_NAMES}[model_type]
+    out = []
+    for name in names:
+        name = name.replace("_eye_smplhf", "_eye")
+        side, _, rest = name.partition("_")
+        if side in ("left", "right") and rest:
+            out.append(f"{side[0].upper()}_{rest[0].upper()}{rest[1:]}")
+        else:
+            out.append(name[0].upper() + name[1:])
+    return out
+
+
+def official_name_table(model_type: str) -> np.ndarray:
+    """``official_joint_names`` as the official SMPL-X files store ``joint2num``: a dict {name: index} in a
+    0-d object array."""
+    table = np.empty((), dtype=object)
+    table[()] = {name: i for i, name in enumerate(official_joint_names(model_type))}
+    return table

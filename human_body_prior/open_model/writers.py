@@ -34,6 +34,7 @@ from human_body_prior.model_types.joints import (
     SMPL_JOINT_NAMES,
     SMPLH_JOINT_NAMES,
     SMPLX_JOINT_NAMES,
+    official_name_table,
 )
 from human_body_prior.open_model.landmarks import KEYPOINT_NAMES
 from human_body_prior.open_model.vertex_order import MANO_FINGERTIPS, reorder_for_table
@@ -107,27 +108,6 @@ def _common(body: BuiltBody, model_type: str, weights, regressor) -> dict[str, n
     }
 
 
-def official_joint_names(model_type: str) -> list[str]:
-    """Joint names in the style of the official files' ``joint2num`` (``Pelvis``, ``L_Hip``, ``Jaw``,
-    ``L_Eye``, ``L_Index1``, ...), in joint order."""
-    names = {"smplx": SMPLX_JOINT_NAMES, "smplh": SMPLH_JOINT_NAMES, "smpl": SMPL_JOINT_NAMES}[model_type]
-    out = []
-    for name in names:
-        name = name.replace("_eye_smplhf", "_eye")
-        side, _, rest = name.partition("_")
-        if side in ("left", "right") and rest:
-            out.append(f"{side[0].upper()}_{rest[0].upper()}{rest[1:]}")
-        else:
-            out.append(name[0].upper() + name[1:])
-    return out
-
-
-def _name_table(model_type: str) -> np.ndarray:
-    table = np.empty((), dtype=object)
-    table[()] = {name: i for i, name in enumerate(official_joint_names(model_type))}
-    return table
-
-
 def _hand_pca() -> dict[str, np.ndarray]:
     # no hand-pose data set went into this model: identity components, flat hand mean
     eye = np.eye(45, dtype=np.float64)
@@ -149,7 +129,7 @@ def smplx_arrays(body: BuiltBody) -> dict[str, np.ndarray]:
         "dynamic_lmk_bary_coords": body.dynamic_lmk_bary_coords.astype(np.float64),
         "keypoint_vertex_ids": body.keypoint_vertex_ids.astype(np.int64),
         # part2num: one skinning part per joint, named like the joints
-        "joint2num": _name_table("smplx"), "part2num": _name_table("smplx"),
+        "joint2num": official_name_table("smplx"), "part2num": official_name_table("smplx"),
     })
     return reorder_for_table(out, "smplx", body.keypoint_vertex_ids)
 
