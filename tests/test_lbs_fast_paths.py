@@ -323,3 +323,22 @@ def test_torch_compile_matches_eager(smplx_file):
     (g_compiled,) = torch.autograd.grad(out.pow(2).sum(), pose)
     assert (out - eager).abs().max() < 1e-5
     assert (g_compiled - g_eager).abs().max() < 1e-4 * max(1.0, float(g_eager.abs().max()))
+
+
+def test_torch_func_grad_of_the_mesh_equals_autograd(smplx_file):
+    """torch.func.grad through the fast path's autograd Functions (they set up their context apart from
+    forward, as functorch transforms need) gives autograd's gradient."""
+    bm = BodyModel(smplx_file, num_betas=10, dtype=torch.float64)
+    g = torch.Generator().manual_seed(8)
+    pose = torch.randn(2, 63, generator=g, dtype=torch.float64) * 0.4
+    betas = torch.randn(2, 10, generator=g, dtype=torch.float64)
+    up = torch.randn(2, bm.v_template.shape[0], 3, generator=g, dtype=torch.float64)
+
+    def loss(p, b):
+        return (bm(pose_body=p, betas=b).v * up).sum()
+
+    func_grads = torch.func.grad(loss, argnums=(0, 1))(pose, betas)
+    p, b = pose.clone().requires_grad_(), betas.clone().requires_grad_()
+    auto_grads = torch.autograd.grad(loss(p, b), (p, b))
+    for a, f in zip(auto_grads, func_grads):
+        assert torch.allclose(a, f, atol=1e-10, rtol=0)

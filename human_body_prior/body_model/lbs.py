@@ -163,13 +163,17 @@ class _SkinInChunks(torch.autograd.Function):
     (V, 12 B) array; higher derivatives (create_graph) go through the composite differentiable path."""
 
     @staticmethod
-    def forward(ctx, table, rest, trans, sparse_weights):
-        ctx.save_for_backward(table, rest, trans)
-        ctx.sparse_weights = sparse_weights
+    def forward(table, rest, trans, sparse_weights):
         V, B = rest.shape[0], rest.shape[2]
         rest_vm = rest.reshape(3 * V, B)
         return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], None, None, sparse_weights,
                                 table, trans)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # a separate context set-up lets torch.func transforms use it
+        table, rest, trans, sparse_weights = inputs
+        ctx.save_for_backward(table, rest, trans)
+        ctx.sparse_weights = sparse_weights
 
     @staticmethod
     def backward(ctx, grad):
@@ -230,10 +234,13 @@ class _SparseBlend(torch.autograd.Function):
     triple, so it has derivatives of every order (torch's embedding_bag backward has no derivative)."""
 
     @staticmethod
-    def forward(ctx, rows, csr, csr_t):
-        ctx.csr, ctx.csr_t = csr, csr_t
+    def forward(rows, csr, csr_t):
         indices, values, offsets = csr
         return F.embedding_bag(indices, rows, offsets, mode="sum", per_sample_weights=values)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # a separate context set-up lets torch.func transforms use it
+        ctx.csr, ctx.csr_t = inputs[1], inputs[2]
 
     @staticmethod
     def backward(ctx, grad):
