@@ -192,11 +192,9 @@ class _SkinInChunks(torch.autograd.Function):
             if need_trans:
                 grad_trans += g.sum(0)
             if need_rest:
-                blended = _blend(sw, table, start, stop, first, last)
-                torch.sum(blended[:, :3] * g.unsqueeze(1), 2, out=grad_rest[start:stop])
+                grad_rest[start:stop] = _grad_rest(_blend(sw, table, start, stop, first, last), g)
             if need_table:
-                r = rest[start:stop]
-                per_vertex = torch.stack([g * r[:, 0:1], g * r[:, 1:2], g * r[:, 2:3], g], 1)
+                per_vertex = _grad_blended(rest[start:stop], g)
                 vertices, values, joint_offsets = _chunk_by_joint(sw, start, stop, first, last, J)
                 grad_table += F.embedding_bag(vertices, per_vertex.view(stop - start, -1), joint_offsets,
                                               mode="sum", per_sample_weights=values)
@@ -216,16 +214,26 @@ def _chunk_by_joint(sparse_weights: tuple, start, stop, first, last, num_joints)
     return local[order], values[first:last][order], torch.cumsum(per_joint, 0) - per_joint
 
 
+def _grad_rest(blended: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """d posed / d rest applied to g: blended (n, 4, 3, B) transforms, g (n, 3, B) -> (n, 3, B), where
+    posed = blended[:, 3] + sum_d blended[:, d] * rest[:, d]."""
+    return (blended[:, :3] * g.unsqueeze(1)).sum(2)
+
+
+def _grad_blended(rest: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """d posed / d blended applied to g: rest (n, 3, B), g (n, 3, B) -> (n, 4, 3, B)."""
+    return torch.stack([g * rest[:, 0:1], g * rest[:, 1:2], g * rest[:, 2:3], g], 1)
+
+
 def _skin_grads_composite(grad, table, rest, trans, sparse_weights):
     """The derivatives of _SkinInChunks for (table, rest, trans) from differentiable operations, so that
     they can be differentiated again. grad (B, V, 3)."""
     V, B = rest.shape[0], rest.shape[2]
     g = grad.permute(1, 2, 0)  # (V, 3, B)
     blended = _SparseBlend.apply(table, tuple(sparse_weights[:3]), tuple(sparse_weights[3:])).view(V, 4, 3, B)
-    grad_rest = (blended[:, :3] * g.unsqueeze(1)).sum(2)
-    per_vertex = torch.stack([g * rest[:, 0:1], g * rest[:, 1:2], g * rest[:, 2:3], g], 1).reshape(V, -1)
+    per_vertex = _grad_blended(rest, g).reshape(V, -1)
     grad_table = _SparseBlend.apply(per_vertex, tuple(sparse_weights[3:]), tuple(sparse_weights[:3]))
-    return grad_table, grad_rest, None if trans is None else grad.sum(1)
+    return grad_table, _grad_rest(blended, g), None if trans is None else grad.sum(1)
 
 
 class _SparseBlend(torch.autograd.Function):
