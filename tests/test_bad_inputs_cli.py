@@ -219,3 +219,20 @@ def test_sample_body_pose_without_opengl_is_one_line(platform, tmp_path):
     assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith("sample_body_pose: error: could not") and "OpenGL" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("script,args,words", [
+    ("bench_ik.py", ["--test", "{tmp}", "--device", "cuda"], ["--device", "CUDA is not available"]),
+    ("bench_body_model.py", ["--no-cpu", "--out", "{tmp}/p.md"], ["--no-cpu", "no CUDA device"]),
+])
+def test_benchmark_options_without_cuda_fail_in_one_line(tmp_path, script, args, words):
+    """The GPU-only benchmark options, on a machine without CUDA: exit 2, one line naming the option,
+    nothing written."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script),
+                          *[a.format(tmp=tmp_path) for a in args]], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in res.stderr and all(w in last for w in words), res.stderr
+    assert list(tmp_path.iterdir()) == []
