@@ -4,7 +4,8 @@
   everything at once, under the grad mode of the call; ``Jtr`` alone never computes it.
 - BodyModel chains only the joints that can move when the other pose parts are known to be at rest (not
   given, stored at zero, not optimised): the others follow their nearest moving ancestor rigidly, which
-  equals chaining them to float rounding, values and gradients.
+  equals chaining them to float rounding, values and gradients. Their pose correctives, whose features
+  are exactly zero, are not read.
 - batched_lbfgs with rows=True evaluates a trial step for the frames still searching only: per-frame
   minima of separable problems are those of the whole-batch search (and of the analytic solution),
   with fewer frame evaluations; a loss that cannot take a subset falls back to the whole batch.
@@ -142,6 +143,27 @@ def test_parts_that_may_move_are_chained(tmp_path):
     old = pickle.loads(pickle.dumps(frozen))
     del old.__dict__["_moving"]  # a module pickled before the cache existed still poses
     torch.testing.assert_close(old(**p).Jtr, frozen(**p).Jtr, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_correctives_of_joints_at_rest_are_not_read(tmp_path, sparse):
+    path = write_synthetic_model(tmp_path / "SMPLX_SYN.npz", "smplx", num_verts=300, num_shape_columns=20, seed=6)
+    frozen = BodyModel(str(path), dtype=torch.float64).requires_grad_(False)
+    frozen.sparse_skinning = sparse
+    p = {k: v.requires_grad_(True) for k, v in _inputs(B=3, seed=5).items()}
+    v_ref, _ = _eager(frozen, p)  # every joint chained, every corrective read
+    grads_ref = torch.autograd.grad((v_ref ** 2).sum(), list(p.values()))
+    frozen.posedirs[9 * 21:] = float("nan")  # the rows of jaw, eyes and hands (nine per joint but the root)
+    v = frozen(**p).v
+    torch.testing.assert_close(v, v_ref, rtol=0, atol=1e-12)
+    for g, r in zip(torch.autograd.grad((v ** 2).sum(), list(p.values())), grads_ref):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen(**p).v, v_ref, rtol=0, atol=1e-12)
+        assert frozen(**p, pose_hand=torch.zeros(3, 90, dtype=torch.float64)).v.isnan().any()  # hands may move
+    frozen.posedirs[9 * 21:] = 0.0
+    frozen.posedirs[:9] = float("nan")  # a body joint's rows are read
+    assert frozen(**p).v.isnan().all(-1).any()
 
 
 # ------------------------------------------------------------------ batched L-BFGS on frame subsets

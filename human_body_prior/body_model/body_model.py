@@ -475,7 +475,7 @@ class BodyModel(nn.Module):
             out["Jtr"] = posed_joints + trans
             moved = values["trans"].clone()  # an optimiser may step the stored translation before v is read
             out.defer("v", lambda: posed_mesh(rot_mats, transforms, shape_coeffs, template, shapedirs,
-                                              self.posedirs, self.weights, sparse, moved))
+                                              self.posedirs, self.weights, sparse, moved, moving))
         return dict(out) if return_dict else out
 
     def _moving_joints(self, given: dict, values: dict):

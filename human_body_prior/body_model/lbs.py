@@ -37,6 +37,20 @@ def pose_features(rot_mats: torch.Tensor) -> torch.Tensor:
     return (rot_mats[:, 1:] - eye).flatten(1)
 
 
+def corrective_blocks(rot_mats: torch.Tensor, posedirs: torch.Tensor, moving=None) -> list:
+    """The pose correctives as blocks [(features (B, 9 n), directions (9 n, 3 V)), ...] whose products sum
+    to pose_features(rot_mats) @ posedirs (posedirs (9 (J - 1), 3 V), nine rows per joint but the root).
+
+    moving: None (one block), or the :class:`MovingJoints` of :func:`pose_skeleton`: one block per run
+    of moving joints. The other joints' rotations are the identity, so their features are exactly zero
+    and their rows of posedirs, most of an SMPL-X file's when only the body moves, are not read."""
+    if moving is None:
+        return [(pose_features(rot_mats), posedirs)]
+    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+    return [((rot_mats[:, max(a, 1):b] - eye).flatten(1), posedirs[9 * (max(a, 1) - 1):9 * (b - 1)])
+            for a, b in moving.runs if b > 1]
+
+
 def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """Blend per-joint transforms by skinning weights (plain dense path). vertices (B, V, 3),
     weights (V, J), transforms (B, J, 3, 4) -> (B, V, 3)."""
@@ -125,26 +139,26 @@ def _blend(sparse_weights: tuple, table: torch.Tensor, start, stop, first, last)
                            per_sample_weights=values[first:last]).view(stop - start, 4, 3, -1)
 
 
-def _posed_in_chunks(rest_rows, pose_feats, posedirs, sparse_weights: tuple, table: torch.Tensor,
+def _posed_in_chunks(rest_rows, correctives: list, sparse_weights: tuple, table: torch.Tensor,
                      trans=None) -> torch.Tensor:
     """The posed mesh (B, V, 3) without autograd, a few hundred vertices at a time (on the CPU): each chunk
     is pose-corrected, skinned and written into the batch-major result while in cache, so that no
     (3 V, B) array goes through memory between the steps.
 
     rest_rows(start, stop) -> (3 (stop - start), B): the shaped rest rows of those vertices, vertex-major,
-    which this function may change in place. pose_feats (B, P) and posedirs (P, 3 V), or None without
-    correctives; sparse_weights as in :func:`skin_vertices_sparse`; table (J, 12 B) from
+    which this function may change in place. correctives, the blocks of :func:`corrective_blocks` (none:
+    no correctives); sparse_weights as in :func:`skin_vertices_sparse`; table (J, 12 B) from
     :func:`_transform_table`; trans (B, 3) or None. The sums and their order are those of the autograd
     path, so the result is the same."""
     B, V = table.shape[1] // 12, sparse_weights[2].numel()
-    correctives = None if posedirs is None else (posedirs.t(), pose_feats.t())  # (3 V, P), (P, B)
+    correctives = [(dirs.t(), feats.t()) for feats, dirs in correctives]  # (3 V, P), (P, B)
     trans_t = None if trans is None else trans.reshape(B, 3).t()  # (3, B)
     posed = table.new_empty(B, V, 3)
     flat = posed.view(B, 3 * V)
     for start, stop, first, last in _chunks(sparse_weights, table):
         rest = rest_rows(start, stop)
-        if correctives is not None:
-            rest.addmm_(correctives[0][3 * start:3 * stop], correctives[1])
+        for dirs, feats in correctives:
+            rest.addmm_(dirs[3 * start:3 * stop], feats)
         rest = rest.view(stop - start, 3, B)
         blended = _blend(sparse_weights, table, start, stop, first, last)
         out = torch.addcmul(blended[:, 3], blended[:, 0], rest[:, 0:1])
@@ -166,8 +180,7 @@ class _SkinInChunks(torch.autograd.Function):
     def forward(table, rest, trans, sparse_weights):
         V, B = rest.shape[0], rest.shape[2]
         rest_vm = rest.reshape(3 * V, B)
-        return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], None, None, sparse_weights,
-                                table, trans)
+        return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], [], sparse_weights, table, trans)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # a separate context set-up lets torch.func transforms use it
@@ -319,41 +332,43 @@ def shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights=None) -> tor
 
 
 def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tensor, posedirs, weights: torch.Tensor,
-              sparse_weights=None, trans=None) -> torch.Tensor:
+              sparse_weights=None, trans=None, moving=None) -> torch.Tensor:
     """The posed mesh (B, V, 3) of a posed skeleton (rot_mats (B, J, 3, 3), transforms (B, J, 3, 4) from
-    :func:`pose_skeleton`) and its shaped rest mesh (:func:`shaped_rest`, consumed): pose correctives, then
-    skinning (arguments as in :func:`lbs`), then trans (B, 3) added if given."""
+    :func:`pose_skeleton`, with the ``moving`` it was given) and its shaped rest mesh (:func:`shaped_rest`,
+    consumed): pose correctives, then skinning (arguments as in :func:`lbs`), then trans (B, 3) added if given."""
     B = rot_mats.shape[0]
+    correctives = [] if posedirs is None else corrective_blocks(rot_mats, posedirs, moving)
     if sparse_weights is None:
         v_shaped = rest
-        if posedirs is not None:
-            v_shaped = v_shaped + (pose_features(rot_mats) @ posedirs).reshape(B, -1, 3)
+        for feats, dirs in correctives:
+            v_shaped = v_shaped + (feats @ dirs).reshape(B, -1, 3)
         v = skin_vertices(v_shaped, weights, transforms)
         return v if trans is None else v + trans.unsqueeze(1)
     V = rest.shape[0]
     rest_vm = rest.view(3 * V, B)
     table = _transform_table(transforms)
     if not _needs_grad(rot_mats, transforms, rest, posedirs, trans):
-        return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], pose_features(rot_mats),
-                                posedirs, sparse_weights, table, trans)
-    if posedirs is not None:  # posedirs.t() is (3 V, P); not in place, which autograd would pay for in copies
-        rest = torch.addmm(rest_vm, posedirs.t(), pose_features(rot_mats).t()).view(V, 3, B)
-    return _SkinInChunks.apply(table, rest, trans, tuple(sparse_weights))
+        return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], correctives, sparse_weights,
+                                table, trans)
+    for feats, dirs in correctives:  # dirs.t() is (3 V, P); not in place, which autograd would pay for in copies
+        rest_vm = torch.addmm(rest_vm, dirs.t(), feats.t())
+    return _SkinInChunks.apply(table, rest_vm.view(V, 3, B), trans, tuple(sparse_weights))
 
 
 def posed_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, shape_coeffs: torch.Tensor,
                v_template: torch.Tensor, shapedirs: torch.Tensor, posedirs, weights: torch.Tensor,
-               sparse_weights=None, trans=None) -> torch.Tensor:
+               sparse_weights=None, trans=None, moving=None) -> torch.Tensor:
     """The posed mesh (B, V, 3) of a posed skeleton (as in :func:`skin_mesh`), shaped from shape_coeffs,
     v_template and shapedirs (as in :func:`shaped_rest`) and moved by trans (B, 3) (None: not moved).
     Without autograd on the sparse path, each few hundred vertices are shaped, pose-corrected and skinned
     while in cache (:func:`_posed_in_chunks`); the result is that of skin_mesh(shaped_rest(...), trans=trans)."""
     if sparse_weights is not None and not _needs_grad(rot_mats, transforms, shape_coeffs, v_template, shapedirs,
                                                      posedirs, trans):
-        return _posed_in_chunks(_shaped_rows(shape_coeffs, v_template, shapedirs), pose_features(rot_mats),
-                                posedirs, sparse_weights, _transform_table(transforms), trans)
+        correctives = [] if posedirs is None else corrective_blocks(rot_mats, posedirs, moving)
+        return _posed_in_chunks(_shaped_rows(shape_coeffs, v_template, shapedirs), correctives, sparse_weights,
+                                _transform_table(transforms), trans)
     return skin_mesh(rot_mats, transforms, shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights),
-                     posedirs, weights, sparse_weights, trans)
+                     posedirs, weights, sparse_weights, trans, moving)
 
 
 def _needs_grad(*tensors) -> bool:

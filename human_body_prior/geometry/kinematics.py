@@ -79,10 +79,11 @@ class MovingJoints:
     moving: increasing joint indices, closed under parents (with the root). A joint that is not moving
     keeps its rest offset to its nearest moving ancestor, its *anchor*: it turns and moves rigidly with
     it. index (M,) the moving joints; tree the KinematicTree of them alone (``KinematicTree.select``);
-    anchor (J,) for every joint the position, among the moving joints, of itself or its anchor.
+    anchor (J,) for every joint the position, among the moving joints, of itself or its anchor;
+    runs, the moving joints as ranges (start, stop) of consecutive indices.
     """
 
-    __slots__ = ("index", "tree", "anchor")
+    __slots__ = ("index", "tree", "anchor", "runs")
 
     def __init__(self, tree: KinematicTree, moving):
         moving = sorted(int(j) for j in moving)
@@ -94,6 +95,12 @@ class MovingJoints:
                 a = tree.parents[a]
             anchor.append(position[a])
         self.index, self.tree, self.anchor = torch.tensor(moving), tree.select(moving), torch.tensor(anchor)
+        self.runs = []
+        for j in moving:
+            if self.runs and self.runs[-1][1] == j:
+                self.runs[-1] = (self.runs[-1][0], j + 1)
+            else:
+                self.runs.append((j, j + 1))
 
     @classmethod
     def with_ancestors(cls, tree: KinematicTree, joints) -> "MovingJoints":
