@@ -314,9 +314,9 @@ class BodyModel(nn.Module):
                              persistent=persistent)
         posedirs = data.get("posedirs")
         if use_posedirs and posedirs is not None and np.any(posedirs):
-            # (P, 3 V) contiguous, so that the rows of the joints that move are one block to read
+            # (P, 3 V), stored as the transpose of the file's contiguous (3 V, P) layout, which the
+            # fast path multiplies with directly
             posedirs = _float_tensor(np.asarray(posedirs).reshape(-1, self.spec.posedirs_width), dtype).t()
-            posedirs = posedirs.contiguous()
             self.register_buffer("posedirs", posedirs, persistent=persistent)
         else:
             self.posedirs = None
