@@ -11,6 +11,12 @@ path, kept in lbs.py as the reference), smplx (use_pca=False, flat_hand_mean=Tru
 computes 51 face landmarks and extra joints, which is part of its forward) and body-models
 (SMPLX.forward_vertices, flat_hand_mean=True, its torch backend). Each number is the median of several
 timed repetitions after warm-up. smplx and body-models are imported here only, never by the package.
+BodyModel is frozen (requires_grad_(False)), as a fitter that optimises its own tensors may freeze it.
+
+Body-only calls (files with pose correctives, batch 1 and 256): root orientation, body pose, betas and
+translation only, the rest at rest, as a fitter of the body alone calls the model. BodyModel leaves
+the parts not given at its stored zeros, so it knows they do not move and skips their correctives;
+smplx and body-models are given explicit zeros. --no-body-only leaves these out.
 
 CPU timings are taken twice: with one thread, as the CPU time of the calling thread (time.thread_time),
 which other processes on a shared machine disturb far less than wall time; and with --threads threads
@@ -55,6 +61,8 @@ from human_body_prior.body_model.synthetic import write_synthetic_model  # noqa:
 from human_body_prior.files.atomic_io import atomic_write  # noqa: E402
 
 BATCHES = (1, 64, 256, 1024)
+BODY_ONLY_BATCHES = (1, 256)  # the body-only calls, on the official-layout file only
+BODY_JOINTS = 21  # the joints below the root that BODY_ONLY inputs pose
 CONTENDERS = ("ours", "plain", "smplx", "body_models")
 PEERS = ("smplx", "body_models")  # the other libraries, each with an "ours / peer" column
 
@@ -74,23 +82,35 @@ NUM_BETAS, NUM_EXPRESSIONS = 10, 10
 
 
 # ----------------------------------------------------------------------------------------- inputs
-def random_inputs(batch, device, seed=0, requires_grad=False):
-    """Pose parts (rad), betas, expression and translation (m) of `batch` bodies; float32."""
+BODY_ONLY = ("root_orient", "pose_body", "betas", "trans")
+
+
+def random_inputs(batch, device, seed=0, requires_grad=False, body_only=False):
+    """Pose parts (rad), betas, expression and translation (m) of `batch` bodies; float32. body_only:
+    only the BODY_ONLY inputs (hands, jaw, eyes and expression at rest: BodyModel's stored zeros, the
+    peers' explicit zeros)."""
     g = torch.Generator().manual_seed(seed)
 
     def r(width, scale):
         t = (torch.randn(batch, width, generator=g) * scale).to(device)
         return t.requires_grad_(requires_grad)
 
-    return dict(root_orient=r(3, 0.5), pose_body=r(63, 0.3), pose_hand=r(90, 0.3), pose_jaw=r(3, 0.1),
-                pose_eye=r(6, 0.1), betas=r(NUM_BETAS, 1.0), expression=r(NUM_EXPRESSIONS, 1.0),
-                trans=r(3, 0.5))
+    x = dict(root_orient=r(3, 0.5), pose_body=r(63, 0.3), pose_hand=r(90, 0.3), pose_jaw=r(3, 0.1),
+             pose_eye=r(6, 0.1), betas=r(NUM_BETAS, 1.0), expression=r(NUM_EXPRESSIONS, 1.0),
+             trans=r(3, 0.5))
+    return {k: x[k] for k in BODY_ONLY} if body_only else x
+
+
+def _at_rest(x, name, width):
+    """x[name], or zeros (B, width) when the call leaves that part at rest."""
+    return x[name] if name in x else x["pose_body"].new_zeros(x["pose_body"].shape[0], width)
 
 
 def load_contenders(path, device, compile_model=False):
     """{'ours': callable(inputs) -> vertices, ...}; smplx is left out, with a note, if it cannot load the file.
     compile_model adds 'compiled', torch.compile of a second BodyModel (compiled on first use per batch)."""
-    bm = BodyModel(path, num_betas=NUM_BETAS, num_expressions=NUM_EXPRESSIONS).to(device)
+    # frozen, as a fitter that optimises its own tensors may freeze it: parts not given are then known to be at rest
+    bm = BodyModel(path, num_betas=NUM_BETAS, num_expressions=NUM_EXPRESSIONS).to(device).requires_grad_(False)
     calls = {"ours": lambda x: bm(**x).v, "plain": lambda x: plain_dense_forward(bm, x)}
     if compile_model:
         compiled = torch.compile(BodyModel(path, num_betas=NUM_BETAS, num_expressions=NUM_EXPRESSIONS).to(device))
@@ -122,19 +142,19 @@ def plain_dense_forward(bm, x):
 
 
 def smplx_forward(ref, x):
-    hand = x["pose_hand"]
+    hand, eye = _at_rest(x, "pose_hand", 90), _at_rest(x, "pose_eye", 6)
     return ref(global_orient=x["root_orient"], body_pose=x["pose_body"], left_hand_pose=hand[:, :45],
-               right_hand_pose=hand[:, 45:], jaw_pose=x["pose_jaw"], leye_pose=x["pose_eye"][:, :3],
-               reye_pose=x["pose_eye"][:, 3:], betas=x["betas"], expression=x["expression"],
+               right_hand_pose=hand[:, 45:], jaw_pose=_at_rest(x, "pose_jaw", 3), leye_pose=eye[:, :3],
+               reye_pose=eye[:, 3:], betas=x["betas"], expression=_at_rest(x, "expression", NUM_EXPRESSIONS),
                transl=x["trans"]).vertices
 
 
 def body_models_forward(peer, x):
     B = x["pose_body"].shape[0]
-    head = torch.cat([x["pose_jaw"], x["pose_eye"]], 1).view(B, 3, 3)
-    return peer.forward_vertices(x["pose_body"].view(B, 21, 3), head, x["pose_hand"].view(B, 30, 3),
-                                 pelvis_rotation=x["root_orient"], shape=x["betas"], expression=x["expression"],
-                                 global_translation=x["trans"])
+    head = torch.cat([_at_rest(x, "pose_jaw", 3), _at_rest(x, "pose_eye", 6)], 1).view(B, 3, 3)
+    return peer.forward_vertices(x["pose_body"].view(B, 21, 3), head, _at_rest(x, "pose_hand", 90).view(B, 30, 3),
+                                 pelvis_rotation=x["root_orient"], shape=x["betas"],
+                                 expression=_at_rest(x, "expression", NUM_EXPRESSIONS), global_translation=x["trans"])
 
 
 def forward_only(call, x):
@@ -182,12 +202,15 @@ def spread(ts):
     return 100 * (q[2] - q[0]) / 2 / statistics.median(ts)
 
 
-def bench_body_model(path, device, batches, quick, clock=time.perf_counter, compile_model=False):
+def bench_body_model(path, device, batches, quick, clock=time.perf_counter, compile_model=False, body_only=False,
+                     rates=None):
+    """Time every contender at each batch (forward; forward + backward) -> rows and this run's rates.
+    body_only: the BODY_ONLY inputs alone; rates: reuse a run's measured rates."""
     bm, calls, note = load_contenders(path, device, compile_model)
-    rates = host_rates(device, clock)
+    rates = rates or host_rates(device, clock)
     rows = []
     for batch in batches:
-        x = random_inputs(batch, device, seed=batch)
+        x = random_inputs(batch, device, seed=batch, body_only=body_only)
         if "compiled" in calls:  # compile outside the timings (forward, then forward + backward)
             start = time.perf_counter()
             forward_only(calls["compiled"], x)
@@ -197,7 +220,7 @@ def bench_body_model(path, device, batches, quick, clock=time.perf_counter, comp
             outs = {name: call(x) for name, call in calls.items()}
         diff = {name: float((outs["ours"] - v).abs().max()) for name, v in outs.items() if name != "ours"}
         del outs
-        xg = random_inputs(batch, device, seed=batch, requires_grad=True)
+        xg = random_inputs(batch, device, seed=batch, requires_grad=True, body_only=body_only)
         reps = reps_for(batch, quick)
         fwd = time_alternating({n: (lambda c=c: forward_only(c, x)) for n, c in calls.items()}, device, reps,
                                clock=clock)
@@ -208,8 +231,8 @@ def bench_body_model(path, device, batches, quick, clock=time.perf_counter, comp
                    forward_spread={n: spread(t) for n, t in fwd.items()},
                    forward_backward={n: statistics.median(t) for n, t in fb.items()},
                    forward_backward_spread={n: spread(t) for n, t in fb.items()},
-                   bound={"forward": bound_seconds(call_cost(bm, batch, False), rates),
-                          "forward_backward": bound_seconds(call_cost(bm, batch, True), rates)})
+                   bound={"forward": bound_seconds(call_cost(bm, batch, False, body_only), rates),
+                          "forward_backward": bound_seconds(call_cost(bm, batch, True, body_only), rates)})
         if device.type == "cuda":
             row["bandwidth"] = forward_bandwidth(bm, calls["ours"], x, row["forward"]["ours"])
         rows.append(row)
@@ -241,14 +264,15 @@ def host_rates(device, clock, reps=7):
                 bytes=a.numel() * a.element_size() / statistics.median(t["mv"]))
 
 
-def call_cost(bm, batch, backward: bool):
+def call_cost(bm, batch, backward: bool, body_only=False):
     """The least work of a forward (or forward + backward) at `batch`: FLOPs of its dense products
     (shape and pose correctives, the skinning blend and apply; forward kinematics is negligible) and
     the bytes it must move (read the blend shapes and correctives, write the mesh), in float32. The
-    backward repeats each product once (the input gradients) and reads the same arrays again."""
+    backward repeats each product once (the input gradients) and reads the same arrays again.
+    body_only: only the body joints' correctives, as the other joints' features are zero."""
     V = bm.v_template.shape[0]
     K = bm.shapedirs.shape[-1]
-    P = 0 if bm.posedirs is None else bm.posedirs.shape[0]
+    P = 0 if bm.posedirs is None else 9 * BODY_JOINTS if body_only else bm.posedirs.shape[0]
     flops = 2 * batch * 3 * V * (K + P) + 2 * 12 * batch * (bm.num_skinning_weights + V)
     read = 4 * 3 * V * (K + P)
     moved = read + 4 * 3 * V * batch
@@ -490,6 +514,8 @@ def main(argv=None):
                          "'both' (default) runs the two")
     ap.add_argument("--compile", action="store_true",
                     help="add torch.compile(BodyModel) as a contender (compiling takes minutes on 2 cores)")
+    ap.add_argument("--no-body-only", dest="body_only", action="store_false",
+                    help="skip the body-only calls (measured on files with pose correctives)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-vposer", action="store_true")
     ap.add_argument("--memory-child", nargs=4, metavar=("CONTENDER", "MODE", "BATCH", "FILE"),
@@ -527,8 +553,12 @@ def main(argv=None):
                          if device.type == "cpu" else device.type)
                 print(f"{name} on {where}", flush=True)
                 torch.set_num_threads(threads)
-                res = bench_body_model(path, device, args.batches, args.quick,
-                                       time.thread_time if clock == "thread" else time.perf_counter, args.compile)
+                timer = time.thread_time if clock == "thread" else time.perf_counter
+                res = bench_body_model(path, device, args.batches, args.quick, timer, args.compile)
+                body = None
+                if res["posedirs"] and args.body_only:
+                    body = bench_body_model(path, device, BODY_ONLY_BATCHES, args.quick, timer, rates=res["rates"],
+                                            body_only=True)
                 torch.set_num_threads(args.threads)
                 text = [f"### {name}, {where}, float32",
                         f"{res['vertices']} vertices, pose correctives {'on' if res['posedirs'] else 'off (all zero)'}, "
@@ -539,6 +569,10 @@ def main(argv=None):
                         body_model_table(res)]
                 if res["note"]:
                     text += ["", res["note"]]
+                if body is not None:
+                    text += ["", "Body-only calls (root, body pose, betas and translation given; hands, jaw, eyes "
+                             "and expression at rest: BodyModel's stored zeros, the peers' explicit zeros). The "
+                             "bound counts the body joints' correctives only.", "", body_model_table(body)]
                 if device.type == "cuda":
                     text += ["", "Achieved memory bandwidth of the BodyModel forward:", "", bandwidth_table(res)]
                 if not args.skip_memory and (device.type == "cuda" or clock == cpu_clocks[-1]):
