@@ -151,8 +151,11 @@ def test_correctives_of_joints_at_rest_are_not_read(tmp_path, sparse):
     frozen = BodyModel(str(path), dtype=torch.float64).requires_grad_(False)
     frozen.sparse_skinning = sparse
     p = {k: v.requires_grad_(True) for k, v in _inputs(B=3, seed=5).items()}
+    hands = dict(p, pose_hand=0.3 * torch.randn(3, 90, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
     v_ref, _ = _eager(frozen, p)  # every joint chained, every corrective read
+    v_hands_ref, _ = _eager(frozen, hands)
     grads_ref = torch.autograd.grad((v_ref ** 2).sum(), list(p.values()))
+    clean = frozen.posedirs.clone()
     frozen.posedirs[9 * 21:] = float("nan")  # the rows of jaw, eyes and hands (nine per joint but the root)
     v = frozen(**p).v
     torch.testing.assert_close(v, v_ref, rtol=0, atol=1e-12)
@@ -161,7 +164,10 @@ def test_correctives_of_joints_at_rest_are_not_read(tmp_path, sparse):
     with torch.no_grad():
         torch.testing.assert_close(frozen(**p).v, v_ref, rtol=0, atol=1e-12)
         assert frozen(**p, pose_hand=torch.zeros(3, 90, dtype=torch.float64)).v.isnan().any()  # hands may move
-    frozen.posedirs[9 * 21:] = 0.0
+        frozen.posedirs[:] = clean
+        frozen.posedirs[9 * 21:9 * 24] = float("nan")  # jaw and eyes only: body and hands are two blocks
+        torch.testing.assert_close(frozen(**hands).v, v_hands_ref, rtol=0, atol=1e-12)
+    frozen.posedirs[:] = clean
     frozen.posedirs[:9] = float("nan")  # a body joint's rows are read
     assert frozen(**p).v.isnan().all(-1).any()
 

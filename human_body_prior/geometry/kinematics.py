@@ -79,11 +79,10 @@ class MovingJoints:
     moving: increasing joint indices, closed under parents (with the root). A joint that is not moving
     keeps its rest offset to its nearest moving ancestor, its *anchor*: it turns and moves rigidly with
     it. index (M,) the moving joints; tree the KinematicTree of them alone (``KinematicTree.select``);
-    anchor (J,) for every joint the position, among the moving joints, of itself or its anchor;
-    runs, the moving joints as ranges (start, stop) of consecutive indices.
+    anchor (J,) for every joint the position, among the moving joints, of itself or its anchor.
     """
 
-    __slots__ = ("index", "tree", "anchor", "runs")
+    __slots__ = ("index", "tree", "anchor")
 
     def __init__(self, tree: KinematicTree, moving):
         moving = sorted(int(j) for j in moving)
@@ -95,12 +94,17 @@ class MovingJoints:
                 a = tree.parents[a]
             anchor.append(position[a])
         self.index, self.tree, self.anchor = torch.tensor(moving), tree.select(moving), torch.tensor(anchor)
-        self.runs = []
-        for j in moving:
-            if self.runs and self.runs[-1][1] == j:
-                self.runs[-1] = (self.runs[-1][0], j + 1)
+
+    @property
+    def runs(self) -> list:
+        """The moving joints as ranges [(start, stop), ...] of consecutive indices."""
+        runs = []
+        for j in self.index.tolist():
+            if runs and runs[-1][1] == j:
+                runs[-1] = (runs[-1][0], j + 1)
             else:
-                self.runs.append((j, j + 1))
+                runs.append((j, j + 1))
+        return runs
 
     @classmethod
     def with_ancestors(cls, tree: KinematicTree, joints) -> "MovingJoints":
