@@ -172,13 +172,20 @@ def test_fast_lbs_per_batch_template_and_gradients(dtype):
         assert (a - b).abs().max() < TOL[dtype] * scale
 
 
+PRODUCTS = {"batch_major": 10 ** 6, "vertex_major": 0}  # lbs._BATCH_MAJOR_MAX forcing each product form
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("posedirs", [True, False])
 @pytest.mark.parametrize("template", ["file", "per_batch", "shaped"])
-def test_posed_mesh_in_chunks_equals_plain_path(dtype, posedirs, template, monkeypatch):
+@pytest.mark.parametrize("product", sorted(PRODUCTS))
+def test_posed_mesh_in_chunks_equals_plain_path(dtype, posedirs, template, product, monkeypatch):
     """posed_mesh without autograd shapes, corrects, skins and moves a few vertices at a time (here 7,
-    so that chunk edges cut weight lists); against the plain dense path computed step by step."""
+    so that chunk edges cut weight lists), with either form of the correctives' product; against the
+    plain dense path computed step by step."""
     from human_body_prior.body_model import lbs as lbs_module
+
+    monkeypatch.setattr(lbs_module, "_BATCH_MAJOR_MAX", PRODUCTS[product])
 
     m, g = _small_model(dtype, posedirs=posedirs, seed=5)
     B, J, V = 3, len(m["tree"]), m["v_template"].shape[0]
@@ -211,11 +218,14 @@ def test_posed_mesh_in_chunks_equals_plain_path(dtype, posedirs, template, monke
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("wanted", ["all", "pose", "trans", "shape"])
-def test_chunked_skinning_gradients_equal_plain_path(dtype, wanted, monkeypatch):
-    """First derivatives of the fast path run 7 vertices at a time (chunk edges cut weight lists); each
-    input's gradient, alone or with the others, against the plain dense path."""
+@pytest.mark.parametrize("product", sorted(PRODUCTS))
+def test_chunked_skinning_gradients_equal_plain_path(dtype, wanted, product, monkeypatch):
+    """First derivatives of the fast path run 7 vertices at a time (chunk edges cut weight lists), with
+    either form of the correctives' product; each input's gradient, alone or with the others, against
+    the plain dense path."""
     from human_body_prior.body_model import lbs as lbs_module
 
+    monkeypatch.setattr(lbs_module, "_BATCH_MAJOR_MAX", PRODUCTS[product])
     m, g = _small_model(dtype, seed=6)
     B, J, V = 3, len(m["tree"]), m["v_template"].shape[0]
     monkeypatch.setattr(lbs_module, "_CHUNK_BYTES", 7 * 12 * B * torch.finfo(dtype).bits // 8)

@@ -51,6 +51,26 @@ def corrective_blocks(rot_mats: torch.Tensor, posedirs: torch.Tensor, moving=Non
             for a, b in moving.runs if b > 1]
 
 
+# Up to this batch, pose correctives are multiplied batch-major, (B, P) @ (P, 3 V), and added transposed
+# to the vertex-major rest; above it, vertex-major, (3 V, P) @ (P, B). With the files' (3 V, P) memory
+# order, MKL's vertex-major product is 2-4x slower at batch 2 and 3, 1.3x at 4; from 8 on the two are
+# equal or vertex-major wins (1 and 2 threads). Autograd takes the features' gradient batch-major
+# either way (torch's addmm backward follows the transposed operand's layout).
+_BATCH_MAJOR_MAX = 4
+
+
+def _add_correctives(rest: torch.Tensor, feats: torch.Tensor, dirs: torch.Tensor, start: int, stop: int,
+                     grad: bool) -> torch.Tensor:
+    """rest (3 n, B), the vertex-major rows of vertices start..stop (n of them), plus their pose
+    correctives feats (B, P) @ dirs[:, 3 start:3 stop] (dirs (P, 3 V)); in place unless grad (autograd
+    would copy the whole array to keep an in-place result's history)."""
+    cols = dirs[:, 3 * start:3 * stop]
+    if feats.shape[0] <= _BATCH_MAJOR_MAX:
+        product = torch.mm(feats, cols).t()
+        return rest + product if grad else rest.add_(product)
+    return torch.addmm(rest, cols.t(), feats.t()) if grad else rest.addmm_(cols.t(), feats.t())
+
+
 def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """Blend per-joint transforms by skinning weights (plain dense path). vertices (B, V, 3),
     weights (V, J), transforms (B, J, 3, 4) -> (B, V, 3)."""
@@ -151,14 +171,13 @@ def _posed_in_chunks(rest_rows, correctives: list, sparse_weights: tuple, table:
     :func:`_transform_table`; trans (B, 3) or None. The sums and their order are those of the autograd
     path, so the result is the same."""
     B, V = table.shape[1] // 12, sparse_weights[2].numel()
-    correctives = [(dirs.t(), feats.t()) for feats, dirs in correctives]  # (3 V, P), (P, B)
     trans_t = None if trans is None else trans.reshape(B, 3).t()  # (3, B)
     posed = table.new_empty(B, V, 3)
     flat = posed.view(B, 3 * V)
     for start, stop, first, last in _chunks(sparse_weights, table):
         rest = rest_rows(start, stop)
-        for dirs, feats in correctives:
-            rest.addmm_(dirs[3 * start:3 * stop], feats)
+        for feats, dirs in correctives:
+            rest = _add_correctives(rest, feats, dirs, start, stop, grad=False)
         rest = rest.view(stop - start, 3, B)
         blended = _blend(sparse_weights, table, start, stop, first, last)
         out = torch.addcmul(blended[:, 3], blended[:, 0], rest[:, 0:1])
@@ -350,8 +369,8 @@ def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tens
     if not _needs_grad(rot_mats, transforms, rest, posedirs, trans):
         return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], correctives, sparse_weights,
                                 table, trans)
-    for feats, dirs in correctives:  # dirs.t() is (3 V, P); not in place, which autograd would pay for in copies
-        rest_vm = torch.addmm(rest_vm, dirs.t(), feats.t())
+    for feats, dirs in correctives:
+        rest_vm = _add_correctives(rest_vm, feats, dirs, 0, V, grad=True)
     return _SkinInChunks.apply(table, rest_vm.view(V, 3, B), trans, tuple(sparse_weights))
 
 
