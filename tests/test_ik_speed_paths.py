@@ -172,6 +172,34 @@ def test_correctives_of_joints_at_rest_are_not_read(tmp_path, sparse):
     assert frozen(**p).v.isnan().all(-1).any()
 
 
+def test_body_only_calls_read_one_copied_block_kept_in_step_with_posedirs(tmp_path):
+    """The moving joints' rows are copied into one contiguous block; the copy follows posedirs when it is
+    changed in place, replaced or converted, is not pickled, and gradients for posedirs itself still flow."""
+    path = write_synthetic_model(tmp_path / "SMPLX_SYN.npz", "smplx", num_verts=300, num_shape_columns=20, seed=7)
+    frozen = BodyModel(str(path), dtype=torch.float64).requires_grad_(False)
+    p = _inputs(B=2, seed=6)
+    torch.testing.assert_close(frozen(**p).v, _eager(frozen, p)[0], rtol=0, atol=1e-12)
+    joints, dirs = frozen._joint_rows[1]
+    assert joints.tolist() == list(range(1, 22)) and dirs.shape == (189, 3 * 300) and dirs.t().is_contiguous()
+    assert torch.equal(dirs, frozen.posedirs[:189])
+    with torch.no_grad():
+        frozen.posedirs.mul_(2.0)  # in place
+    torch.testing.assert_close(frozen(**p).v, _eager(frozen, p)[0], rtol=0, atol=1e-12)
+    frozen.posedirs = -frozen.posedirs  # replaced
+    torch.testing.assert_close(frozen(**p).v, _eager(frozen, p)[0], rtol=0, atol=1e-12)
+    v32 = frozen.float()(**{k: v.float() for k, v in p.items()}).v  # converted (in place, as Module.float does)
+    assert v32.dtype == frozen._joint_rows[1].dirs.dtype == torch.float32
+    torch.testing.assert_close(v32.double(), _eager(frozen.double(), p)[0], rtol=0, atol=1e-5)
+    restored = pickle.loads(pickle.dumps(frozen))
+    assert "_joint_rows" not in restored.__dict__
+    torch.testing.assert_close(restored(**p).v, frozen(**p).v, rtol=0, atol=0)
+    frozen.posedirs.requires_grad_(True)  # trained: read in place, so that its gradient flows
+    grad, = torch.autograd.grad((frozen(**p).v ** 2).sum(), frozen.posedirs)
+    ref, = torch.autograd.grad((_eager(frozen, p)[0] ** 2).sum(), frozen.posedirs)
+    torch.testing.assert_close(grad, ref, rtol=1e-10, atol=1e-12)
+    assert grad[:189].abs().sum() > 0 and not grad[189:].any()  # the hands and face did not move
+
+
 # ------------------------------------------------------------------ batched L-BFGS on frame subsets
 def _quadratics(B=16, D=5, seed=0):
     """B independent convex quadratics 0.5 (x - c)^T A (x - c) + 0.1 |x|^4-ish terms, of different

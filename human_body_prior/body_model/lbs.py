@@ -19,6 +19,8 @@ the first, the fast path's derivatives are composed of differentiable operations
 own embedding_bag has no second derivative).
 """
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -37,16 +39,38 @@ def pose_features(rot_mats: torch.Tensor) -> torch.Tensor:
     return (rot_mats[:, 1:] - eye).flatten(1)
 
 
-def corrective_blocks(rot_mats: torch.Tensor, posedirs: torch.Tensor, moving=None) -> list:
+class JointRows(NamedTuple):
+    """The pose-corrective rows of some joints only, when every other joint's rotation is known to be the
+    identity (its features are zero): joints (m,) joint indices (never the root), dirs (9 m, 3 V) their
+    rows of posedirs, in that order. Copied into one block (:func:`joint_rows`), they are read in one
+    contiguous pass instead of as columns strided across the whole of the file's (3 V, P) array."""
+
+    joints: torch.Tensor
+    dirs: torch.Tensor
+
+
+def joint_rows(posedirs: torch.Tensor, moving) -> JointRows:
+    """The rows of posedirs (9 (J - 1), 3 V) of the moving joints but the root (``moving`` a
+    :class:`MovingJoints`), copied with the file's memory order: dirs is a (3 V, 9 m) array, transposed."""
+    joints = moving.index[moving.index > 0]
+    rows = (9 * (joints - 1)).repeat_interleave(9) + torch.arange(9).repeat(len(joints))
+    return JointRows(joints, posedirs.t()[:, rows.to(posedirs.device)].t())
+
+
+def corrective_blocks(rot_mats: torch.Tensor, posedirs, moving=None) -> list:
     """The pose correctives as blocks [(features (B, 9 n), directions (9 n, 3 V)), ...] whose products sum
     to pose_features(rot_mats) @ posedirs (posedirs (9 (J - 1), 3 V), nine rows per joint but the root).
 
     moving: None (one block), or the :class:`MovingJoints` of :func:`pose_skeleton`: one block per run
     of moving joints. The other joints' rotations are the identity, so their features are exactly zero
-    and their rows of posedirs, most of an SMPL-X file's when only the body moves, are not read."""
+    and their rows of posedirs, most of an SMPL-X file's when only the body moves, are not read.
+    posedirs may also be a :class:`JointRows` (one block; ``moving`` is then not needed)."""
+    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+    if isinstance(posedirs, JointRows):
+        joints = posedirs.joints.to(rot_mats.device)
+        return [((rot_mats.index_select(1, joints) - eye).flatten(1), posedirs.dirs)] if len(joints) else []
     if moving is None:
         return [(pose_features(rot_mats), posedirs)]
-    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
     return [((rot_mats[:, max(a, 1):b] - eye).flatten(1), posedirs[9 * (max(a, 1) - 1):9 * (b - 1)])
             for a, b in moving.runs if b > 1]
 
@@ -354,7 +378,8 @@ def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tens
               sparse_weights=None, trans=None, moving=None) -> torch.Tensor:
     """The posed mesh (B, V, 3) of a posed skeleton (rot_mats (B, J, 3, 3), transforms (B, J, 3, 4) from
     :func:`pose_skeleton`, with the ``moving`` it was given) and its shaped rest mesh (:func:`shaped_rest`,
-    consumed): pose correctives, then skinning (arguments as in :func:`lbs`), then trans (B, 3) added if given."""
+    consumed): pose correctives, then skinning (arguments as in :func:`lbs`; posedirs may also be a
+    :class:`JointRows`), then trans (B, 3) added if given."""
     B = rot_mats.shape[0]
     correctives = [] if posedirs is None else corrective_blocks(rot_mats, posedirs, moving)
     if sparse_weights is None:
@@ -391,6 +416,7 @@ def posed_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, shape_coeffs: t
 
 
 def _needs_grad(*tensors) -> bool:
+    tensors = [t.dirs if isinstance(t, JointRows) else t for t in tensors]
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
