@@ -572,7 +572,9 @@ def main(argv=None):
                 if body is not None:
                     text += ["", "Body-only calls (root, body pose, betas and translation given; hands, jaw, eyes "
                              "and expression at rest: BodyModel's stored zeros, the peers' explicit zeros). The "
-                             "bound counts the body joints' correctives only.", "", body_model_table(body)]
+                             "bound counts the body joints' correctives only. BodyModel reads them from one "
+                             "contiguous copy of those rows that it keeps (lbs.JointRows).", "",
+                             body_model_table(body)]
                 if device.type == "cuda":
                     text += ["", "Achieved memory bandwidth of the BodyModel forward:", "", bandwidth_table(res)]
                 if not args.skip_memory and (device.type == "cuda" or clock == cpu_clocks[-1]):
@@ -604,7 +606,8 @@ def main(argv=None):
         "Times are medians in milliseconds; *ours / smplx* and *ours / body-models* below 1 mean BodyModel is faster. "
         "*plain dense path* is lbs.py's reference path (the skinning before the fast path: a (3, 4) transform "
         "blended from all joints for every vertex; it shares the level-wise forward kinematics). The fast path keeps the mesh vertex-major "
-        "(V, 3, B), applies shape and pose correctives as matrix products, skins each vertex "
+        "(V, 3, B), applies shape and pose correctives as matrix products (pose correctives batch-major "
+        "at batches up to 4, where MKL's vertex-major product is slow), skins each vertex "
         "with only its non-zero weights (every one, so outputs are unchanged; tests/test_lbs_fast_paths.py), "
         "and goes a few hundred vertices at a time, so that each chunk is corrected, skinned and written "
         "out (and, backward, differentiated) while in cache. "
