@@ -6,8 +6,8 @@ For each model file (an official-layout synthetic SMPL-X: 10475 vertices, dense 
 400 shape columns, written to a temporary folder; and the shipped open SMPL-X when it exists):
 forward and forward + backward at batch 1, 64, 256, 1024, float32, on the CPU and, when there is one,
 on CUDA. Four contenders run alternately in one process, so that load from other processes hits
-them alike: BodyModel (fast path), BodyModel's plain dense path (the implementation before the fast
-path, kept in lbs.py as the reference), smplx (use_pca=False, flat_hand_mean=True; it also
+them alike: BodyModel (fast path), BodyModel's plain dense path (lbs.py's reference, the one
+BodyModel itself takes at batches up to 4), smplx (use_pca=False, flat_hand_mean=True; it also
 computes 51 face landmarks and extra joints, which is part of its forward) and body-models
 (SMPLX.forward_vertices, flat_hand_mean=True, its torch backend). Each number is the median of several
 timed repetitions after warm-up. smplx and body-models are imported here only, never by the package.
@@ -604,13 +604,15 @@ def main(argv=None):
         "±x% is half the interquartile range of the repetitions relative to the median", "",
         "## BodyModel", "",
         "Times are medians in milliseconds; *ours / smplx* and *ours / body-models* below 1 mean BodyModel is faster. "
-        "*plain dense path* is lbs.py's reference path (the skinning before the fast path: a (3, 4) transform "
-        "blended from all joints for every vertex; it shares the level-wise forward kinematics). The fast path keeps the mesh vertex-major "
-        "(V, 3, B), applies shape and pose correctives as matrix products (pose correctives batch-major "
-        "at batches up to 4, where MKL's vertex-major product is slow), skins each vertex "
+        "*plain dense path* is lbs.py's reference path (a (3, 4) transform blended from all joints for every "
+        "vertex, as one product with the vertices last; it shares the level-wise forward kinematics; at batches "
+        "up to 4 it is the path BodyModel takes, and it runs second, after a cache-warming BodyModel call). "
+        "The fast path keeps the mesh vertex-major "
+        "(V, 3, B), applies shape and pose correctives as matrix products, skins each vertex "
         "with only its non-zero weights (every one, so outputs are unchanged; tests/test_lbs_fast_paths.py), "
         "and goes a few hundred vertices at a time, so that each chunk is corrected, skinned and written "
-        "out (and, backward, differentiated) while in cache. "
+        "out (and, backward, differentiated) while in cache; at batches up to 4 it takes the dense path, "
+        "which blends with the vertices last and is faster there. "
         "Forward + backward is `v.sum().backward()` with gradients for all pose, shape and translation inputs.",
         "", "\n\n".join(sections), "",
         "## VPoser v1 (512 hidden, 32 latent, 21 joints)", "",

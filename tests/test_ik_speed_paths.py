@@ -337,12 +337,12 @@ def test_skinning_in_chunks_equals_the_autograd_path_bit_for_bit(bm, monkeypatch
     chunk edges fall inside vertices' weight lists); the result is the autograd path's exactly."""
     from human_body_prior.body_model import lbs as lbs_module
 
-    p = _inputs(B=4, seed=3)  # every pose part given, so that both calls chain every joint
-    p.update(pose_hand=torch.zeros(4, 90, dtype=torch.float64), pose_jaw=torch.zeros(4, 3, dtype=torch.float64),
-             pose_eye=torch.zeros(4, 6, dtype=torch.float64))
+    p = _inputs(B=5, seed=3)  # every pose part given, so that both calls chain every joint; past lbs._DENSE_MAX
+    p.update(pose_hand=torch.zeros(5, 90, dtype=torch.float64), pose_jaw=torch.zeros(5, 3, dtype=torch.float64),
+             pose_eye=torch.zeros(5, 6, dtype=torch.float64))
     with torch.no_grad():
         chunked = bm(**p).v
-    monkeypatch.setattr(lbs_module, "_CHUNK_BYTES", 7 * 12 * 4 * 8)
+    monkeypatch.setattr(lbs_module, "_CHUNK_BYTES", 7 * 12 * 5 * 8)
     with torch.no_grad():
         small_chunks = bm(**p).v
     grad_inputs = {k: v.clone().requires_grad_(True) for k, v in p.items()}

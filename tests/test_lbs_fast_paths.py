@@ -11,11 +11,19 @@ from human_body_prior.model_types.joints import PARENTS
 from human_body_prior.geometry.kinematics import KinematicTree
 from human_body_prior.body_model.lbs import (SparseSkinningWeights, lbs,
                                              shaped_vertices_vertex_major, skin_vertices, skin_vertices_sparse)
+from human_body_prior.body_model import lbs as lbs_module
 from human_body_prior.body_model.synthetic import write_synthetic_model
 from human_body_prior.geometry.rotations import axis_angle_to_matrix
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = [torch.float64, torch.float32]
+
+
+@pytest.fixture(autouse=True)
+def sparse_at_every_batch(monkeypatch):
+    """These tests compare the sparse path with the dense one at small batches, where lbs would otherwise
+    take the dense path for both (test_small_batches_take_the_dense_path)."""
+    monkeypatch.setattr(lbs_module, "_DENSE_MAX", 0)
 
 
 def _dense_like_official(num_verts, num_joints, seed, max_nonzero=10):
@@ -172,20 +180,13 @@ def test_fast_lbs_per_batch_template_and_gradients(dtype):
         assert (a - b).abs().max() < TOL[dtype] * scale
 
 
-PRODUCTS = {"batch_major": 10 ** 6, "vertex_major": 0}  # lbs._BATCH_MAJOR_MAX forcing each product form
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("posedirs", [True, False])
 @pytest.mark.parametrize("template", ["file", "per_batch", "shaped"])
-@pytest.mark.parametrize("product", sorted(PRODUCTS))
-def test_posed_mesh_in_chunks_equals_plain_path(dtype, posedirs, template, product, monkeypatch):
+def test_posed_mesh_in_chunks_equals_plain_path(dtype, posedirs, template, monkeypatch):
     """posed_mesh without autograd shapes, corrects, skins and moves a few vertices at a time (here 7,
-    so that chunk edges cut weight lists), with either form of the correctives' product; against the
-    plain dense path computed step by step."""
+    so that chunk edges cut weight lists); against the plain dense path computed step by step."""
     from human_body_prior.body_model import lbs as lbs_module
-
-    monkeypatch.setattr(lbs_module, "_BATCH_MAJOR_MAX", PRODUCTS[product])
 
     m, g = _small_model(dtype, posedirs=posedirs, seed=5)
     B, J, V = 3, len(m["tree"]), m["v_template"].shape[0]
@@ -218,14 +219,11 @@ def test_posed_mesh_in_chunks_equals_plain_path(dtype, posedirs, template, produ
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("wanted", ["all", "pose", "trans", "shape"])
-@pytest.mark.parametrize("product", sorted(PRODUCTS))
-def test_chunked_skinning_gradients_equal_plain_path(dtype, wanted, product, monkeypatch):
-    """First derivatives of the fast path run 7 vertices at a time (chunk edges cut weight lists), with
-    either form of the correctives' product; each input's gradient, alone or with the others, against
-    the plain dense path."""
+def test_chunked_skinning_gradients_equal_plain_path(dtype, wanted, monkeypatch):
+    """First derivatives of the fast path run 7 vertices at a time (chunk edges cut weight lists); each
+    input's gradient, alone or with the others, against the plain dense path."""
     from human_body_prior.body_model import lbs as lbs_module
 
-    monkeypatch.setattr(lbs_module, "_BATCH_MAJOR_MAX", PRODUCTS[product])
     m, g = _small_model(dtype, seed=6)
     B, J, V = 3, len(m["tree"]), m["v_template"].shape[0]
     monkeypatch.setattr(lbs_module, "_CHUNK_BYTES", 7 * 12 * B * torch.finfo(dtype).bits // 8)
@@ -352,3 +350,30 @@ def test_torch_func_grad_of_the_mesh_equals_autograd(smplx_file):
     auto_grads = torch.autograd.grad(loss(p, b), (p, b))
     for a, f in zip(auto_grads, func_grads):
         assert torch.allclose(a, f, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("batch", [1, 4, 5])
+def test_small_batches_take_the_dense_path(smplx_file, batch, monkeypatch):
+    """Batches up to _DENSE_MAX skin with the dense product (faster there), with and without autograd;
+    values and gradients equal the sparse path's."""
+    bm = BodyModel(smplx_file, num_betas=10, dtype=torch.float64).requires_grad_(False)
+    g = torch.Generator().manual_seed(9)
+    pose = (torch.randn(batch, 63, generator=g, dtype=torch.float64) * 0.4).requires_grad_()
+    betas = torch.randn(batch, 10, generator=g, dtype=torch.float64)
+    up = torch.randn(batch, 800, 3, generator=g, dtype=torch.float64)
+    sparse_calls = []  # the sparse skinning, with autograd (_SkinInChunks) or without, runs _posed_in_chunks
+    real = lbs_module._posed_in_chunks
+    monkeypatch.setattr(lbs_module, "_posed_in_chunks", lambda *a: sparse_calls.append(1) or real(*a))
+    results = {}
+    for limit in (0, 4):  # the sparse path at every batch, then the default
+        monkeypatch.setattr(lbs_module, "_DENSE_MAX", limit)
+        sparse_calls.clear()
+        v = bm(pose_body=pose, betas=betas).v
+        (grad,) = torch.autograd.grad((v * up).sum(), pose)
+        with torch.no_grad():
+            v_no_grad = bm(pose_body=pose, betas=betas).v
+        results[limit] = (v, grad, v_no_grad, len(sparse_calls))
+    assert results[0][3] == 2 and results[4][3] == (2 if batch > 4 else 0)
+    for a, b in zip(results[0][:3], results[4][:3]):
+        assert (a - b).abs().max() < 1e-10 * max(1.0, float(b.detach().abs().max()))
+    assert results[4][0].is_contiguous() and results[4][2].is_contiguous()

@@ -244,7 +244,8 @@ class BodyModel(nn.Module):
         shapedirs = self._shape_directions(data, a, v_template.shape[0])
         self._register_arrays(data, v_template, shapedirs, a["dtype"], bool(a["persistant_buffer"]),
                               a["use_posedirs"])
-        # The fast skinning path (lbs.py); False selects the plain dense path (same results and derivatives).
+        # The fast skinning path (lbs.py; the dense one at batches up to 4, where it is faster); False selects
+        # the plain dense path at every batch (same results and derivatives).
         self.sparse_skinning = True
         self._index_skinning_weights()
         self.register_load_state_dict_post_hook(_reindex_skinning_weights)  # a named function: picklable

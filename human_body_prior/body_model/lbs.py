@@ -4,7 +4,8 @@ Shapes: B batch, V vertices, J joints, K shape coefficients, P = 9 (J - 1) pose-
 Lengths are in the model's units (metres for the official and the shipped models).
 
 Two equivalent paths compute the posed mesh:
-- the plain dense path (`skin_vertices`): blend a (3, 4) transform per vertex from all J joints;
+- the plain dense path (`skin_vertices`): blend a (3, 4) transform per vertex from all J joints, as one
+  product with the vertices last; the fast path's choice, too, at batches up to 4;
 - the fast path (`SparseSkinningWeights` + `skin_vertices_sparse`), used by BodyModel: the mesh is
   kept vertex-major, (V, 3, B), so that shape and pose correctives are one matrix product each with
   the file's own (3 V, K) and (3 V, P) layouts, and each vertex blends only the joints it has non-zero
@@ -75,32 +76,29 @@ def corrective_blocks(rot_mats: torch.Tensor, posedirs, moving=None) -> list:
             for a, b in moving.runs if b > 1]
 
 
-# Up to this batch, pose correctives are multiplied batch-major, (B, P) @ (P, 3 V), and added transposed
-# to the vertex-major rest; above it, vertex-major, (3 V, P) @ (P, B). With the files' (3 V, P) memory
-# order, MKL's vertex-major product is 2-4x slower at batch 2 and 3, 1.3x at 4; from 8 on the two are
-# equal or vertex-major wins (1 and 2 threads). Autograd takes the features' gradient batch-major
-# either way (torch's addmm backward follows the transposed operand's layout).
-_BATCH_MAJOR_MAX = 4
-
-
-def _add_correctives(rest: torch.Tensor, feats: torch.Tensor, dirs: torch.Tensor, start: int, stop: int,
-                     grad: bool) -> torch.Tensor:
-    """rest (3 n, B), the vertex-major rows of vertices start..stop (n of them), plus their pose
-    correctives feats (B, P) @ dirs[:, 3 start:3 stop] (dirs (P, 3 V)); in place unless grad (autograd
-    would copy the whole array to keep an in-place result's history)."""
-    cols = dirs[:, 3 * start:3 * stop]
-    if feats.shape[0] <= _BATCH_MAJOR_MAX:
-        product = torch.mm(feats, cols).t()
-        return rest + product if grad else rest.add_(product)
-    return torch.addmm(rest, cols.t(), feats.t()) if grad else rest.addmm_(cols.t(), feats.t())
-
-
 def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """Blend per-joint transforms by skinning weights (plain dense path). vertices (B, V, 3),
-    weights (V, J), transforms (B, J, 3, 4) -> (B, V, 3)."""
+    weights (V, J), transforms (B, J, 3, 4) -> (B, V, 3).
+
+    The blend is one product with the vertices last, (B, 12, J) @ (J, V), so that applying each
+    vertex's transform runs along the vertices (with them first, each vertex would be a 3 x 4 product)."""
     B, J = transforms.shape[:2]
-    T = torch.matmul(weights, transforms.reshape(B, J, 12)).reshape(B, -1, 3, 4)
-    return (T[..., :3] @ vertices.unsqueeze(-1)).squeeze(-1) + T[..., 3]
+    blended = torch.matmul(transforms.reshape(B, J, 12).transpose(1, 2), weights.t()).view(B, 3, 4, -1)
+    homogeneous = torch.cat([vertices.transpose(1, 2), vertices.new_ones(B, 1, vertices.shape[1])], 1)
+    return (blended * homogeneous.unsqueeze(1)).sum(2).transpose(1, 2).contiguous()
+
+
+# Batches up to this one take the dense path even when sparse weights are given: there the vertex-major
+# layout's innermost dimension, the batch, is too short for vectorised loops, and MKL's vertex-major
+# product with the files' (3 V, P) correctives is 2-4x slower than the batch-major one at batch 2-3.
+# Official-layout SMPL-X, 1 thread, forward + backward: batch 2 21.1 -> 18.3 ms (body-only 15.5 -> 12.3),
+# batch 4 29.2 -> 27.1; forward alone within 3%. Batch 8 would be slower (34 -> 38 ms).
+_DENSE_MAX = 4
+
+
+def _skin_path(sparse_weights, batch: int):
+    """The sparse weights to skin with, or None (the dense path) at a batch up to _DENSE_MAX."""
+    return None if batch <= _DENSE_MAX else sparse_weights
 
 
 class SparseSkinningWeights:
@@ -200,8 +198,8 @@ def _posed_in_chunks(rest_rows, correctives: list, sparse_weights: tuple, table:
     flat = posed.view(B, 3 * V)
     for start, stop, first, last in _chunks(sparse_weights, table):
         rest = rest_rows(start, stop)
-        for feats, dirs in correctives:
-            rest = _add_correctives(rest, feats, dirs, start, stop, grad=False)
+        for feats, dirs in correctives:  # dirs (P, 3 V) is the file's (3 V, P) array transposed
+            rest.addmm_(dirs[:, 3 * start:3 * stop].t(), feats.t())
         rest = rest.view(stop - start, 3, B)
         blended = _blend(sparse_weights, table, start, stop, first, last)
         out = torch.addcmul(blended[:, 3], blended[:, 0], rest[:, 0:1])
@@ -408,8 +406,8 @@ def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tens
     if not _needs_grad(rot_mats, transforms, rest, posedirs, trans):
         return _posed_in_chunks(lambda start, stop: rest_vm[3 * start:3 * stop], correctives, sparse_weights,
                                 table, trans)
-    for feats, dirs in correctives:
-        rest_vm = _add_correctives(rest_vm, feats, dirs, 0, V, grad=True)
+    for feats, dirs in correctives:  # not in place, which autograd would pay for in copies
+        rest_vm = torch.addmm(rest_vm, dirs.t(), feats.t())
     return _SkinInChunks.apply(table, rest_vm.view(V, 3, B), trans, tuple(sparse_weights))
 
 
@@ -420,6 +418,7 @@ def posed_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, shape_coeffs: t
     v_template and shapedirs (as in :func:`shaped_rest`) and moved by trans (B, 3) (None: not moved).
     Without autograd on the sparse path, each few hundred vertices are shaped, pose-corrected and skinned
     while in cache (:func:`_posed_in_chunks`); the result is that of skin_mesh(shaped_rest(...), trans=trans)."""
+    sparse_weights = _skin_path(sparse_weights, rot_mats.shape[0])
     if sparse_weights is not None and not _needs_grad(rot_mats, transforms, shape_coeffs, v_template, shapedirs,
                                                      posedirs, trans):
         correctives = [] if posedirs is None else corrective_blocks(rot_mats, posedirs, moving)
@@ -443,11 +442,12 @@ def lbs(full_pose: torch.Tensor, shape_coeffs: torch.Tensor, v_template: torch.T
     shapedirs (V, 3, K); posedirs (P, 3 V) or None to skip pose correctives; J_regressor (J, V);
     weights (V, J). J_template (J, 3) and J_shapedirs (J, 3, K), the regressor applied to the template
     and to the shape directions, may be given to skip regressing joints from the shaped mesh.
-    sparse_weights, SparseSkinningWeights.tensors() of `weights`, selects the fast vertex-major path;
-    None the plain dense one. rest_joints (J, 3) or (B, J, 3), if given, are the rest joints to pose about
+    sparse_weights, SparseSkinningWeights.tensors() of `weights`, selects the fast vertex-major path
+    (at batches up to _DENSE_MAX, the dense one, faster there); None the plain dense one. rest_joints (J, 3) or (B, J, 3), if given, are the rest joints to pose about
     (nothing is regressed).
     Returns vertices (B, V, 3) and posed joints (B, J, 3).
     """
+    sparse_weights = _skin_path(sparse_weights, full_pose.shape[0])
     rest = shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights)
     joints = rest_joints_without_mesh(shape_coeffs, J_template, J_shapedirs, rest_joints)
     if joints is None:  # regressed from the shaped mesh (without pose correctives)
