@@ -242,7 +242,7 @@ class _SkinInChunks(torch.autograd.Function):
         grad_trans = grad.new_zeros(3, B) if need_trans else None
         flat = grad.reshape(B, 3 * V)
         chunks = list(_chunks(sw, table))
-        by_joint = _chunks_by_joint(sw, chunks, J) if need_table else chunks
+        by_joint = _chunks_by_joint(sw, chunks, J) if need_table else [None] * len(chunks)
         for (start, stop, first, last), chunk_t in zip(chunks, by_joint):
             g = flat[:, 3 * start:3 * stop].t().contiguous().view(stop - start, 3, B)
             if need_trans:
@@ -443,7 +443,8 @@ def lbs(full_pose: torch.Tensor, shape_coeffs: torch.Tensor, v_template: torch.T
     weights (V, J). J_template (J, 3) and J_shapedirs (J, 3, K), the regressor applied to the template
     and to the shape directions, may be given to skip regressing joints from the shaped mesh.
     sparse_weights, SparseSkinningWeights.tensors() of `weights`, selects the fast vertex-major path
-    (at batches up to _DENSE_MAX, the dense one, faster there); None the plain dense one. rest_joints (J, 3) or (B, J, 3), if given, are the rest joints to pose about
+    (at batches up to _DENSE_MAX, the dense one, faster there); None the plain dense one.
+    rest_joints (J, 3) or (B, J, 3), if given, are the rest joints to pose about
     (nothing is regressed).
     Returns vertices (B, V, 3) and posed joints (B, J, 3).
     """
