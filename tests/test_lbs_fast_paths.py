@@ -17,6 +17,7 @@ from human_body_prior.geometry.rotations import axis_angle_to_matrix
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = [torch.float64, torch.float32]
+DENSE_MAX = lbs_module._DENSE_MAX  # the default, before the fixture below pins it to 0
 
 
 @pytest.fixture(autouse=True)
@@ -352,7 +353,7 @@ def test_torch_func_grad_of_the_mesh_equals_autograd(smplx_file):
         assert torch.allclose(a, f, atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("batch", [1, 4, 5])
+@pytest.mark.parametrize("batch", [1, DENSE_MAX, DENSE_MAX + 1])
 def test_small_batches_take_the_dense_path(smplx_file, batch, monkeypatch):
     """Batches up to _DENSE_MAX skin with the dense product (faster there), with and without autograd;
     values and gradients equal the sparse path's."""
@@ -365,7 +366,7 @@ def test_small_batches_take_the_dense_path(smplx_file, batch, monkeypatch):
     real = lbs_module._posed_in_chunks
     monkeypatch.setattr(lbs_module, "_posed_in_chunks", lambda *a: sparse_calls.append(1) or real(*a))
     results = {}
-    for limit in (0, 4):  # the sparse path at every batch, then the default
+    for limit in (0, DENSE_MAX):  # the sparse path at every batch, then the default
         monkeypatch.setattr(lbs_module, "_DENSE_MAX", limit)
         sparse_calls.clear()
         v = bm(pose_body=pose, betas=betas).v
@@ -373,7 +374,7 @@ def test_small_batches_take_the_dense_path(smplx_file, batch, monkeypatch):
         with torch.no_grad():
             v_no_grad = bm(pose_body=pose, betas=betas).v
         results[limit] = (v, grad, v_no_grad, len(sparse_calls))
-    assert results[0][3] == 2 and results[4][3] == (2 if batch > 4 else 0)
-    for a, b in zip(results[0][:3], results[4][:3]):
+    assert results[0][3] == 2 and results[DENSE_MAX][3] == (2 if batch > DENSE_MAX else 0)
+    for a, b in zip(results[0][:3], results[DENSE_MAX][:3]):
         assert (a - b).abs().max() < 1e-10 * max(1.0, float(b.detach().abs().max()))
-    assert results[4][0].is_contiguous() and results[4][2].is_contiguous()
+    assert results[DENSE_MAX][0].is_contiguous() and results[DENSE_MAX][2].is_contiguous()
