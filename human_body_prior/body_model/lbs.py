@@ -84,8 +84,10 @@ def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: tor
     vertex's transform runs along the vertices (with them first, each vertex would be a 3 x 4 product)."""
     B, J = transforms.shape[:2]
     blended = torch.matmul(transforms.reshape(B, J, 12).transpose(1, 2), weights.t()).view(B, 3, 4, -1)
-    homogeneous = torch.cat([vertices.transpose(1, 2), vertices.new_ones(B, 1, vertices.shape[1])], 1)
-    return (blended * homogeneous.unsqueeze(1)).sum(2).transpose(1, 2).contiguous()
+    homogeneous = torch.cat([vertices.transpose(1, 2), vertices.new_ones(B, 1, vertices.shape[1])], 1).unsqueeze(1)
+    # in place when autograd records nothing: no second (B, 3, 4, V) array, and the same sums
+    product = blended * homogeneous if _needs_grad(vertices, weights, transforms) else blended.mul_(homogeneous)
+    return product.sum(2).transpose(1, 2).contiguous()
 
 
 # Batches up to this one take the dense path even when sparse weights are given: there the vertex-major
