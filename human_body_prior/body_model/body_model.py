@@ -479,7 +479,7 @@ class BodyModel(nn.Module):
             moved = values["trans"].clone()  # an optimiser may step the stored translation before v is read
             posedirs = self.posedirs if moving is None else self._posedirs_of(moving)
             out.defer("v", lambda: posed_mesh(rot_mats, transforms, shape_coeffs, template, shapedirs,
-                                              posedirs, self.weights, sparse, moved, moving))
+                                              posedirs, self.weights, sparse, moved))
         return dict(out) if return_dict else out
 
     def _moving_joints(self, given: dict, values: dict):
@@ -509,10 +509,11 @@ class BodyModel(nn.Module):
         """posedirs for a call in which only the ``moving`` joints turn: their rows copied into one
         block (lbs.JointRows; a body-only SMPL-X call reads 189 contiguous rows of 486, one pass
         instead of a strided one, about 1 ms less per pass at batch 1). One such copy is kept, rebuilt
-        when posedirs is replaced or changed in place; posedirs itself when it takes gradients or is None."""
+        when posedirs is replaced or changed in place; a fresh one, through which the gradient flows, when
+        posedirs takes gradients; None without posedirs."""
         posedirs = self.posedirs
         if posedirs is None or posedirs.requires_grad:
-            return posedirs
+            return posedirs if posedirs is None else joint_rows(posedirs, moving)
         key = (moving, weakref.ref(posedirs), posedirs._version)
         cached = self.__dict__.get("_joint_rows")
         if cached is None or cached[0][0] is not moving or cached[0][1]() is not posedirs \

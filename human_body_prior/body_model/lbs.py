@@ -52,28 +52,28 @@ class JointRows(NamedTuple):
 
 def joint_rows(posedirs: torch.Tensor, moving) -> JointRows:
     """The rows of posedirs (9 (J - 1), 3 V) of the moving joints but the root (``moving`` a
-    :class:`MovingJoints`), copied with the file's memory order: dirs is a (3 V, 9 m) array, transposed."""
+    :class:`MovingJoints`), copied with the file's memory order: dirs is a (3 V, 9 m) array, transposed.
+    Differentiable: a gradient for dirs flows back into posedirs."""
     joints = moving.index[moving.index > 0]
     rows = (9 * (joints - 1)).repeat_interleave(9) + torch.arange(9).repeat(len(joints))
     return JointRows(joints, posedirs.t()[:, rows.to(posedirs.device)].t())
 
 
-def corrective_blocks(rot_mats: torch.Tensor, posedirs, moving=None) -> list:
-    """The pose correctives as blocks [(features (B, 9 n), directions (9 n, 3 V)), ...] whose products sum
-    to pose_features(rot_mats) @ posedirs (posedirs (9 (J - 1), 3 V), nine rows per joint but the root).
+def corrective_blocks(rot_mats: torch.Tensor, posedirs) -> list:
+    """The pose correctives as [(features (B, n), directions (n, 3 V))], whose product is
+    pose_features(rot_mats) @ posedirs; [] when posedirs is None.
 
-    moving: None (one block), or the :class:`MovingJoints` of :func:`pose_skeleton`: one block per run
-    of moving joints. The other joints' rotations are the identity, so their features are exactly zero
-    and their rows of posedirs, most of an SMPL-X file's when only the body moves, are not read.
-    posedirs may also be a :class:`JointRows` (one block; ``moving`` is then not needed)."""
-    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
-    if isinstance(posedirs, JointRows):
-        joints = posedirs.joints.to(rot_mats.device)
-        return [((rot_mats.index_select(1, joints) - eye).flatten(1), posedirs.dirs)] if len(joints) else []
-    if moving is None:
+    posedirs: (9 (J - 1), 3 V), nine rows per joint but the root; or a :class:`JointRows` when only some
+    joints move (the others' features are exactly zero, and their rows, most of an SMPL-X file's when
+    only the body moves, are not read)."""
+    if posedirs is None:
+        return []
+    if not isinstance(posedirs, JointRows):
         return [(pose_features(rot_mats), posedirs)]
-    return [((rot_mats[:, max(a, 1):b] - eye).flatten(1), posedirs[9 * (max(a, 1) - 1):9 * (b - 1)])
-            for a, b in moving.runs if b > 1]
+    if not len(posedirs.joints):
+        return []
+    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+    return [((rot_mats.index_select(1, posedirs.joints.to(rot_mats.device)) - eye).flatten(1), posedirs.dirs)]
 
 
 def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
@@ -190,7 +190,7 @@ def _posed_in_chunks(rest_rows, correctives: list, sparse_weights: tuple, table:
     (3 V, B) array goes through memory between the steps.
 
     rest_rows(start, stop) -> (3 (stop - start), B): the shaped rest rows of those vertices, vertex-major,
-    which this function may change in place. correctives, the blocks of :func:`corrective_blocks` (none:
+    which this function may change in place. correctives, the list of :func:`corrective_blocks` (empty:
     no correctives); sparse_weights as in :func:`skin_vertices_sparse`; table (J, 12 B) from
     :func:`_transform_table`; trans (B, 3) or None. The sums and their order are those of the autograd
     path, so the result is the same."""
@@ -389,13 +389,13 @@ def shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights=None) -> tor
 
 
 def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tensor, posedirs, weights: torch.Tensor,
-              sparse_weights=None, trans=None, moving=None) -> torch.Tensor:
+              sparse_weights=None, trans=None) -> torch.Tensor:
     """The posed mesh (B, V, 3) of a posed skeleton (rot_mats (B, J, 3, 3), transforms (B, J, 3, 4) from
-    :func:`pose_skeleton`, with the ``moving`` it was given) and its shaped rest mesh (:func:`shaped_rest`,
-    consumed): pose correctives, then skinning (arguments as in :func:`lbs`; posedirs may also be a
-    :class:`JointRows`), then trans (B, 3) added if given."""
+    :func:`pose_skeleton`) and its shaped rest mesh (:func:`shaped_rest`, consumed): pose correctives, then
+    skinning (arguments as in :func:`lbs`; posedirs may also be a :class:`JointRows`), then trans (B, 3)
+    added if given."""
     B = rot_mats.shape[0]
-    correctives = [] if posedirs is None else corrective_blocks(rot_mats, posedirs, moving)
+    correctives = corrective_blocks(rot_mats, posedirs)
     if sparse_weights is None:
         v_shaped = rest
         for feats, dirs in correctives:
@@ -415,7 +415,7 @@ def skin_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, rest: torch.Tens
 
 def posed_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, shape_coeffs: torch.Tensor,
                v_template: torch.Tensor, shapedirs: torch.Tensor, posedirs, weights: torch.Tensor,
-               sparse_weights=None, trans=None, moving=None) -> torch.Tensor:
+               sparse_weights=None, trans=None) -> torch.Tensor:
     """The posed mesh (B, V, 3) of a posed skeleton (as in :func:`skin_mesh`), shaped from shape_coeffs,
     v_template and shapedirs (as in :func:`shaped_rest`) and moved by trans (B, 3) (None: not moved).
     Without autograd on the sparse path, each few hundred vertices are shaped, pose-corrected and skinned
@@ -423,11 +423,11 @@ def posed_mesh(rot_mats: torch.Tensor, transforms: torch.Tensor, shape_coeffs: t
     sparse_weights = _skin_path(sparse_weights, rot_mats.shape[0])
     if sparse_weights is not None and not _needs_grad(rot_mats, transforms, shape_coeffs, v_template, shapedirs,
                                                      posedirs, trans):
-        correctives = [] if posedirs is None else corrective_blocks(rot_mats, posedirs, moving)
-        return _posed_in_chunks(_shaped_rows(shape_coeffs, v_template, shapedirs), correctives, sparse_weights,
+        return _posed_in_chunks(_shaped_rows(shape_coeffs, v_template, shapedirs),
+                                corrective_blocks(rot_mats, posedirs), sparse_weights,
                                 _transform_table(transforms), trans)
     return skin_mesh(rot_mats, transforms, shaped_rest(shape_coeffs, v_template, shapedirs, sparse_weights),
-                     posedirs, weights, sparse_weights, trans, moving)
+                     posedirs, weights, sparse_weights, trans)
 
 
 def _needs_grad(*tensors) -> bool:

@@ -95,17 +95,6 @@ class MovingJoints:
             anchor.append(position[a])
         self.index, self.tree, self.anchor = torch.tensor(moving), tree.select(moving), torch.tensor(anchor)
 
-    @property
-    def runs(self) -> list:
-        """The moving joints as ranges [(start, stop), ...] of consecutive indices."""
-        runs = []
-        for j in self.index.tolist():
-            if runs and runs[-1][1] == j:
-                runs[-1] = (runs[-1][0], j + 1)
-            else:
-                runs.append((j, j + 1))
-        return runs
-
     @classmethod
     def with_ancestors(cls, tree: KinematicTree, joints) -> "MovingJoints":
         """The given joints, the root and every ancestor of them."""
